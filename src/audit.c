@@ -1,0 +1,165 @@
+#include "audit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hash.h"
+
+static const char GENESIS[] =
+	"0000000000000000000000000000000000000000000000000000000000000000";
+
+static const char SQL_HEAD_INIT[] = "INSERT INTO audit_heads (org_id, seq, hash) VALUES (?, 0, ?)";
+static const char SQL_HEAD_LOCK[] = "SELECT seq, hash FROM audit_heads WHERE org_id = ? FOR UPDATE";
+static const char SQL_HEAD_SET[] = "UPDATE audit_heads SET seq = ?, hash = ? WHERE org_id = ?";
+static const char SQL_INSERT[] =
+	"INSERT INTO audit_events (org_id, seq, at, actor_id, action, object_type, object_id,"
+	" idempotency_key, correlation_id, data, hash, prev_hash)"
+	" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char SQL_HEADS[] = "SELECT org_id, seq, hash FROM audit_heads ORDER BY org_id";
+static const char SQL_CHAIN[] =
+	"SELECT id, seq, DATE_FORMAT(at, '%Y-%m-%d %H:%i:%s.%f'), actor_id, action, object_type,"
+	" object_id, idempotency_key, correlation_id, data, hash, prev_hash"
+	" FROM audit_events WHERE org_id = ? AND seq > ? ORDER BY seq LIMIT 500";
+
+struct link {
+	const char *prev;
+	long long org, seq, actor, object;
+	const char *at, *action, *type, *key, *corr, *data;
+};
+
+/* Every field length-prefixed, so no choice of contents can make two events hash alike. */
+static void link_hash(const struct link *l, char out[65])
+{
+	char buf[8192];
+	char *big = NULL;
+	const char *f[] = { l->prev, l->at, l->action, l->type, l->key ? l->key : "", l->corr };
+	size_t need = 128 + strlen(l->data);
+	for (size_t i = 0; i < sizeof f / sizeof *f; i++)
+		need += strlen(f[i]) + 24;
+	char *p = need <= sizeof buf ? buf : (big = malloc(need));
+	if (!p)
+		abort();
+	int n = snprintf(p, need, "%lld|%lld|%lld|%lld|", l->org, l->seq, l->actor, l->object);
+	for (size_t i = 0; i < sizeof f / sizeof *f; i++)
+		n += snprintf(p + n, need - (size_t)n, "%zu:%s|", strlen(f[i]), f[i]);
+	n += snprintf(p + n, need - (size_t)n, "%zu:%s", strlen(l->data), l->data);
+	unsigned char md[SHA256_LEN];
+	sha256(p, (size_t)n, md);
+	hex_encode(md, SHA256_LEN, out);
+	free(big);
+}
+
+static void now_ms(char out[64])
+{
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(out, 64, "%04d-%02d-%02d %02d:%02d:%02d.%03ld", tm.tm_year + 1900, tm.tm_mon + 1,
+		tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+}
+
+int audit_init_chain(struct db *db, long long org_id)
+{
+	return db_exec(db, SQL_HEAD_INIT, "is", org_id, GENESIS);
+}
+
+int audit_flush(struct ctx *c)
+{
+	if (!c->audit)
+		return 0;
+	struct dbres r;
+	if (db_query(c->db, c->a, &r, SQL_HEAD_LOCK, "i", c->me.org_id) < 0)
+		return -1;
+	if (r.nrows != 1)
+		return -1;
+	long long seq = db_i(&r, 0, 0);
+	char prev[65], hash[65], at[64];
+	snprintf(prev, sizeof prev, "%s", db_s(&r, 0, 1));
+	now_ms(at);
+	for (const struct audit_event *e = c->audit; e; e = e->next) {
+		struct link l = { prev, c->me.org_id, ++seq, c->me.user_id, e->object_id, at,
+			e->action, e->object_type, c->idem_key, c->request_id, e->data };
+		link_hash(&l, hash);
+		if (db_exec(c->db, SQL_INSERT, "iisississsss", c->me.org_id, seq, at, c->me.user_id,
+				e->action, e->object_type, e->object_id, c->idem_key, c->request_id, e->data,
+				hash, prev) < 0)
+			return -1;
+		memcpy(prev, hash, sizeof prev);
+	}
+	return db_exec(c->db, SQL_HEAD_SET, "isi", seq, prev, c->me.org_id);
+}
+
+/* Checks one organisation's chain; prints the first broken link. 0, 1 broken, -1 error. */
+static int verify_chain(struct db *db, long long org, long long head_seq, const char *head_hash)
+{
+	struct arena a = { 0 };
+	char prev[65], hash[65];
+	long long seq = 0;
+	int rc = -1;
+	memcpy(prev, GENESIS, sizeof prev);
+	for (;;) {
+		struct dbres r;
+		arena_reset(&a);
+		if (db_query(db, &a, &r, SQL_CHAIN, "ii", org, seq) < 0)
+			goto out;
+		if (r.nrows == 0)
+			break;
+		for (size_t i = 0; i < r.nrows; i++) {
+			long long id = db_i(&r, i, 0);
+			char at[24];
+			snprintf(at, sizeof at, "%s", db_s(&r, i, 2));   /* microseconds → milliseconds */
+			struct link l = { prev, org, db_i(&r, i, 1), db_i(&r, i, 3), db_i(&r, i, 6), at,
+				db_s(&r, i, 4), db_s(&r, i, 5), db_s(&r, i, 7), db_s(&r, i, 8), db_s(&r, i, 9) };
+			const char *why = NULL;
+			if (l.seq != seq + 1)
+				why = "sequence gap";
+			else if (strcmp(db_s(&r, i, 11), prev) != 0)
+				why = "prevHash does not match the previous event's hash";
+			else if (link_hash(&l, hash), strcmp(hash, db_s(&r, i, 10)) != 0)
+				why = "hash does not match the event's contents";
+			if (why) {
+				fprintf(stderr, "audit chain of organisation %lld broken at event %lld (seq %lld): %s\n",
+					org, id, l.seq, why);
+				rc = 1;
+				goto out;
+			}
+			seq = l.seq;
+			memcpy(prev, hash, sizeof prev);
+		}
+	}
+	if (seq != head_seq || strcmp(prev, head_hash) != 0) {
+		fprintf(stderr, "audit chain of organisation %lld broken after seq %lld: the chain head "
+			"(seq %lld) does not match its last event\n", org, seq, head_seq);
+		rc = 1;
+		goto out;
+	}
+	rc = 0;
+out:
+	arena_free(&a);
+	return rc;
+}
+
+int audit_verify(struct db *db)
+{
+	struct arena a = { 0 };
+	struct dbres heads;
+	int rc = -1;
+	if (db_query(db, &a, &heads, SQL_HEADS, "") < 0)
+		goto out;
+	rc = 0;
+	for (size_t i = 0; i < heads.nrows; i++) {
+		int v = verify_chain(db, db_i(&heads, i, 0), db_i(&heads, i, 1), db_s(&heads, i, 2));
+		if (v < 0) {
+			rc = -1;
+			goto out;
+		}
+		if (v > 0)
+			rc = 1;
+	}
+out:
+	arena_free(&a);
+	return rc;
+}

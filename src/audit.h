@@ -1,0 +1,18 @@
+/* The audit trail: append-only events, SHA-256 hash-chained per organisation. */
+#ifndef REMIT_AUDIT_H
+#define REMIT_AUDIT_H
+#include "http.h"
+
+/* Writes the events buffered with audit_add into the organisation's chain, inside the
+ * mutation's transaction. Locks the chain's head row, so it runs last, just before COMMIT,
+ * to keep that critical section short. Returns 0 or -1. */
+int audit_flush(struct ctx *c);
+
+/* Walks every chain; prints the first broken link of each to stderr. 0 intact, 1 broken,
+ * -1 database error. */
+int audit_verify(struct db *db);
+
+/* Creates an organisation's chain head (the first prevHash is 64 zeros). */
+int audit_init_chain(struct db *db, long long org_id);
+
+#endif

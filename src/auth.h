@@ -1,0 +1,16 @@
+/* Bearer tokens: random, shown once, stored only as SHA-256. */
+#ifndef REMIT_AUTH_H
+#define REMIT_AUTH_H
+#include "hash.h"
+#include "http.h"
+
+#define TOKEN_PREFIX "rmt_"
+#define TOKEN_LEN (4 + 43)   /* prefix + base64url of 32 random bytes */
+
+/* Resolves the request's bearer token into c->me: 0, 401 (reply written) or HANDLER_DB_ERROR. */
+int auth_authenticate(struct ctx *c);
+
+/* A fresh token (256 bits from the kernel) and its hash. */
+void auth_new_token(char token[TOKEN_LEN + 1], unsigned char hash[SHA256_LEN]);
+
+#endif

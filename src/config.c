@@ -1,0 +1,135 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+enum kind { K_STR, K_UINT, K_INT, K_LONG, K_OCTAL, K_LEVEL };
+
+static const struct option {
+	const char *name;
+	enum kind kind;
+	size_t offset, size;
+	long min, max;
+} options[] = {
+#define STR(f) #f, K_STR, offsetof(struct config, f), sizeof(((struct config *)0)->f), 0, 0
+#define NUM(f, k, lo, hi) #f, k, offsetof(struct config, f), sizeof(((struct config *)0)->f), lo, hi
+	{ STR(db_socket) },
+	{ STR(db_host) },
+	{ NUM(db_port, K_UINT, 1, 65535) },
+	{ STR(db_user) },
+	{ STR(db_password) },
+	{ STR(db_name) },
+	{ STR(listen) },
+	{ NUM(listen_mode, K_OCTAL, 0, 0777) },
+	{ NUM(workers, K_INT, 0, 1024) },
+	{ NUM(log_level, K_LEVEL, 0, 0) },
+	{ NUM(max_body, K_LONG, 1, 64L << 20) },
+	{ NUM(idem_wait, K_INT, 1, 3600) },
+	{ NUM(idem_retention, K_LONG, 1, 365L * 86400) },
+	{ NUM(purge_interval, K_INT, 0, 86400) },
+	{ NUM(tx_retries, K_INT, 0, 100) },
+#undef STR
+#undef NUM
+};
+
+void config_defaults(struct config *c)
+{
+	memset(c, 0, sizeof *c);
+	strcpy(c->db_host, "127.0.0.1");
+	c->db_port = 3306;
+	strcpy(c->db_user, "remit");
+	strcpy(c->db_name, "remit");
+	strcpy(c->listen, "/run/remit/remit.sock");
+	c->listen_mode = 0660;
+	c->log_level = LOG_INFO;
+	c->max_body = 65536;
+	c->idem_wait = 5;
+	c->idem_retention = 86400;
+	c->purge_interval = 60;
+	c->tx_retries = 5;
+}
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static int set(struct config *c, const struct option *o, const char *v)
+{
+	void *field = (char *)c + o->offset;
+	if (o->kind == K_STR) {
+		if (strlen(v) >= o->size)
+			return -1;
+		strcpy(field, v);
+		return 0;
+	}
+	if (o->kind == K_LEVEL) {
+		int l = log_level_parse(v);
+		if (l < 0)
+			return -1;
+		*(int *)field = l;
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	long n = strtol(v, &end, o->kind == K_OCTAL ? 8 : 10);
+	if (errno || end == v || *end || n < o->min || n > o->max)
+		return -1;
+	if (o->kind == K_LONG)
+		*(long *)field = n;
+	else if (o->kind == K_INT)
+		*(int *)field = (int)n;
+	else
+		*(unsigned *)field = (unsigned)n;
+	return 0;
+}
+
+int config_load(struct config *c, const char *path)
+{
+	config_defaults(c);
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "remit: cannot read config %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	char line[1024];
+	int lineno = 0, rc = 0;
+	while (fgets(line, sizeof line, f)) {
+		lineno++;
+		char *s = trim(line);
+		if (!*s || *s == '#')
+			continue;
+		char *eq = strchr(s, '=');
+		const struct option *o = NULL;
+		if (eq) {
+			*eq = '\0';
+			char *key = trim(s);
+			for (size_t i = 0; i < sizeof options / sizeof *options; i++)
+				if (strcmp(options[i].name, key) == 0)
+					o = &options[i];
+		}
+		if (!o || set(c, o, trim(eq + 1)) < 0) {
+			fprintf(stderr, "remit: %s:%d: bad setting\n", path, lineno);
+			rc = -1;
+			break;
+		}
+	}
+	fclose(f);
+	if (rc == 0 && c->workers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		c->workers = 2 * (int)(n > 0 ? n : 1);
+	}
+	return rc;
+}

@@ -1,0 +1,347 @@
+#include "db.h"
+
+#include <errno.h>
+#include <mysql.h>
+#include <mysqld_error.h>
+#include <errmsg.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define MAX_PARAMS 24
+#define STMT_CACHE 96
+
+/* Statements are cached by the address of their SQL text, which is always a string literal. */
+struct cached {
+	const char *sql;
+	MYSQL_STMT *stmt;
+};
+
+struct db {
+	const struct config *cfg;
+	MYSQL *conn;
+	struct cached cache[STMT_CACHE];
+	size_t ncached;
+	unsigned err;
+	char errmsg[256];
+	unsigned long long affected;
+	long long insert_id;
+};
+
+struct db *db_new(const struct config *cfg)
+{
+	struct db *db = calloc(1, sizeof *db);
+	if (!db)
+		abort();
+	db->cfg = cfg;
+	return db;
+}
+
+static void set_err(struct db *db, unsigned err, const char *msg)
+{
+	db->err = err;
+	snprintf(db->errmsg, sizeof db->errmsg, "%s", msg);
+}
+
+static bool conn_lost(unsigned err)
+{
+	return err == CR_SERVER_GONE_ERROR || err == CR_SERVER_LOST || err == CR_CONN_HOST_ERROR ||
+	       err == CR_CONNECTION_ERROR || err == ER_CONNECTION_KILLED || err == ER_SERVER_SHUTDOWN ||
+	       err == CR_COMMANDS_OUT_OF_SYNC || err == 4031 /* MySQL 8: disconnected by server */;
+}
+
+static void from_conn(struct db *db)
+{
+	set_err(db, mysql_errno(db->conn), mysql_error(db->conn));
+	if (conn_lost(db->err))
+		db_disconnect(db);
+}
+
+static void from_stmt(struct db *db, MYSQL_STMT *st)
+{
+	set_err(db, mysql_stmt_errno(st), mysql_stmt_error(st));
+	if (conn_lost(db->err))
+		db_disconnect(db);
+}
+
+void db_disconnect(struct db *db)
+{
+	for (size_t i = 0; i < db->ncached; i++)
+		mysql_stmt_close(db->cache[i].stmt);
+	db->ncached = 0;
+	if (db->conn)
+		mysql_close(db->conn);
+	db->conn = NULL;
+}
+
+void db_free(struct db *db)
+{
+	if (!db)
+		return;
+	db_disconnect(db);
+	free(db);
+}
+
+bool db_connected(const struct db *db) { return db->conn != NULL; }
+
+int db_connect(struct db *db)
+{
+	if (db->conn)
+		return 0;
+	const struct config *c = db->cfg;
+	MYSQL *m = mysql_init(NULL);
+	if (!m)
+		abort();
+	unsigned timeout = 2, io_timeout = (unsigned)c->idem_wait + 30;
+	mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+	mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &io_timeout);
+	mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout);
+	mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	/* A twin of an idempotent request waits on the first one's key row at most idem_wait
+	 * seconds; every other lock wait is bounded the same way and retried. */
+	char init[256];
+	snprintf(init, sizeof init,
+		"SET time_zone = '+00:00', innodb_lock_wait_timeout = %d, "
+		"sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
+		"ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'", c->idem_wait);
+	mysql_options(m, MYSQL_INIT_COMMAND, init);
+	const char *sock = c->db_socket[0] ? c->db_socket : NULL;
+	if (!mysql_real_connect(m, sock ? NULL : c->db_host, c->db_user, c->db_password, c->db_name,
+			sock ? 0 : c->db_port, sock, CLIENT_FOUND_ROWS)) {
+		set_err(db, mysql_errno(m), mysql_error(m));
+		mysql_close(m);
+		return -1;
+	}
+	db->conn = m;
+	if (mysql_query(m, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ") != 0) {
+		from_conn(db);
+		return -1;
+	}
+	return 0;
+}
+
+static MYSQL_STMT *prepare(struct db *db, const char *sql)
+{
+	for (size_t i = 0; i < db->ncached; i++)
+		if (db->cache[i].sql == sql)
+			return db->cache[i].stmt;
+	MYSQL_STMT *st = mysql_stmt_init(db->conn);
+	if (!st) {
+		from_conn(db);
+		return NULL;
+	}
+	if (mysql_stmt_prepare(st, sql, strlen(sql)) != 0) {
+		from_stmt(db, st);
+		mysql_stmt_close(st);
+		return NULL;
+	}
+	if (db->ncached == STMT_CACHE) {   /* full: the oldest goes (never reached in practice) */
+		mysql_stmt_close(db->cache[0].stmt);
+		memmove(db->cache, db->cache + 1, (STMT_CACHE - 1) * sizeof *db->cache);
+		db->ncached--;
+	}
+	db->cache[db->ncached++] = (struct cached){ sql, st };
+	return st;
+}
+
+/* Binds the parameters described by `types` and executes. */
+static MYSQL_STMT *run(struct db *db, const char *sql, const char *types, va_list ap)
+{
+	db->err = 0;
+	db->errmsg[0] = '\0';
+	if (!db->conn) {
+		set_err(db, CR_SERVER_GONE_ERROR, "not connected");
+		return NULL;
+	}
+	MYSQL_STMT *st = prepare(db, sql);
+	if (!st)
+		return NULL;
+	size_t n = strlen(types);
+	if (n > MAX_PARAMS || n != mysql_stmt_param_count(st)) {
+		log_write(LOG_ERROR, "parameter count mismatch", NULL);
+		abort();
+	}
+	MYSQL_BIND bind[MAX_PARAMS];
+	long long ints[MAX_PARAMS];
+	unsigned long lens[MAX_PARAMS];
+	memset(bind, 0, sizeof bind);
+	for (size_t i = 0; i < n; i++) {
+		const char *s;
+		switch (types[i]) {
+		case 'i':
+			ints[i] = va_arg(ap, long long);
+			bind[i].buffer_type = MYSQL_TYPE_LONGLONG;
+			bind[i].buffer = &ints[i];
+			break;
+		case 's':
+			s = va_arg(ap, const char *);
+			bind[i].buffer_type = s ? MYSQL_TYPE_STRING : MYSQL_TYPE_NULL;
+			bind[i].buffer = (void *)s;
+			lens[i] = s ? strlen(s) : 0;
+			bind[i].buffer_length = lens[i];
+			bind[i].length = &lens[i];
+			break;
+		case 'S':
+		case 'b':
+			s = va_arg(ap, const char *);
+			lens[i] = va_arg(ap, size_t);
+			bind[i].buffer_type = types[i] == 'b' ? MYSQL_TYPE_BLOB : MYSQL_TYPE_STRING;
+			bind[i].buffer = (void *)s;
+			bind[i].buffer_length = lens[i];
+			bind[i].length = &lens[i];
+			break;
+		default:
+			abort();
+		}
+	}
+	if ((n && mysql_stmt_bind_param(st, bind) != 0) || mysql_stmt_execute(st) != 0) {
+		from_stmt(db, st);
+		return NULL;
+	}
+	return st;
+}
+
+int db_exec(struct db *db, const char *sql, const char *types, ...)
+{
+	va_list ap;
+	va_start(ap, types);
+	MYSQL_STMT *st = run(db, sql, types, ap);
+	va_end(ap);
+	if (!st)
+		return -1;
+	db->affected = mysql_stmt_affected_rows(st);
+	db->insert_id = (long long)mysql_stmt_insert_id(st);
+	return 0;
+}
+
+/* Reads every row of an executed statement as text cells. */
+static int fetch_all(struct db *db, MYSQL_STMT *st, struct arena *a, struct dbres *res)
+{
+	int rc = -1;
+	MYSQL_RES *meta = NULL;
+	my_bool update_max = 1;
+	mysql_stmt_attr_set(st, STMT_ATTR_UPDATE_MAX_LENGTH, &update_max);
+	if (mysql_stmt_store_result(st) != 0) {
+		from_stmt(db, st);
+		return -1;
+	}
+	meta = mysql_stmt_result_metadata(st);
+	size_t ncols = meta ? mysql_num_fields(meta) : 0;
+	size_t nrows = (size_t)mysql_stmt_num_rows(st);
+	res->ncols = ncols;
+	res->nrows = 0;
+	size_t ncells = nrows * ncols;
+	res->cells = arena_alloc(a, (ncells ? ncells : 1) * sizeof *res->cells);
+	MYSQL_FIELD *fields = ncols ? mysql_fetch_fields(meta) : NULL;
+	MYSQL_BIND *bind = arena_alloc(a, (ncols + 1) * sizeof *bind);
+	unsigned long *lens = arena_alloc(a, (ncols + 1) * sizeof *lens);
+	my_bool *nulls = arena_alloc(a, (ncols + 1) * sizeof *nulls);
+	memset(bind, 0, (ncols + 1) * sizeof *bind);
+	if (ncols == 0) {
+		rc = 0;
+		goto out;
+	}
+	for (size_t c = 0; c < ncols; c++) {
+		/* max_length counts text for strings; numbers and dates come as text up to 64 bytes */
+		unsigned long cap = fields[c].max_length > 64 ? fields[c].max_length : 64;
+		bind[c].buffer_type = MYSQL_TYPE_STRING;
+		bind[c].buffer = arena_alloc(a, cap + 1);
+		bind[c].buffer_length = cap + 1;
+		bind[c].length = &lens[c];
+		bind[c].is_null = &nulls[c];
+	}
+	if (mysql_stmt_bind_result(st, bind) != 0) {
+		from_stmt(db, st);
+		goto out;
+	}
+	for (;;) {
+		int f = mysql_stmt_fetch(st);
+		if (f == MYSQL_NO_DATA)
+			break;
+		if (f != 0) {   /* MYSQL_DATA_TRUNCATED cannot happen with max_length buffers */
+			from_stmt(db, st);
+			goto out;
+		}
+		for (size_t c = 0; c < ncols; c++) {
+			struct dbcell *cell = &res->cells[res->nrows * ncols + c];
+			cell->s = nulls[c] ? NULL : arena_strndup(a, bind[c].buffer, lens[c]);
+			cell->len = nulls[c] ? 0 : lens[c];
+		}
+		res->nrows++;
+	}
+	rc = 0;
+out:
+	if (meta)
+		mysql_free_result(meta);
+	mysql_stmt_free_result(st);
+	return rc;
+}
+
+int db_query(struct db *db, struct arena *a, struct dbres *res, const char *sql,
+	const char *types, ...)
+{
+	va_list ap;
+	va_start(ap, types);
+	MYSQL_STMT *st = run(db, sql, types, ap);
+	va_end(ap);
+	memset(res, 0, sizeof *res);
+	if (!st)
+		return -1;
+	return fetch_all(db, st, a, res);
+}
+
+unsigned long long db_affected(const struct db *db) { return db->affected; }
+long long db_insert_id(const struct db *db) { return db->insert_id; }
+
+int db_exec_raw(struct db *db, const char *sql, size_t len)
+{
+	db->err = 0;
+	if (!db->conn) {
+		set_err(db, CR_SERVER_GONE_ERROR, "not connected");
+		return -1;
+	}
+	if (mysql_real_query(db->conn, sql, len) != 0) {
+		from_conn(db);
+		return -1;
+	}
+	db->affected = mysql_affected_rows(db->conn);
+	MYSQL_RES *r = mysql_store_result(db->conn);   /* a statement may return rows: drop them */
+	if (r)
+		mysql_free_result(r);
+	return 0;
+}
+
+static int simple(struct db *db, const char *sql) { return db_exec_raw(db, sql, strlen(sql)); }
+
+int db_begin(struct db *db) { return simple(db, "START TRANSACTION"); }
+int db_commit(struct db *db) { return simple(db, "COMMIT"); }
+
+int db_rollback(struct db *db)
+{
+	if (!db->conn)
+		return 0;
+	unsigned err = db->err;   /* keep the error that made the caller roll back */
+	char msg[sizeof db->errmsg];
+	memcpy(msg, db->errmsg, sizeof msg);
+	simple(db, "ROLLBACK");
+	db->err = err;
+	memcpy(db->errmsg, msg, sizeof msg);
+	return 0;
+}
+
+unsigned db_errno(const struct db *db) { return db->err; }
+const char *db_error(const struct db *db) { return db->errmsg; }
+
+bool db_err_retryable(const struct db *db)
+{
+	return db->err == ER_LOCK_DEADLOCK || db->err == ER_LOCK_WAIT_TIMEOUT;
+}
+
+long long db_i(const struct dbres *r, size_t row, size_t col)
+{
+	const char *s = db_s(r, row, col);
+	return s ? strtoll(s, NULL, 10) : 0;
+}

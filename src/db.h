@@ -1,0 +1,70 @@
+/* The worker's one MySQL connection: prepared statements (cached per connection), typed
+ * parameters, buffered results as text, transactions, and reconnection. */
+#ifndef REMIT_DB_H
+#define REMIT_DB_H
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "arena.h"
+#include "config.h"
+
+/* Server errors the callers act on. */
+enum {
+	DB_DUP_ENTRY = 1062,
+	DB_LOCK_WAIT_TIMEOUT = 1205,
+	DB_DEADLOCK = 1213,
+};
+
+struct db;
+
+struct dbcell {
+	const char *s;   /* NULL for SQL NULL */
+	size_t len;
+};
+
+struct dbres {
+	size_t nrows, ncols;
+	struct dbcell *cells;   /* row-major, in the request's arena */
+};
+
+struct db *db_new(const struct config *cfg);
+void db_free(struct db *db);
+int db_connect(struct db *db);           /* no-op when connected; 0 or -1 */
+bool db_connected(const struct db *db);
+void db_disconnect(struct db *db);
+
+/* Runs one statement. `types` has one letter per `?`: i (long long), s (const char *,
+ * NUL-terminated; NULL binds SQL NULL), S (const char *, size_t), b (const void *, size_t:
+ * binary). Returns 0 or -1 (see db_errno). */
+int db_exec(struct db *db, const char *sql, const char *types, ...);
+
+/* Like db_exec, and stores every row, each column as text, into `res` (allocated from `a`). */
+int db_query(struct db *db, struct arena *a, struct dbres *res, const char *sql,
+	const char *types, ...);
+
+unsigned long long db_affected(const struct db *db);
+long long db_insert_id(const struct db *db);
+
+/* Runs fixed SQL with no parameters through the text protocol (migrations, DDL). */
+int db_exec_raw(struct db *db, const char *sql, size_t len);
+
+int db_begin(struct db *db);
+int db_commit(struct db *db);
+int db_rollback(struct db *db);          /* best effort; never fails the caller */
+
+unsigned db_errno(const struct db *db);  /* last server or client error, 0 if none */
+const char *db_error(const struct db *db);
+bool db_err_retryable(const struct db *db);   /* deadlock or lock wait timeout */
+
+/* Cell accessors. */
+static inline const char *db_s(const struct dbres *r, size_t row, size_t col)
+{
+	return r->cells[row * r->ncols + col].s;
+}
+static inline size_t db_len(const struct dbres *r, size_t row, size_t col)
+{
+	return r->cells[row * r->ncols + col].len;
+}
+long long db_i(const struct dbres *r, size_t row, size_t col);   /* NULL → 0 */
+
+#endif

@@ -1,0 +1,32 @@
+/* The handlers behind the route table (router.c), one file per resource. */
+#ifndef REMIT_HANDLERS_H
+#define REMIT_HANDLERS_H
+#include "http.h"
+
+int h_healthz(struct ctx *c);
+int h_me(struct ctx *c);
+int h_users_create(struct ctx *c);
+int h_users_list(struct ctx *c);
+int h_tokens_create(struct ctx *c);
+int h_tokens_revoke(struct ctx *c);
+int h_rules_get(struct ctx *c);
+int h_rules_put(struct ctx *c);
+int h_batches_create(struct ctx *c);
+int h_batches_list(struct ctx *c);
+int h_batches_get(struct ctx *c);
+int h_batches_submit(struct ctx *c);
+int h_batches_cancel(struct ctx *c);
+int h_requests_create(struct ctx *c);
+int h_requests_list(struct ctx *c);
+int h_requests_get(struct ctx *c);
+int h_requests_patch(struct ctx *c);
+int h_requests_delete(struct ctx *c);
+int h_requests_approve(struct ctx *c);
+int h_requests_reject(struct ctx *c);
+int h_requests_mark_paid(struct ctx *c);
+int h_approvals_list(struct ctx *c);
+int h_ledger_entries(struct ctx *c);
+int h_ledger_balances(struct ctx *c);
+int h_audit_list(struct ctx *c);
+
+#endif

@@ -1,0 +1,118 @@
+#include "idem.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash.h"
+#include "log.h"
+
+static const char SQL_CLAIM[] =
+	"INSERT INTO idempotency_keys (user_id, idem_key, fingerprint, expires_at)"
+	" VALUES (?, ?, ?, NOW(3) + INTERVAL ? SECOND)";
+static const char SQL_STORE[] =
+	"UPDATE idempotency_keys SET status = ?, etag = ?, body = ? WHERE id = ?";
+static const char SQL_FIND[] =
+	"SELECT id, fingerprint, status, etag, body, expires_at <= NOW(3)"
+	" FROM idempotency_keys WHERE user_id = ? AND idem_key = ?";
+static const char SQL_DROP_EXPIRED[] =
+	"DELETE FROM idempotency_keys WHERE id = ? AND expires_at <= NOW(3)";
+static const char SQL_PURGE[] =
+	"DELETE FROM idempotency_keys WHERE expires_at <= NOW(3) ORDER BY expires_at LIMIT ?";
+
+/* SHA-256 of method, path and the body's canonical JSON (members sorted, no white space). */
+static void fingerprint(struct ctx *c, unsigned char out[SHA256_LEN])
+{
+	yajl_gen g = yajl_gen_alloc(NULL);
+	if (!g)
+		abort();
+	yajl_gen_array_open(g);   /* one document: [method, path, body] */
+	yajl_gen_string(g, (const unsigned char *)c->rq.method, strlen(c->rq.method));
+	yajl_gen_string(g, (const unsigned char *)c->rq.path, strlen(c->rq.path));
+	json_write_canonical(g, c->body);
+	yajl_gen_array_close(g);
+	const unsigned char *buf;
+	size_t len;
+	yajl_gen_get_buf(g, &buf, &len);
+	sha256(buf, len, out);
+	yajl_gen_free(g);
+}
+
+/* After a duplicate key: the first attempt has committed (a committed row always holds its
+ * response). Read it with a fresh statement outside the rolled-back transaction. */
+static int existing(struct ctx *c, const unsigned char fp[SHA256_LEN])
+{
+	struct dbres r;
+	if (db_query(c->db, c->a, &r, SQL_FIND, "is", c->me.user_id, c->idem_key) < 0)
+		return IDEM_DB_ERROR;
+	if (r.nrows == 0)
+		return IDEM_AGAIN;   /* purged in between: the key is new again */
+	if (db_i(&r, 0, 5)) {
+		if (db_exec(c->db, SQL_DROP_EXPIRED, "i", db_i(&r, 0, 0)) < 0)
+			return IDEM_DB_ERROR;
+		return IDEM_AGAIN;   /* expired: a new key */
+	}
+	if (db_len(&r, 0, 1) != SHA256_LEN || memcmp(db_s(&r, 0, 1), fp, SHA256_LEN) != 0) {
+		c->ndetails = 0;
+		reply_error(c, 422, "IDEMPOTENCY_KEY_REUSED",
+			"this Idempotency-Key was used for another request");
+		return IDEM_DONE;
+	}
+	c->rs.status = (int)db_i(&r, 0, 2);
+	c->rs.etag = db_i(&r, 0, 3);
+	c->rs.body = db_s(&r, 0, 4);
+	c->rs.body_len = db_len(&r, 0, 4);
+	c->rs.replayed = true;
+	return IDEM_DONE;
+}
+
+int idem_claim(struct ctx *c)
+{
+	unsigned char fp[SHA256_LEN];
+	fingerprint(c, fp);
+	if (db_exec(c->db, SQL_CLAIM, "isbi", c->me.user_id, c->idem_key, fp, sizeof fp,
+			(long long)c->cfg->idem_retention) == 0) {
+		c->idem_row = db_insert_id(c->db);
+		return IDEM_RUN;
+	}
+	unsigned err = db_errno(c->db);
+	db_rollback(c->db);
+	if (err == DB_LOCK_WAIT_TIMEOUT) {   /* the first attempt still holds the key */
+		c->ndetails = 0;
+		c->rs.retry_after = true;
+		reply_error(c, 409, "IDEMPOTENCY_KEY_IN_PROGRESS",
+			"a request with this Idempotency-Key is still running; retry later");
+		return IDEM_DONE;
+	}
+	if (err == DB_DEADLOCK)
+		return IDEM_AGAIN;
+	if (err != DB_DUP_ENTRY)
+		return IDEM_DB_ERROR;
+	return existing(c, fp);
+}
+
+int idem_store(struct ctx *c)
+{
+	const unsigned char *body;
+	size_t len;
+	yajl_gen_get_buf(c->rs.gen, &body, &len);
+	char etag[24] = "";
+	if (c->rs.etag > 0)
+		snprintf(etag, sizeof etag, "%lld", c->rs.etag);
+	return db_exec(c->db, SQL_STORE, "isSi", (long long)c->rs.status, etag[0] ? etag : NULL,
+		(const char *)body, len, c->idem_row);
+}
+
+long idem_purge(struct db *db, int batch, int max_batches)
+{
+	long total = 0;
+	for (int i = 0; i < max_batches; i++) {
+		if (db_exec(db, SQL_PURGE, "i", (long long)batch) < 0)
+			return -1;
+		unsigned long long n = db_affected(db);
+		total += (long)n;
+		if (n < (unsigned long long)batch)
+			break;
+	}
+	return total;
+}

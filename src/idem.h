@@ -1,0 +1,25 @@
+/* Exactly-once mutations (API §3): the key's row is claimed first in the mutation's own
+ * transaction and carries the response when it commits; the unique index on (user, key)
+ * decides every race. */
+#ifndef REMIT_IDEM_H
+#define REMIT_IDEM_H
+#include "http.h"
+
+enum idem_claim {
+	IDEM_RUN,        /* claimed: run the handler, then idem_store before COMMIT */
+	IDEM_DONE,       /* rolled back; c->rs holds the answer (replay, 422, 409 in progress) */
+	IDEM_AGAIN,      /* rolled back; re-run the transaction (deadlock, expired key removed) */
+	IDEM_DB_ERROR,   /* failed; the caller rolls back */
+};
+
+/* Inside a transaction just begun: claims c->idem_key for the caller. */
+int idem_claim(struct ctx *c);
+
+/* Stores the response built in c->rs into the claimed row (same transaction). */
+int idem_store(struct ctx *c);
+
+/* Deletes expired keys in batches of `batch` rows, each its own short transaction, until
+ * none is left or `max_batches` ran. Returns the number deleted, or -1. */
+long idem_purge(struct db *db, int batch, int max_batches);
+
+#endif

@@ -1,0 +1,79 @@
+#include "migrate.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+static const char SQL_CREATE[] =
+	"CREATE TABLE IF NOT EXISTS schema_migrations ("
+	" name VARCHAR(100) CHARACTER SET ascii NOT NULL PRIMARY KEY,"
+	" applied_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)) ENGINE=InnoDB";
+static const char SQL_LOCK[] = "SELECT GET_LOCK('remit_migrate', 60)";
+static const char SQL_UNLOCK[] = "SELECT RELEASE_LOCK('remit_migrate')";
+static const char SQL_APPLIED[] = "SELECT 1 FROM schema_migrations WHERE name = ?";
+static const char SQL_RECORD[] = "INSERT INTO schema_migrations (name) VALUES (?)";
+
+static bool only_comments(const char *p, size_t len)
+{
+	const char *end = p + len;
+	while (p < end) {
+		p += strspn(p, " \t\n");
+		if (p >= end)
+			break;
+		if (strncmp(p, "--", 2) != 0)
+			return false;
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		p = nl ? nl + 1 : end;
+	}
+	return true;
+}
+
+/* Statements end with ';' at the end of a line; DDL commits implicitly, so a migration that
+ * fails halfway is reported and must be fixed by hand before it is retried. */
+static int apply(struct db *db, const struct migration *m)
+{
+	const char *p = m->sql;
+	while (*p) {
+		const char *end = strstr(p, ";\n");
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (!only_comments(p, len)) {
+			if (db_exec_raw(db, p, len) < 0) {
+				log_write(LOG_ERROR, "migration failed", "\"migration\":\"%s\",\"error\":\"%u\"",
+					m->name, db_errno(db));
+				fprintf(stderr, "remit: migration %s: %s\n", m->name, db_error(db));
+				return -1;
+			}
+		}
+		p += len + (end ? 2 : 0);
+	}
+	return 0;
+}
+
+int migrate_run(struct db *db)
+{
+	struct arena a = { 0 };
+	struct dbres r;
+	int rc = -1;
+	if (db_exec_raw(db, SQL_CREATE, sizeof SQL_CREATE - 1) < 0 ||
+	    db_exec_raw(db, SQL_LOCK, sizeof SQL_LOCK - 1) < 0)
+		goto out;
+	for (const struct migration *m = migrations; m->name; m++) {
+		if (db_query(db, &a, &r, SQL_APPLIED, "s", m->name) < 0)
+			goto unlock;
+		if (r.nrows)
+			continue;
+		if (apply(db, m) < 0 || db_exec(db, SQL_RECORD, "s", m->name) < 0)
+			goto unlock;
+		log_write(LOG_INFO, "migration applied", "\"migration\":\"%s\"", m->name);
+	}
+	rc = 0;
+unlock:
+	db_exec_raw(db, SQL_UNLOCK, sizeof SQL_UNLOCK - 1);
+out:
+	if (rc < 0 && db_errno(db))
+		fprintf(stderr, "remit: migrate: %s\n", db_error(db));
+	arena_free(&a);
+	return rc;
+}

@@ -1,0 +1,261 @@
+#include "router.h"
+
+#include <fcgiapp.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "audit.h"
+#include "auth.h"
+#include "domain/handlers.h"
+#include "idem.h"
+#include "idem_key.h"
+#include "log.h"
+
+enum {
+	R_TX = 1,    /* a mutation: runs in one transaction, retried on deadlock */
+	R_IDEM = 2,  /* needs an Idempotency-Key, claimed in that transaction */
+	ROLE_NONE = 0,   /* no token needed */
+	ROLE_ANY = 31,   /* any authenticated user */
+};
+
+static const struct route {
+	const char *method, *pattern;
+	handler_fn handler;
+	unsigned roles;
+	unsigned flags;
+} routes[] = {
+	{ "GET",    "/healthz",                          h_healthz,           ROLE_NONE,      0 },
+	{ "GET",    "/api/v1/me",                        h_me,                ROLE_ANY,       0 },
+	{ "POST",   "/api/v1/users",                     h_users_create,      ROLE_ADMIN,     R_TX | R_IDEM },
+	{ "GET",    "/api/v1/users",                     h_users_list,        ROLE_ADMIN,     0 },
+	{ "POST",   "/api/v1/users/{}/tokens",           h_tokens_create,     ROLE_ADMIN,     R_TX },
+	{ "DELETE", "/api/v1/tokens/{}",                 h_tokens_revoke,     ROLE_ADMIN,     R_TX },
+	{ "GET",    "/api/v1/approval-rules",            h_rules_get,         ROLE_ANY,       0 },
+	{ "PUT",    "/api/v1/approval-rules",            h_rules_put,         ROLE_ADMIN,     R_TX },
+	{ "POST",   "/api/v1/batches",                   h_batches_create,    ROLE_CREATOR,   R_TX | R_IDEM },
+	{ "GET",    "/api/v1/batches",                   h_batches_list,      ROLE_ANY,       0 },
+	{ "GET",    "/api/v1/batches/{}",                h_batches_get,       ROLE_ANY,       0 },
+	{ "POST",   "/api/v1/batches/{}/requests",       h_requests_create,   ROLE_CREATOR,   R_TX | R_IDEM },
+	{ "GET",    "/api/v1/batches/{}/requests",       h_requests_list,     ROLE_ANY,       0 },
+	{ "POST",   "/api/v1/batches/{}/submit",         h_batches_submit,    ROLE_CREATOR,   R_TX | R_IDEM },
+	{ "POST",   "/api/v1/batches/{}/cancel",         h_batches_cancel,    ROLE_CREATOR,   R_TX | R_IDEM },
+	{ "GET",    "/api/v1/requests/{}",               h_requests_get,      ROLE_ANY,       0 },
+	{ "PATCH",  "/api/v1/requests/{}",               h_requests_patch,    ROLE_CREATOR,   R_TX },
+	{ "DELETE", "/api/v1/requests/{}",               h_requests_delete,   ROLE_CREATOR,   R_TX },
+	{ "POST",   "/api/v1/requests/{}/approve",       h_requests_approve,  ROLE_APPROVER,  R_TX | R_IDEM },
+	{ "POST",   "/api/v1/requests/{}/reject",        h_requests_reject,   ROLE_APPROVER,  R_TX | R_IDEM },
+	{ "POST",   "/api/v1/requests/{}/mark-paid",     h_requests_mark_paid, ROLE_TREASURER, R_TX | R_IDEM },
+	{ "GET",    "/api/v1/requests/{}/approvals",     h_approvals_list,    ROLE_ANY,       0 },
+	{ "GET",    "/api/v1/ledger/entries",            h_ledger_entries,    ROLE_ANY,       0 },
+	{ "GET",    "/api/v1/ledger/balances",           h_ledger_balances,   ROLE_ANY,       0 },
+	{ "GET",    "/api/v1/audit",                     h_audit_list,        ROLE_ANY,       0 },
+};
+#define NROUTES (sizeof routes / sizeof *routes)
+
+/* Matches a path against a pattern whose "{}" segments take one non-empty segment each. */
+static bool match(const char *pat, const char *path, const char *params[MAX_PATH_PARAMS],
+	size_t lens[MAX_PATH_PARAMS])
+{
+	int np = 0;
+	while (*pat && *path) {
+		if (pat[0] == '{' && pat[1] == '}') {
+			size_t n = strcspn(path, "/");
+			if (n == 0 || np == MAX_PATH_PARAMS)
+				return false;
+			params[np] = path;
+			lens[np++] = n;
+			pat += 2;
+			path += n;
+		} else if (*pat++ != *path++) {
+			return false;
+		}
+	}
+	return *pat == '\0' && *path == '\0';
+}
+
+int router_match(const char *method, const char *path, const char *params[MAX_PATH_PARAMS],
+	char *allow, size_t allow_cap)
+{
+	size_t lens[MAX_PATH_PARAMS];
+	int found = -1;
+	allow[0] = '\0';
+	for (size_t i = 0; i < NROUTES; i++) {
+		const char *p[MAX_PATH_PARAMS] = { NULL };
+		if (!match(routes[i].pattern, path, p, lens))
+			continue;
+		if (strcmp(routes[i].method, method) == 0) {
+			memcpy(params, p, sizeof p);
+			return (int)i;
+		}
+		size_t used = strlen(allow);
+		snprintf(allow + used, allow_cap - used, "%s%s", used ? ", " : "", routes[i].method);
+		found = -2;
+	}
+	return found;
+}
+
+/* application/json, optionally with charset=utf-8 (any case, optionally quoted). */
+static bool content_type_ok(const char *ct)
+{
+	static const char type[] = "application/json";
+	if (!ct || strncasecmp(ct, type, sizeof type - 1) != 0)
+		return false;
+	const char *p = ct + sizeof type - 1;
+	p += strspn(p, " \t");
+	if (!*p)
+		return true;
+	if (*p++ != ';')
+		return false;
+	p += strspn(p, " \t");
+	if (strncasecmp(p, "charset=", 8) != 0)
+		return false;
+	p += 8;
+	if (strncasecmp(p, "utf-8", 5) == 0)
+		p += 5;
+	else if (strncasecmp(p, "\"utf-8\"", 7) == 0)
+		p += 7;
+	else
+		return false;
+	p += strspn(p, " \t");
+	return *p == '\0';
+}
+
+static int db_failure(struct ctx *c)
+{
+	c->ndetails = 0;
+	if (!db_connected(c->db))
+		return reply_error(c, 503, "SERVICE_UNAVAILABLE", "the database is unavailable; retry later");
+	log_write(LOG_ERROR, "database error", "\"rid\":\"%s\",\"errno\":%u", c->request_id,
+		db_errno(c->db));
+	return reply_error(c, 500, "INTERNAL", "internal error");
+}
+
+/* Reads and parses the body of a POST, PUT or PATCH into c->body. */
+static int read_body(struct ctx *c, FCGX_Request *fr)
+{
+	bool has_body = c->rq.content_length > 0;
+	if (has_body && strcmp(c->rq.method, "DELETE") != 0 && !content_type_ok(c->rq.content_type))
+		return reply_error(c, 415, "UNSUPPORTED_MEDIA_TYPE",
+			"the body must be application/json (charset utf-8)");
+	if (http_read_body(c, fr) < 0)
+		return reply_error(c, 413, "PAYLOAD_TOO_LARGE", "the body is larger than allowed");
+	static struct jv empty = { .t = J_OBJ };
+	if (strcmp(c->rq.method, "DELETE") == 0) {   /* a DELETE's body, if any, means nothing */
+		c->body = &empty;
+		return 0;
+	}
+	if (c->rq.body_len == 0) {
+		if (strcmp(c->rq.method, "POST") != 0)
+			return reply_error(c, 400, "MALFORMED_JSON", "this method needs a JSON body");
+		c->body = &empty;
+		return 0;
+	}
+	if (json_parse(c->a, c->rq.body, c->rq.body_len, &c->body) < 0 || c->body->t != J_OBJ)
+		return reply_error(c, 400, "MALFORMED_JSON", "the body is not a valid JSON object");
+	return 0;
+}
+
+static int parse_idem_key(struct ctx *c)
+{
+	const char *h = c->rq.idem_header;
+	if (!h)
+		return reply_error(c, 400, "IDEMPOTENCY_KEY_MISSING",
+			"this request needs an Idempotency-Key header");
+	char *key = arena_alloc(c->a, IDEM_KEY_MAX + 1);
+	if (idem_key_parse(h, strlen(h), key) < 0)
+		return reply_error(c, 400, "IDEMPOTENCY_KEY_INVALID",
+			"Idempotency-Key must be 1..255 visible ASCII characters");
+	c->idem_key = key;
+	return 0;
+}
+
+/* Runs a mutation in one transaction: claim the key, run the handler, write the audit events,
+ * store the response, commit. Deadlocks and lock wait timeouts re-run it from the start. */
+static int run_tx(struct ctx *c, const struct route *r)
+{
+	for (int attempt = 0;; attempt++) {
+		http_reset_response(c);
+		int status = HANDLER_DB_ERROR;
+		bool at_commit = false;
+		if (db_begin(c->db) < 0)
+			goto failed;
+		if (r->flags & R_IDEM) {
+			int claim = idem_claim(c);
+			if (claim == IDEM_DONE)
+				return c->rs.status;
+			if (claim == IDEM_AGAIN) {
+				if (attempt < c->cfg->tx_retries)
+					continue;
+				goto failed;
+			}
+			if (claim != IDEM_RUN)
+				goto failed;
+		}
+		status = r->handler(c);
+		if (status == HANDLER_DB_ERROR)
+			goto failed;
+		if (status < 200 || status > 299) {
+			db_rollback(c->db);
+			return status;
+		}
+		if (audit_flush(c) < 0 || ((r->flags & R_IDEM) && idem_store(c) < 0))
+			goto failed;
+		at_commit = true;
+		if (db_commit(c->db) == 0)
+			return status;
+	failed:
+		db_rollback(c->db);
+		/* A lost connection at COMMIT may have committed: only a key can tell, so no re-run. */
+		bool again = db_err_retryable(c->db) || (!db_connected(c->db) && !at_commit);
+		if (!again || attempt >= c->cfg->tx_retries) {
+			http_reset_response(c);
+			return db_failure(c);
+		}
+		if (!db_connected(c->db) && db_connect(c->db) < 0)
+			return db_failure(c);
+		log_write(LOG_INFO, "transaction retried", "\"rid\":\"%s\",\"errno\":%u,\"attempt\":%d",
+			c->request_id, db_errno(c->db), attempt + 1);
+	}
+}
+
+int router_serve(struct ctx *c, FCGX_Request *fr)
+{
+	const char *path = c->rq.path;
+	bool api = strncmp(path, "/api/v1", 7) == 0 && (path[7] == '\0' || path[7] == '/');
+	if (db_connect(c->db) < 0 && (api || strcmp(path, "/healthz") == 0))
+		return db_failure(c);
+	if (api) {
+		int a = auth_authenticate(c);
+		/* The first statement is where a connection the server dropped is found out. */
+		if (a == HANDLER_DB_ERROR && !db_connected(c->db) && db_connect(c->db) == 0)
+			a = auth_authenticate(c);
+		if (a == HANDLER_DB_ERROR)
+			return db_failure(c);
+		if (a)
+			return a;
+	}
+	char allow[64];
+	int i = router_match(c->rq.method, path, c->params, allow, sizeof allow);
+	if (i == -1)
+		return reply_error(c, 404, "NOT_FOUND", "no such resource");
+	if (i == -2) {
+		c->rs.allow = arena_strndup(c->a, allow, strlen(allow));
+		return reply_error(c, 405, "METHOD_NOT_ALLOWED", "this resource does not take that method");
+	}
+	const struct route *r = &routes[i];
+	if (r->roles != ROLE_NONE && !(c->me.roles & r->roles))
+		return reply_error(c, 403, "FORBIDDEN", "your roles do not allow this action");
+	/* Path parameters end at the next '/': cut them out of the path. */
+	for (int p = 0; p < MAX_PATH_PARAMS && c->params[p]; p++)
+		c->params[p] = arena_strndup(c->a, c->params[p], strcspn(c->params[p], "/"));
+	int rc;
+	if (r->flags & R_TX && (rc = read_body(c, fr)))
+		return rc;
+	if (r->flags & R_IDEM && (rc = parse_idem_key(c)))
+		return rc;
+	if (r->flags & R_TX)
+		return run_tx(c, r);
+	rc = r->handler(c);
+	return rc == HANDLER_DB_ERROR ? db_failure(c) : rc;
+}

@@ -1,0 +1,136 @@
+#include "worker.h"
+
+#include <fcgiapp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "http.h"
+#include "idem.h"
+#include "log.h"
+#include "router.h"
+#include "text.h"
+
+#define PURGE_BATCH 500
+#define PURGE_MAX_BATCHES 20
+
+static volatile sig_atomic_t stopping;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+/* The client's X-Request-Id if it is one we may echo (nginx already checks), else ours. */
+static const char *request_id(struct arena *a, FCGX_Request *fr)
+{
+	const char *rid = FCGX_GetParam("HTTP_X_REQUEST_ID", fr->envp);
+	if (rid && request_id_valid(rid, strlen(rid)))
+		return rid;
+	unsigned char raw[16];
+	if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+		memset(raw, 0, sizeof raw);
+	char *out = arena_alloc(a, 33);
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", raw[i]);
+	return out;
+}
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static void serve(struct ctx *c, FCGX_Request *fr)
+{
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	arena_reset(c->a);
+	http_reset_response(c);
+	memset(&c->rq, 0, sizeof c->rq);
+	memset(&c->me, 0, sizeof c->me);
+	memset(c->params, 0, sizeof c->params);
+	c->body = NULL;
+	c->idem_key = NULL;
+	c->q = NULL;
+	c->nq = 0;
+	c->request_id = request_id(c->a, fr);
+	http_read_request(c, fr);
+	int status = router_serve(c, fr);
+	http_write_response(c, fr);
+	if (log_enabled(LOG_INFO)) {
+		char path[512], method[64];
+		log_escape(path, sizeof path, c->rq.path, strlen(c->rq.path));
+		log_escape(method, sizeof method, c->rq.method, strlen(c->rq.method));
+		log_write(LOG_INFO, "request",
+			"\"rid\":\"%s\",\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,\"ms\":%.2f,"
+			"\"user\":%lld,\"replayed\":%s", c->request_id, method, path, status,
+			ms_since(&t0), c->me.user_id, c->rs.replayed ? "true" : "false");
+	}
+}
+
+static void purge(struct db *db)
+{
+	if (db_connect(db) < 0)
+		return;
+	long n = idem_purge(db, PURGE_BATCH, PURGE_MAX_BATCHES);
+	if (n != 0)
+		log_write(n < 0 ? LOG_WARN : LOG_INFO, "purged idempotency keys", "\"deleted\":%ld", n);
+}
+
+int worker_run(const struct config *cfg, int listen_fd, int index)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_term;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t wait_mask;   /* SIGTERM is blocked but while waiting for a request */
+	sigprocmask(SIG_SETMASK, NULL, &wait_mask);
+	sigdelset(&wait_mask, SIGTERM);
+
+	pid_t parent = getppid();
+	struct arena arena = { 0 };
+	struct db *db = db_new(cfg);
+	struct ctx c;
+	memset(&c, 0, sizeof c);
+	c.a = &arena;
+	c.db = db;
+	c.cfg = cfg;
+	FCGX_Request fr;
+	FCGX_InitRequest(&fr, listen_fd, 0);
+	db_connect(db);   /* failures are retried by each request */
+	time_t next_purge = time(NULL) + (index == 0 ? 1 : 0);
+
+	while (!stopping && getppid() == parent) {
+		if (index == 0 && cfg->purge_interval > 0 && time(NULL) >= next_purge) {
+			purge(db);
+			next_purge = time(NULL) + cfg->purge_interval;
+		}
+		struct pollfd p = { .fd = listen_fd, .events = POLLIN };
+		struct timespec tick = { 1, 0 };
+		if (ppoll(&p, 1, &tick, &wait_mask) <= 0)
+			continue;
+		/* The socket is non-blocking: when another worker won the connection this fails
+		 * with EAGAIN and we go back to waiting. */
+		if (FCGX_Accept_r(&fr) < 0)
+			continue;
+		serve(&c, &fr);
+		FCGX_Finish_r(&fr);
+	}
+	FCGX_Free(&fr, 1);
+	if (c.rs.gen)
+		yajl_gen_free(c.rs.gen);
+	db_free(db);
+	arena_free(&arena);
+	return 0;
+}

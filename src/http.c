@@ -238,7 +238,11 @@ int check_if_match(struct ctx *c, long long version)
 
 long long param_id(struct ctx *c, int i)
 {
-	const char *s = c->params[i];
+	return id_parse(c->params[i]);
+}
+
+long long id_parse(const char *s)
+{
 	long long v = 0;
 	if (!s || !*s || strlen(s) > 18 || *s == '0')
 		return 0;

@@ -119,6 +119,8 @@ int check_if_match(struct ctx *c, long long version);
 
 /* Parses a path parameter as an id; 0 when it is not one (the caller answers 404). */
 long long param_id(struct ctx *c, int i);
+/* The same rule for any text (a query parameter naming an object); NULL gives 0. */
+long long id_parse(const char *s);
 
 /* Buffers an audit event for this mutation (written in its transaction). `data` is JSON. */
 void audit_add(struct ctx *c, const char *action, const char *object_type, long long object_id,

@@ -17,8 +17,8 @@ static const char SQL_FIND[] =
 	" FROM idempotency_keys WHERE user_id = ? AND idem_key = ?";
 static const char SQL_DROP_EXPIRED[] =
 	"DELETE FROM idempotency_keys WHERE id = ? AND expires_at <= NOW(3)";
-static const char SQL_PURGE[] =
-	"DELETE FROM idempotency_keys WHERE expires_at <= NOW(3) ORDER BY expires_at LIMIT ?";
+static const char SQL_EXPIRED[] =
+	"SELECT id FROM idempotency_keys WHERE expires_at <= NOW(3) ORDER BY expires_at LIMIT ?";
 
 /* SHA-256 of method, path and the body's canonical JSON (members sorted, no white space). */
 static void fingerprint(struct ctx *c, unsigned char out[SHA256_LEN])
@@ -103,16 +103,33 @@ int idem_store(struct ctx *c)
 		(const char *)body, len, c->idem_row);
 }
 
+/* Not one range DELETE: its next-key locks would take the first live row after the expired
+ * ones too, and when that is the claim of a request still running, the purge would wait for
+ * it (and fail after innodb_lock_wait_timeout). The expired ids are read without locks and
+ * deleted one by one, each row only if it is still expired. */
 long idem_purge(struct db *db, int batch, int max_batches)
 {
+	struct arena a = { 0 };
 	long total = 0;
 	for (int i = 0; i < max_batches; i++) {
-		if (db_exec(db, SQL_PURGE, "i", (long long)batch) < 0)
-			return -1;
-		unsigned long long n = db_affected(db);
-		total += (long)n;
-		if (n < (unsigned long long)batch)
+		struct dbres r;
+		arena_reset(&a);
+		if (db_query(db, &a, &r, SQL_EXPIRED, "i", (long long)batch) < 0 || db_begin(db) < 0)
+			goto failed;
+		for (size_t k = 0; k < r.nrows; k++) {
+			if (db_exec(db, SQL_DROP_EXPIRED, "i", db_i(&r, k, 0)) < 0)
+				goto failed;
+			total += (long)db_affected(db);
+		}
+		if (db_commit(db) < 0)
+			goto failed;
+		if (r.nrows < (size_t)batch)
 			break;
 	}
+	arena_free(&a);
 	return total;
+failed:
+	db_rollback(db);
+	arena_free(&a);
+	return -1;
 }

@@ -204,6 +204,11 @@ int pool_run(const struct config *cfg)
 	}
 
 	log_write(LOG_INFO, "draining", NULL);
+	/* Unlinked before the workers are told: from now on nginx's connect() fails at once (a
+	 * clean 502), and the accept queue only shrinks. Each worker serves what is queued before
+	 * it stops (ppoll reports a ready socket ahead of the pending SIGTERM), so the drain ends
+	 * even under load, and no request is left in the queue when the socket is closed. */
+	unlink(cfg->listen);
 	for (int i = 0; i < n; i++) {
 		if (slots[i].pid > 0)
 			kill(slots[i].pid, SIGTERM);
@@ -222,8 +227,7 @@ int pool_run(const struct config *cfg)
 			deadline = time(NULL) + 5;
 		}
 	}
-	close(fd);
-	unlink(cfg->listen);
+	close(fd);   /* not unlinked again: the path may belong to a newer pool by now */
 	free(slots);
 	mysql_library_end();
 	log_write(LOG_INFO, "pool stopped", NULL);

@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "auth.h"
@@ -121,14 +124,20 @@ static bool content_type_ok(const char *ct)
 	return *p == '\0';
 }
 
+/* A lost database or contention that outlasted the retries is the client's to retry (503);
+ * anything else is our bug (500). Neither changed anything: the transaction rolled back. */
 static int db_failure(struct ctx *c)
 {
 	c->ndetails = 0;
-	if (!db_connected(c->db))
+	if (!db_connected(c->db) || db_err_retryable(c->db)) {
+		c->rs.retry_after = true;
 		return reply_error(c, 503, "SERVICE_UNAVAILABLE", "the database is unavailable; retry later");
-	log_write(LOG_ERROR, "database error", "\"rid\":\"%s\",\"errno\":%u", c->request_id,
-		db_errno(c->db));
-	return reply_error(c, 500, "INTERNAL", "internal error");
+	}
+	char msg[512];
+	log_escape(msg, sizeof msg, db_error(c->db), strlen(db_error(c->db)));
+	log_write(LOG_ERROR, "database error", "\"rid\":\"%s\",\"errno\":%u,\"error\":\"%s\"",
+		c->request_id, db_errno(c->db), msg);
+	return reply_error(c, 500, "INTERNAL_ERROR", "internal error");
 }
 
 /* Reads and parses the body of a POST, PUT or PATCH into c->body. */
@@ -170,13 +179,41 @@ static int parse_idem_key(struct ctx *c)
 	return 0;
 }
 
+/* Waits a random 0..2^attempt ms (at most 32): twins queued on one key that deadlock when
+ * its holder rolls back would otherwise collide again on the immediate re-run. */
+static void backoff(int attempt)
+{
+	static unsigned seed;
+	if (!seed)
+		seed = (unsigned)getpid();
+	long max_us = 1000L << (attempt < 5 ? attempt : 5);
+	struct timespec ts = { 0, (rand_r(&seed) % max_us) * 1000 };
+	nanosleep(&ts, NULL);
+}
+
+/* After a failed attempt (rolled back): true when it is worth running again. A lost
+ * connection at COMMIT may have committed, and only a key can tell: no re-run then. */
+static bool may_retry(struct ctx *c, int attempt, bool at_commit)
+{
+	bool transient = db_err_retryable(c->db) || (!db_connected(c->db) && !at_commit);
+	if (!transient || attempt >= c->cfg->tx_retries ||
+	    (!db_connected(c->db) && db_connect(c->db) < 0)) {
+		log_write(LOG_WARN, "transaction failed", "\"rid\":\"%s\",\"errno\":%u,\"attempts\":%d",
+			c->request_id, db_errno(c->db), attempt + 1);
+		return false;
+	}
+	log_write(LOG_INFO, "transaction retried", "\"rid\":\"%s\",\"errno\":%u,\"attempt\":%d",
+		c->request_id, db_errno(c->db), attempt + 1);
+	backoff(attempt);
+	return true;
+}
+
 /* Runs a mutation in one transaction: claim the key, run the handler, write the audit events,
  * store the response, commit. Deadlocks and lock wait timeouts re-run it from the start. */
 static int run_tx(struct ctx *c, const struct route *r)
 {
 	for (int attempt = 0;; attempt++) {
 		http_reset_response(c);
-		int status = HANDLER_DB_ERROR;
 		bool at_commit = false;
 		if (db_begin(c->db) < 0)
 			goto failed;
@@ -184,15 +221,10 @@ static int run_tx(struct ctx *c, const struct route *r)
 			int claim = idem_claim(c);
 			if (claim == IDEM_DONE)
 				return c->rs.status;
-			if (claim == IDEM_AGAIN) {
-				if (attempt < c->cfg->tx_retries)
-					continue;
-				goto failed;
-			}
 			if (claim != IDEM_RUN)
-				goto failed;
+				goto failed;   /* IDEM_AGAIN: rolled back on a deadlock or an expired key */
 		}
-		status = r->handler(c);
+		int status = r->handler(c);
 		if (status == HANDLER_DB_ERROR)
 			goto failed;
 		if (status < 200 || status > 299) {
@@ -206,16 +238,10 @@ static int run_tx(struct ctx *c, const struct route *r)
 			return status;
 	failed:
 		db_rollback(c->db);
-		/* A lost connection at COMMIT may have committed: only a key can tell, so no re-run. */
-		bool again = db_err_retryable(c->db) || (!db_connected(c->db) && !at_commit);
-		if (!again || attempt >= c->cfg->tx_retries) {
+		if (!may_retry(c, attempt, at_commit)) {
 			http_reset_response(c);
 			return db_failure(c);
 		}
-		if (!db_connected(c->db) && db_connect(c->db) < 0)
-			return db_failure(c);
-		log_write(LOG_INFO, "transaction retried", "\"rid\":\"%s\",\"errno\":%u,\"attempt\":%d",
-			c->request_id, db_errno(c->db), attempt + 1);
 	}
 }
 

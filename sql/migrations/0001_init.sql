@@ -1,5 +1,7 @@
 -- remit schema. Every statement ends with ';' at the end of a line: `remit migrate` splits on that.
 -- Money is BIGINT minor units; every status is checked; ledger and audit rows are append-only.
+-- Codes, statuses and types are ascii_bin: compared case-sensitively, so 'approved' fails the
+-- CHECK that 'APPROVED' passes.
 
 CREATE TABLE currencies (
   code CHAR(3) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
@@ -68,7 +70,7 @@ CREATE TABLE batches (
   org_id BIGINT NOT NULL,
   name VARCHAR(140) NOT NULL,
   description VARCHAR(1000) NOT NULL DEFAULT '',
-  status VARCHAR(16) CHARACTER SET ascii NOT NULL DEFAULT 'DRAFT',
+  status VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL DEFAULT 'DRAFT',
   created_by BIGINT NOT NULL,
   submitted_by BIGINT NULL,
   created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
@@ -92,7 +94,7 @@ CREATE TABLE payment_requests (
   id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
   org_id BIGINT NOT NULL,
   batch_id BIGINT NOT NULL,
-  status VARCHAR(16) CHARACTER SET ascii NOT NULL DEFAULT 'DRAFT',
+  status VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL DEFAULT 'DRAFT',
   amount BIGINT NOT NULL,
   currency CHAR(3) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   beneficiary_name VARCHAR(140) NOT NULL,
@@ -135,7 +137,7 @@ CREATE TABLE decisions (
   org_id BIGINT NOT NULL,
   request_id BIGINT NOT NULL,
   approver_id BIGINT NOT NULL,
-  decision VARCHAR(8) CHARACTER SET ascii NOT NULL,
+  decision VARCHAR(8) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   comment VARCHAR(500) NULL,
   created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   UNIQUE KEY decisions_once (request_id, approver_id),
@@ -150,7 +152,7 @@ CREATE TABLE ledger_entries (
   org_id BIGINT NOT NULL,
   request_id BIGINT NOT NULL,
   batch_id BIGINT NOT NULL,
-  type VARCHAR(12) CHARACTER SET ascii NOT NULL,
+  type VARCHAR(12) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   amount BIGINT NOT NULL,
   currency CHAR(3) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),

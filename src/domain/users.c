@@ -28,6 +28,10 @@ static const char *const role_names[] = { "ADMIN", "CREATOR", "APPROVER", "TREAS
 
 int h_healthz(struct ctx *c)
 {
+	static const char *const none[] = { NULL };
+	q_parse(c, none);   /* API §1: every route refuses unknown query parameters */
+	if (c->ndetails)
+		return reply_validation(c);
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_PING, "") < 0 &&
 	    (db_connected(c->db) || db_connect(c->db) < 0 || db_query(c->db, c->a, &r, SQL_PING, "") < 0))

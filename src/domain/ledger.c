@@ -1,0 +1,88 @@
+/* The ledger (API §4, §5): its entries, and balances per currency. */
+#include "domain/handlers.h"
+#include "domain/repr.h"
+#include "valid.h"
+
+#define ENTRY_FROM \
+	"SELECT l.id, l.request_id, l.batch_id, l.type, l.amount, l.currency, l.created_at," \
+	" cu.minor_unit FROM ledger_entries l JOIN currencies cu ON cu.code = l.currency" \
+	" WHERE l.org_id = ?"
+static const char SQL_ENTRIES[] = ENTRY_FROM " AND l.id < ? ORDER BY l.id DESC LIMIT ?";
+static const char SQL_ENTRIES_REQUEST[] =
+	ENTRY_FROM " AND l.request_id = ? AND l.id < ? ORDER BY l.id DESC LIMIT ?";
+/* Sums stay in SQL (DECIMAL), so no balance can overflow on its way to the client. */
+static const char SQL_BALANCES[] =
+	"SELECT l.currency, cu.minor_unit,"
+	" SUM(CASE WHEN l.type = 'OBLIGATION' THEN l.amount ELSE 0 END),"
+	" SUM(CASE WHEN l.type = 'SETTLEMENT' THEN l.amount ELSE 0 END),"
+	" SUM(CASE WHEN l.type = 'OBLIGATION' THEN l.amount ELSE -l.amount END)"
+	" FROM ledger_entries l JOIN currencies cu ON cu.code = l.currency"
+	" WHERE l.org_id = ? GROUP BY l.currency, cu.minor_unit ORDER BY l.currency";
+
+
+int h_ledger_entries(struct ctx *c)
+{
+	static const char *const allowed[] = { "requestId", "limit", "cursor", NULL };
+	int limit;
+	long long cursor;
+	q_parse(c, allowed);
+	q_page(c, &limit, &cursor);
+	if (c->ndetails)
+		return reply_validation(c);
+	/* Any requestId that is no request of this organisation simply matches nothing. */
+	const char *rq = q_get(c, "requestId");
+	long long request = rq ? id_parse(rq) : 0;
+	if (rq && !request) {
+		reply_list(c);
+		return reply_list_done(c, 0);
+	}
+	long long before = cursor ? cursor : INT64_MAX;
+	struct dbres r;
+	int rc = rq
+		? db_query(c->db, c->a, &r, SQL_ENTRIES_REQUEST, "iiii", c->me.org_id, request, before,
+			(long long)limit + 1)
+		: db_query(c->db, c->a, &r, SQL_ENTRIES, "iii", c->me.org_id, before,
+			(long long)limit + 1);
+	if (rc < 0)
+		return HANDLER_DB_ERROR;
+	yajl_gen g = reply_list(c);
+	size_t n = r.nrows > (size_t)limit ? (size_t)limit : r.nrows;
+	for (size_t i = 0; i < n; i++) {
+		char money[MONEY_FMT_MAX];
+		money_format(db_i(&r, i, 4), (int)db_i(&r, i, 7), money);
+		jw_open(g, NULL);
+		jw_id(g, "id", db_i(&r, i, 0));
+		jw_id(g, "requestId", db_i(&r, i, 1));
+		jw_id(g, "batchId", db_i(&r, i, 2));
+		jw_str(g, "type", db_s(&r, i, 3));
+		jw_str(g, "amount", money);
+		jw_str(g, "currency", db_s(&r, i, 5));
+		jw_time(g, "createdAt", db_s(&r, i, 6));
+		jw_close(g);
+	}
+	return reply_list_done(c, r.nrows > n ? db_i(&r, n - 1, 0) : 0);
+}
+
+/* One entry per currency the organisation's ledger holds: a short list, never paged, so
+ * nextCursor is always null. */
+int h_ledger_balances(struct ctx *c)
+{
+	static const char *const none[] = { NULL };
+	q_parse(c, none);
+	if (c->ndetails)
+		return reply_validation(c);
+	struct dbres r;
+	if (db_query(c->db, c->a, &r, SQL_BALANCES, "i", c->me.org_id) < 0)
+		return HANDLER_DB_ERROR;
+	yajl_gen g = reply_list(c);
+	for (size_t i = 0; i < r.nrows; i++) {
+		int minor = (int)db_i(&r, i, 1);
+		jw_open(g, NULL);
+		jw_str(g, "currency", db_s(&r, i, 0));
+		jw_str(g, "obligated", decimal_minor(c->a, db_s(&r, i, 2), minor));
+		jw_str(g, "settled", decimal_minor(c->a, db_s(&r, i, 3), minor));
+		jw_str(g, "outstanding", decimal_minor(c->a, db_s(&r, i, 4), minor));
+		jw_close(g);
+	}
+	return reply_list_done(c, 0);
+}

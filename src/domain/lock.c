@@ -1,0 +1,87 @@
+/* Locking a batch and its requests for a mutation (see lock.h for the order). */
+#include "domain/lock.h"
+
+static const char SQL_BATCH_LOCK[] =
+	"SELECT id, status, version, created_by, submitted_by FROM batches"
+	" WHERE id = ? AND org_id = ? FOR UPDATE";
+static const char SQL_REQUEST_BATCH[] =
+	"SELECT batch_id FROM payment_requests WHERE id = ? AND org_id = ?";
+static const char SQL_REQUEST_LOCK[] =
+	"SELECT id, batch_id, status, version, amount, currency, beneficiary_name,"
+	" beneficiary_account, purpose, created_by, required_approvals, approval_count"
+	" FROM payment_requests WHERE id = ? AND batch_id = ? FOR UPDATE";
+static const char SQL_BATCH_OPEN[] =
+	"SELECT COUNT(*) FROM payment_requests"
+	" WHERE batch_id = ? AND status NOT IN ('REJECTED', 'PAID', 'CANCELLED') LOCK IN SHARE MODE";
+static const char SQL_BATCH_BUMP[] =
+	"UPDATE batches SET version = version + 1, updated_at = NOW(3) WHERE id = ?";
+static const char SQL_BATCH_COMPLETE[] =
+	"UPDATE batches SET status = 'COMPLETED', version = version + 1, updated_at = NOW(3)"
+	" WHERE id = ? AND status = 'SUBMITTED'";
+
+int batch_lock(struct ctx *c, long long id, struct batch_row *b)
+{
+	struct dbres r;
+	if (db_query(c->db, c->a, &r, SQL_BATCH_LOCK, "ii", id, c->me.org_id) < 0)
+		return HANDLER_DB_ERROR;
+	if (r.nrows == 0)
+		return reply_not_found(c);
+	*b = (struct batch_row){
+		.id = db_i(&r, 0, 0),
+		.status = db_s(&r, 0, 1),
+		.version = db_i(&r, 0, 2),
+		.created_by = db_i(&r, 0, 3),
+		.submitted_by = db_i(&r, 0, 4),
+	};
+	return 0;
+}
+
+int request_lock(struct ctx *c, long long id, struct batch_row *b, struct request_row *q)
+{
+	struct dbres r;
+	if (db_query(c->db, c->a, &r, SQL_REQUEST_BATCH, "ii", id, c->me.org_id) < 0)
+		return HANDLER_DB_ERROR;
+	if (r.nrows == 0)
+		return reply_not_found(c);
+	int rc = batch_lock(c, db_i(&r, 0, 0), b);
+	if (rc)
+		return rc;
+	/* A request's batch never changes; a DELETE committed while we waited leaves no row. */
+	if (db_query(c->db, c->a, &r, SQL_REQUEST_LOCK, "ii", id, b->id) < 0)
+		return HANDLER_DB_ERROR;
+	if (r.nrows == 0)
+		return reply_not_found(c);
+	*q = (struct request_row){
+		.id = db_i(&r, 0, 0),
+		.batch_id = db_i(&r, 0, 1),
+		.status = db_s(&r, 0, 2),
+		.version = db_i(&r, 0, 3),
+		.amount = db_i(&r, 0, 4),
+		.currency = db_s(&r, 0, 5),
+		.name = db_s(&r, 0, 6),
+		.account = db_s(&r, 0, 7),
+		.purpose = db_s(&r, 0, 8),
+		.created_by = db_i(&r, 0, 9),
+		.required_approvals = db_i(&r, 0, 10),
+		.approval_count = db_i(&r, 0, 11),
+	};
+	return 0;
+}
+
+int batch_touch(struct ctx *c, long long batch_id, bool settle)
+{
+	bool complete = false;
+	if (settle) {
+		/* A locking read: the caller's snapshot may predate its locks (request_lock). */
+		struct dbres r;
+		if (db_query(c->db, c->a, &r, SQL_BATCH_OPEN, "i", batch_id) < 0)
+			return HANDLER_DB_ERROR;
+		complete = db_i(&r, 0, 0) == 0;
+	}
+	if (db_exec(c->db, complete ? SQL_BATCH_COMPLETE : SQL_BATCH_BUMP, "i", batch_id) < 0)
+		return HANDLER_DB_ERROR;
+	if (complete && db_affected(c->db) == 1)
+		audit_add(c, "batch.completed", "batch", batch_id,
+			"{\"from\":\"SUBMITTED\",\"status\":\"COMPLETED\"}");
+	return 0;
+}

@@ -1,0 +1,38 @@
+/* Locking a batch and its requests for a mutation, shared by batches.c, requests.c and
+ * decisions.c.
+ *
+ * Lock order, everywhere: the batch row first, then its requests. A request's status, its
+ * batch's version and counts, and the batch's COMPLETED status change together, so every
+ * change of a request takes its batch's row lock first; holding that lock then means no
+ * one else changes the batch or any of its requests until we commit. */
+#ifndef REMIT_DOMAIN_LOCK_H
+#define REMIT_DOMAIN_LOCK_H
+#include <stdbool.h>
+
+#include "http.h"
+
+struct batch_row {
+	long long id, version, created_by, submitted_by;   /* submitted_by 0 when NULL */
+	const char *status;
+};
+
+struct request_row {
+	long long id, batch_id, version, amount, created_by, required_approvals, approval_count;
+	const char *status, *currency, *name, *account, *purpose;
+};
+
+/* Each returns 0 with the rows locked (SELECT … FOR UPDATE), or the status of the reply it
+ * made (404 for an id of no batch or request of the caller's organisation), or
+ * HANDLER_DB_ERROR. */
+int batch_lock(struct ctx *c, long long id, struct batch_row *b);
+/* Locks the request's batch, then the request. Finding the batch is a plain read, which
+ * fixes the transaction's snapshot before the locks are held: after this call, read only
+ * rows this transaction changed, or read with a locking read. */
+int request_lock(struct ctx *c, long long id, struct batch_row *b, struct request_row *r);
+
+/* Records that one of the batch's requests changed: bumps the batch's version. With
+ * `settle`, a batch whose every request is REJECTED, PAID or CANCELLED becomes COMPLETED
+ * (with its audit event). 0 or HANDLER_DB_ERROR. */
+int batch_touch(struct ctx *c, long long batch_id, bool settle);
+
+#endif

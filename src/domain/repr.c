@@ -1,0 +1,234 @@
+/* Shared representations: batches with totals and counts, payment requests, money text. */
+#include "domain/repr.h"
+
+#include <string.h>
+
+const char *const batch_statuses[] = { "DRAFT", "SUBMITTED", "COMPLETED", "CANCELLED", NULL };
+const char *const request_statuses[] = { "DRAFT", "PENDING_APPROVAL", "APPROVED", "PAID",
+	"REJECTED", "CANCELLED", NULL };
+#define NREQUEST_STATUSES 6
+
+/* REQUEST_COLS, by position. */
+enum { R_ID, R_BATCH, R_STATUS, R_AMOUNT, R_CURRENCY, R_NAME, R_ACCOUNT, R_PURPOSE, R_CREATED_BY,
+	R_CREATED_AT, R_UPDATED_AT, R_VERSION, R_REQUIRED, R_APPROVALS, R_SNAPSHOT, R_PAID_AT,
+	R_PAID_BY, R_REFERENCE, R_MINOR };
+
+#define REQUEST_FROM \
+	"SELECT " REQUEST_COLS " FROM payment_requests r JOIN currencies cu ON cu.code = r.currency" \
+	" WHERE r.id = ? AND r.org_id = ?"
+static const char SQL_REQUEST[] = REQUEST_FROM;
+/* A locking read sees the newest committed rows whatever the transaction's snapshot. Shared
+ * locks suffice: the caller already holds the request's exclusive lock, and nothing takes an
+ * exclusive lock on currencies. */
+static const char SQL_REQUEST_LATEST[] = REQUEST_FROM " LOCK IN SHARE MODE";
+
+/* A batch row, then one row per currency of its requests (one row of NULLs when it has none):
+ * the count of each request status (in request_statuses order), and the count and sum of
+ * the requests that are neither REJECTED nor CANCELLED, which make `totals`. Summing in SQL
+ * keeps totals exact past int64 (SUM of BIGINT is a DECIMAL). */
+#define BATCH_COLS \
+	"b.id, b.name, b.description, b.status, b.created_by, b.submitted_by, b.created_at," \
+	" b.updated_at, b.submitted_at, b.version, r.currency, cu.minor_unit"
+#define BATCH_STATS \
+	", SUM(r.status = 'DRAFT'), SUM(r.status = 'PENDING_APPROVAL'), SUM(r.status = 'APPROVED')," \
+	" SUM(r.status = 'PAID'), SUM(r.status = 'REJECTED'), SUM(r.status = 'CANCELLED')," \
+	" SUM(r.status NOT IN ('REJECTED', 'CANCELLED'))," \
+	" SUM(CASE WHEN r.status NOT IN ('REJECTED', 'CANCELLED') THEN r.amount END)"
+#define BATCH_JOIN \
+	" LEFT JOIN payment_requests r ON r.batch_id = b.id" \
+	" LEFT JOIN currencies cu ON cu.code = r.currency"
+enum { B_ID, B_NAME, B_DESC, B_STATUS, B_CREATED_BY, B_SUBMITTED_BY, B_CREATED_AT, B_UPDATED_AT,
+	B_SUBMITTED_AT, B_VERSION, B_CURRENCY, B_MINOR, B_COUNTS,
+	B_ACTIVE = B_COUNTS + NREQUEST_STATUSES, B_ACTIVE_SUM };
+
+static const char SQL_BATCH[] =
+	"SELECT " BATCH_COLS BATCH_STATS " FROM batches b" BATCH_JOIN
+	" WHERE b.id = ? AND b.org_id = ? GROUP BY " BATCH_COLS " ORDER BY r.currency";
+/* A page: the batches are chosen in a derived table, so its LIMIT counts batches, not rows. */
+static const char SQL_BATCH_PAGE[] =
+	"SELECT " BATCH_COLS BATCH_STATS " FROM (SELECT * FROM batches"
+	" WHERE org_id = ? AND id < ? ORDER BY id DESC LIMIT ?) b" BATCH_JOIN
+	" GROUP BY " BATCH_COLS " ORDER BY b.id DESC, r.currency";
+static const char SQL_BATCH_PAGE_STATUS[] =
+	"SELECT " BATCH_COLS BATCH_STATS " FROM (SELECT * FROM batches"
+	" WHERE org_id = ? AND status = ? AND id < ? ORDER BY id DESC LIMIT ?) b" BATCH_JOIN
+	" GROUP BY " BATCH_COLS " ORDER BY b.id DESC, r.currency";
+
+const char *decimal_minor(struct arena *a, const char *digits, int minor)
+{
+	if (!digits)
+		digits = "0";
+	bool neg = *digits == '-';
+	if (neg || *digits == '+')
+		digits++;
+	size_t n = strspn(digits, "0123456789");
+	while (n > 1 && *digits == '0') {
+		digits++;
+		n--;
+	}
+	if (n == 0 || (n == 1 && *digits == '0'))
+		neg = false;   /* no "-0.00" */
+	size_t width = n > (size_t)minor ? n : (size_t)minor + 1;   /* at least "0.xx" */
+	char *out = arena_alloc(a, width + 3);
+	char *p = out;
+	if (neg)
+		*p++ = '-';
+	size_t pad = width - n;
+	for (size_t i = 0; i < width; i++) {
+		if (minor > 0 && i == width - (size_t)minor)
+			*p++ = '.';
+		*p++ = i < pad ? '0' : (n ? digits[i - pad] : '0');
+	}
+	*p = '\0';
+	return out;
+}
+
+const char *request_snapshot(struct arena *a, int64_t amount, int minor, const char *currency,
+	const char *name, const char *account, const char *purpose, int required)
+{
+	char money[MONEY_FMT_MAX];
+	money_format(amount, minor, money);
+	yajl_gen g = jw_new();
+	jw_open(g, NULL);
+	jw_str(g, "amount", money);
+	jw_str(g, "currency", currency);
+	jw_str(g, "beneficiaryName", name);
+	jw_str(g, "beneficiaryAccount", account);
+	jw_str(g, "purpose", purpose);
+	jw_int(g, "requiredApprovals", required);
+	jw_close(g);
+	return jw_finish(a, g);
+}
+
+/* The stored snapshot is JSON this service wrote; it is parsed so it nests as an object. */
+static void write_snapshot(struct arena *a, yajl_gen g, const char *text, size_t len)
+{
+	struct jv *v;
+	if (text && json_parse(a, text, len, &v) == 0) {
+		jw_key(g, "snapshot");
+		json_write(g, v);
+	} else {
+		jw_null(g, "snapshot");
+	}
+}
+
+void write_request(struct arena *a, yajl_gen g, const struct dbres *r, size_t i)
+{
+	char money[MONEY_FMT_MAX];
+	money_format(db_i(r, i, R_AMOUNT), (int)db_i(r, i, R_MINOR), money);
+	jw_open(g, NULL);
+	jw_id(g, "id", db_i(r, i, R_ID));
+	jw_id(g, "batchId", db_i(r, i, R_BATCH));
+	jw_str(g, "status", db_s(r, i, R_STATUS));
+	jw_str(g, "amount", money);
+	jw_str(g, "currency", db_s(r, i, R_CURRENCY));
+	jw_str(g, "beneficiaryName", db_s(r, i, R_NAME));
+	jw_str(g, "beneficiaryAccount", db_s(r, i, R_ACCOUNT));
+	jw_str(g, "purpose", db_s(r, i, R_PURPOSE));
+	jw_id(g, "createdBy", db_i(r, i, R_CREATED_BY));
+	jw_time(g, "createdAt", db_s(r, i, R_CREATED_AT));
+	jw_time(g, "updatedAt", db_s(r, i, R_UPDATED_AT));
+	jw_int(g, "version", db_i(r, i, R_VERSION));
+	if (db_s(r, i, R_REQUIRED))
+		jw_int(g, "requiredApprovals", db_i(r, i, R_REQUIRED));
+	else
+		jw_null(g, "requiredApprovals");
+	jw_int(g, "approvalCount", db_i(r, i, R_APPROVALS));
+	write_snapshot(a, g, db_s(r, i, R_SNAPSHOT), db_len(r, i, R_SNAPSHOT));
+	jw_time(g, "paidAt", db_s(r, i, R_PAID_AT));
+	jw_id(g, "paidBy", db_i(r, i, R_PAID_BY));
+	jw_str(g, "paymentReference", db_s(r, i, R_REFERENCE));
+	jw_close(g);
+}
+
+int reply_request(struct ctx *c, int status, long long id, bool latest)
+{
+	struct dbres r;
+	if (db_query(c->db, c->a, &r, latest ? SQL_REQUEST_LATEST : SQL_REQUEST, "ii", id,
+			c->me.org_id) < 0)
+		return HANDLER_DB_ERROR;
+	if (r.nrows == 0)
+		return reply_not_found(c);
+	if (c->ndetails)   /* a GET's query parameters: only a 404 goes before them */
+		return reply_validation(c);
+	write_request(c->a, reply_data(c, status), &r, 0);
+	c->rs.etag = db_i(&r, 0, R_VERSION);
+	return reply_done(c);
+}
+
+/* Writes the batch whose rows start at `first`; returns the index after its last row. */
+static size_t write_batch(struct ctx *c, yajl_gen g, const struct dbres *r, size_t first)
+{
+	long long id = db_i(r, first, B_ID), counts[NREQUEST_STATUSES] = { 0 };
+	size_t end = first;
+	while (end < r->nrows && db_i(r, end, B_ID) == id)
+		end++;
+	jw_open(g, NULL);
+	jw_id(g, "id", id);
+	jw_str(g, "name", db_s(r, first, B_NAME));
+	jw_str(g, "description", db_s(r, first, B_DESC));
+	jw_str(g, "status", db_s(r, first, B_STATUS));
+	jw_id(g, "createdBy", db_i(r, first, B_CREATED_BY));
+	jw_id(g, "submittedBy", db_i(r, first, B_SUBMITTED_BY));
+	jw_time(g, "createdAt", db_s(r, first, B_CREATED_AT));
+	jw_time(g, "updatedAt", db_s(r, first, B_UPDATED_AT));
+	jw_time(g, "submittedAt", db_s(r, first, B_SUBMITTED_AT));
+	jw_int(g, "version", db_i(r, first, B_VERSION));
+	jw_array(g, "totals");
+	for (size_t i = first; i < end; i++) {
+		for (int s = 0; s < NREQUEST_STATUSES; s++)
+			counts[s] += db_i(r, i, B_COUNTS + s);
+		if (!db_s(r, i, B_CURRENCY) || db_i(r, i, B_ACTIVE) == 0)
+			continue;
+		jw_open(g, NULL);
+		jw_str(g, "currency", db_s(r, i, B_CURRENCY));
+		jw_int(g, "count", db_i(r, i, B_ACTIVE));
+		jw_str(g, "amount", decimal_minor(c->a, db_s(r, i, B_ACTIVE_SUM),
+			(int)db_i(r, i, B_MINOR)));
+		jw_close(g);
+	}
+	jw_array_close(g);
+	jw_open(g, "counts");
+	for (int s = 0; s < NREQUEST_STATUSES; s++)
+		jw_int(g, request_statuses[s], counts[s]);
+	jw_close(g);
+	jw_close(g);
+	return end;
+}
+
+int reply_batch(struct ctx *c, int status, long long id)
+{
+	struct dbres r;
+	if (db_query(c->db, c->a, &r, SQL_BATCH, "ii", id, c->me.org_id) < 0)
+		return HANDLER_DB_ERROR;
+	if (r.nrows == 0)
+		return reply_not_found(c);
+	if (c->ndetails)
+		return reply_validation(c);
+	write_batch(c, reply_data(c, status), &r, 0);
+	c->rs.etag = db_i(&r, 0, B_VERSION);
+	return reply_done(c);
+}
+
+int reply_batch_page(struct ctx *c, const char *status, int limit, long long cursor)
+{
+	struct dbres r;
+	long long before = cursor ? cursor : INT64_MAX;
+	int rc = status
+		? db_query(c->db, c->a, &r, SQL_BATCH_PAGE_STATUS, "isii", c->me.org_id, status, before,
+			(long long)limit + 1)
+		: db_query(c->db, c->a, &r, SQL_BATCH_PAGE, "iii", c->me.org_id, before,
+			(long long)limit + 1);
+	if (rc < 0)
+		return HANDLER_DB_ERROR;
+	yajl_gen g = reply_list(c);
+	long long last = 0;
+	int n = 0;
+	size_t i = 0;
+	while (i < r.nrows && n < limit) {
+		last = db_i(&r, i, B_ID);
+		i = write_batch(c, g, &r, i);
+		n++;
+	}
+	return reply_list_done(c, i < r.nrows ? last : 0);
+}

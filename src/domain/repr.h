@@ -1,0 +1,50 @@
+/* Shared representations (API §4): one batch with its totals and counts, one payment request,
+ * and money text, for every handler that answers with them. */
+#ifndef REMIT_DOMAIN_REPR_H
+#define REMIT_DOMAIN_REPR_H
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "http.h"
+#include "money.h"
+
+/* The statuses, NULL-terminated, in lifecycle order (q_status, and `counts`). */
+extern const char *const batch_statuses[];
+extern const char *const request_statuses[];
+
+/* A request's columns in the order write_request reads them, then the currency's minor unit.
+ * Selected from `payment_requests r JOIN currencies cu ON cu.code = r.currency`. */
+#define REQUEST_COLS \
+	"r.id, r.batch_id, r.status, r.amount, r.currency, r.beneficiary_name," \
+	" r.beneficiary_account, r.purpose, r.created_by, r.created_at, r.updated_at, r.version," \
+	" r.required_approvals, r.approval_count, r.snapshot, r.paid_at, r.paid_by," \
+	" r.payment_reference, cu.minor_unit"
+
+/* Writes the request in row `row` of a result selected with REQUEST_COLS (its snapshot is
+ * parsed in `a`). */
+void write_request(struct arena *a, yajl_gen g, const struct dbres *res, size_t row);
+
+/* Replies with one request of the caller's organisation as `data` (ETag: its version); 404
+ * when there is none, else 400 with the details recorded so far (a GET's query parameters
+ * are checked after the object is found). `latest` reads the newest committed row with a locking read: a
+ * mutation whose transaction may already hold an older snapshot needs that. */
+int reply_request(struct ctx *c, int status, long long id, bool latest);
+
+/* Replies with one batch as `data` (ETag: its version), 404 when there is none, else 400 as
+ * above. Runs one
+ * statement, so the batch row and its totals and counts come from one snapshot. */
+int reply_batch(struct ctx *c, int status, long long id);
+
+/* Replies with a page of the caller's batches, newest first, optionally of one status. */
+int reply_batch_page(struct ctx *c, const char *status, int limit, long long cursor);
+
+/* Formats a decimal integer of minor units as SQL's SUM gives it (any number of digits,
+ * optionally negative; NULL means 0) with `minor` fractional digits, never through a
+ * fixed-width integer: totals can exceed int64. */
+const char *decimal_minor(struct arena *a, const char *digits, int minor);
+
+/* The JSON text of a request's snapshot: its fields as submitted plus requiredApprovals. */
+const char *request_snapshot(struct arena *a, int64_t amount, int minor, const char *currency,
+	const char *name, const char *account, const char *purpose, int required);
+
+#endif

@@ -1,0 +1,267 @@
+/* Payment requests of a DRAFT batch: add, list, read, edit, delete (API §4, §5). */
+#include <string.h>
+
+#include "domain/handlers.h"
+#include "domain/lock.h"
+#include "domain/repr.h"
+#include "iban.h"
+#include "valid.h"
+
+#define NAME_MAX_CHARS 140
+#define PURPOSE_MAX_CHARS 140
+/* The body's own cap bounds an account before normalisation: an IBAN may carry any number
+ * of spaces, and only the normalised form must fit 1..34 characters. */
+#define ACCOUNT_INPUT_MAX 65536
+
+static const char SQL_REQUEST_INSERT[] =
+	"INSERT INTO payment_requests (org_id, batch_id, amount, currency, beneficiary_name,"
+	" beneficiary_account, purpose, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+static const char SQL_REQUEST_UPDATE[] =
+	"UPDATE payment_requests SET amount = ?, currency = ?, beneficiary_name = ?,"
+	" beneficiary_account = ?, purpose = ?, version = version + 1, updated_at = NOW(3)"
+	" WHERE id = ?";
+static const char SQL_REQUEST_DELETE[] = "DELETE FROM payment_requests WHERE id = ?";
+static const char SQL_BATCH_EXISTS[] = "SELECT id FROM batches WHERE id = ? AND org_id = ?";
+#define REQUEST_LIST \
+	"SELECT " REQUEST_COLS " FROM payment_requests r JOIN currencies cu ON cu.code = r.currency" \
+	" WHERE r.batch_id = ? AND r.org_id = ?"
+static const char SQL_REQUESTS[] = REQUEST_LIST " AND r.id < ? ORDER BY r.id DESC LIMIT ?";
+static const char SQL_REQUESTS_STATUS[] =
+	REQUEST_LIST " AND r.status = ? AND r.id < ? ORDER BY r.id DESC LIMIT ?";
+
+static const char *const known_fields[] = { "amount", "currency", "beneficiaryName",
+	"beneficiaryAccount", "purpose", NULL };
+static const char *const no_params[] = { NULL };
+
+/* A request's editable fields, validated. */
+struct fields {
+	int64_t amount;
+	const char *currency, *name, *account, *purpose;
+	int minor;
+};
+
+/* beneficiaryAccount: text, then IBAN normalisation and check (iban.h). */
+static int v_account(struct ctx *c, bool required, const char **out)
+{
+	const char *s;
+	int rc = v_text(c, "beneficiaryAccount", required, 0, ACCOUNT_INPUT_MAX, &s);
+	if (rc != V_OK)
+		return rc;
+	size_t len = strlen(s);
+	char *norm = arena_alloc(c->a, len + 1);
+	const char *err = account_normalise(s, len, norm);
+	if (err) {
+		detail_str(c, "beneficiaryAccount", err);
+		return V_BAD;
+	}
+	*out = norm;
+	return V_OK;
+}
+
+static void write_fields_audit(yajl_gen g, const struct fields *f)
+{
+	char money[MONEY_FMT_MAX];
+	money_format(f->amount, f->minor, money);
+	jw_str(g, "amount", money);
+	jw_str(g, "currency", f->currency);
+	jw_str(g, "beneficiaryName", f->name);
+	jw_str(g, "beneficiaryAccount", f->account);
+	jw_str(g, "purpose", f->purpose);
+}
+
+int h_requests_create(struct ctx *c)
+{
+	long long batch = param_id(c, 0);
+	struct batch_row b;
+	int rc;
+	if (!batch)
+		return reply_not_found(c);
+	if ((rc = batch_lock(c, batch, &b)) || (rc = check_if_match(c, b.version)))
+		return rc;
+
+	struct fields f = { .minor = -1, .purpose = "" };
+	q_parse(c, no_params);
+	v_currency(c, "currency", true, &f.currency, &f.minor);
+	v_money(c, "amount", true, f.minor, false, &f.amount);
+	v_text(c, "beneficiaryName", true, 1, NAME_MAX_CHARS, &f.name);
+	v_account(c, true, &f.account);
+	v_text(c, "purpose", false, 0, PURPOSE_MAX_CHARS, &f.purpose);
+	v_no_unknown(c, known_fields);
+	if (c->ndetails)
+		return reply_validation(c);
+	if (strcmp(b.status, "DRAFT") != 0)
+		return reply_invalid_state(c, b.status);
+
+	if (db_exec(c->db, SQL_REQUEST_INSERT, "iiissssi", c->me.org_id, batch, (long long)f.amount,
+			f.currency, f.name, f.account, f.purpose, c->me.user_id) < 0)
+		return HANDLER_DB_ERROR;
+	long long id = db_insert_id(c->db);
+	if ((rc = batch_touch(c, batch, false)))
+		return rc;
+	yajl_gen g = jw_new();
+	jw_open(g, NULL);
+	jw_id(g, "batchId", batch);
+	write_fields_audit(g, &f);
+	jw_close(g);
+	audit_add(c, "request.created", "request", id, jw_finish(c->a, g));
+	return reply_request(c, 201, id, false);
+}
+
+int h_requests_list(struct ctx *c)
+{
+	static const char *const allowed[] = { "status", "limit", "cursor", NULL };
+	long long batch = param_id(c, 0);
+	struct dbres r;
+	if (!batch)
+		return reply_not_found(c);
+	if (db_query(c->db, c->a, &r, SQL_BATCH_EXISTS, "ii", batch, c->me.org_id) < 0)
+		return HANDLER_DB_ERROR;
+	if (r.nrows == 0)
+		return reply_not_found(c);
+	int limit;
+	long long cursor;
+	q_parse(c, allowed);
+	q_page(c, &limit, &cursor);
+	const char *status = q_status(c, request_statuses);
+	if (c->ndetails)
+		return reply_validation(c);
+	long long before = cursor ? cursor : INT64_MAX;
+	int qrc = status
+		? db_query(c->db, c->a, &r, SQL_REQUESTS_STATUS, "iisii", batch, c->me.org_id, status,
+			before, (long long)limit + 1)
+		: db_query(c->db, c->a, &r, SQL_REQUESTS, "iiii", batch, c->me.org_id, before,
+			(long long)limit + 1);
+	if (qrc < 0)
+		return HANDLER_DB_ERROR;
+	yajl_gen g = reply_list(c);
+	size_t n = r.nrows > (size_t)limit ? (size_t)limit : r.nrows;
+	for (size_t i = 0; i < n; i++)
+		write_request(c->a, g, &r, i);
+	return reply_list_done(c, r.nrows > n ? db_i(&r, n - 1, 0) : 0);
+}
+
+int h_requests_get(struct ctx *c)
+{
+	long long id = param_id(c, 0);
+	if (!id)
+		return reply_not_found(c);
+	q_parse(c, no_params);   /* reported by reply_request unless the request is not found */
+	return reply_request(c, 200, id, false);
+}
+
+/* The stored amount (minor units of `from`) in the minor units of `to`, when it has no
+ * more fractional digits than `to` allows; else a detail for `amount`. */
+static void rescale(struct ctx *c, int64_t amount, int from, const char *currency, int to,
+	int64_t *out)
+{
+	char text[MONEY_FMT_MAX];
+	money_format(amount, from, text);
+	size_t len = strlen(text);
+	if (strchr(text, '.')) {
+		while (text[len - 1] == '0')
+			len--;
+		if (text[len - 1] == '.')
+			len--;
+	}
+	text[len] = '\0';
+	if (money_parse(text, len, to, false, out) != NULL)
+		detail_str(c, "amount", arena_printf(c->a,
+			"the current amount %s is not a valid %s amount: send a new amount with the currency",
+			text, currency));
+}
+
+static void audit_change(yajl_gen g, const char *field, const char *from, const char *to)
+{
+	jw_open(g, field);
+	jw_str(g, "from", from);
+	jw_str(g, "to", to);
+	jw_close(g);
+}
+
+int h_requests_patch(struct ctx *c)
+{
+	long long id = param_id(c, 0);
+	struct batch_row b;
+	struct request_row q;
+	int rc;
+	if (!id)
+		return reply_not_found(c);
+	if ((rc = request_lock(c, id, &b, &q)) || (rc = check_if_match(c, q.version)))
+		return rc;
+
+	/* Absent and null fields keep their value; `amount` is checked against the currency the
+	 * request will have, and a new currency alone must fit the amount it already has. */
+	int old_minor = currency_minor(c, q.currency);
+	if (old_minor < 0)
+		return HANDLER_DB_ERROR;
+	struct fields f = { q.amount, q.currency, q.name, q.account, q.purpose, old_minor };
+	q_parse(c, no_params);
+	int cur = v_currency(c, "currency", false, &f.currency, &f.minor);
+	int amt = v_money(c, "amount", false, cur == V_BAD ? -1 : f.minor, false, &f.amount);
+	if (cur == V_OK && amt == V_ABSENT)
+		rescale(c, q.amount, old_minor, f.currency, f.minor, &f.amount);
+	v_text(c, "beneficiaryName", false, 1, NAME_MAX_CHARS, &f.name);
+	v_account(c, false, &f.account);
+	v_text(c, "purpose", false, 0, PURPOSE_MAX_CHARS, &f.purpose);
+	v_no_unknown(c, known_fields);
+	if (c->ndetails)
+		return reply_validation(c);
+	if (strcmp(q.status, "DRAFT") != 0)
+		return reply_invalid_state(c, q.status);
+
+	char old_money[MONEY_FMT_MAX], new_money[MONEY_FMT_MAX];
+	money_format(q.amount, old_minor, old_money);
+	money_format(f.amount, f.minor, new_money);
+	yajl_gen g = jw_new();
+	jw_open(g, NULL);
+	bool changed = false;
+	if (strcmp(old_money, new_money) != 0) {
+		audit_change(g, "amount", old_money, new_money);
+		changed = true;
+	}
+	static const char *const names[] = { "currency", "beneficiaryName", "beneficiaryAccount",
+		"purpose" };
+	const char *olds[] = { q.currency, q.name, q.account, q.purpose };
+	const char *news[] = { f.currency, f.name, f.account, f.purpose };
+	for (int i = 0; i < 4; i++)
+		if (strcmp(olds[i], news[i]) != 0) {
+			audit_change(g, names[i], olds[i], news[i]);
+			changed = true;
+		}
+	jw_close(g);
+	const char *data = jw_finish(c->a, g);
+	if (!changed)   /* nothing to do: no version, no event */
+		return reply_request(c, 200, id, true);
+
+	if (db_exec(c->db, SQL_REQUEST_UPDATE, "issssi", (long long)f.amount, f.currency, f.name,
+			f.account, f.purpose, id) < 0)
+		return HANDLER_DB_ERROR;
+	if ((rc = batch_touch(c, b.id, false)))
+		return rc;
+	audit_add(c, "request.updated", "request", id, data);
+	return reply_request(c, 200, id, true);
+}
+
+int h_requests_delete(struct ctx *c)
+{
+	long long id = param_id(c, 0);
+	struct batch_row b;
+	struct request_row q;
+	int rc;
+	if (!id)
+		return reply_not_found(c);
+	if ((rc = request_lock(c, id, &b, &q)) || (rc = check_if_match(c, q.version)))
+		return rc;
+	q_parse(c, no_params);
+	if (c->ndetails)
+		return reply_validation(c);
+	if (strcmp(q.status, "DRAFT") != 0)
+		return reply_invalid_state(c, q.status);
+	if (db_exec(c->db, SQL_REQUEST_DELETE, "i", id) < 0)
+		return HANDLER_DB_ERROR;
+	if ((rc = batch_touch(c, b.id, false)))
+		return rc;
+	audit_add(c, "request.deleted", "request", id,
+		arena_printf(c->a, "{\"batchId\":\"%lld\"}", b.id));
+	return reply_empty(c, 204);
+}

@@ -1,0 +1,738 @@
+package Remit::Stack;
+
+# One private remit stack: a MariaDB instance, the FastCGI pool (`remit serve`) and nginx in
+# front of it, each started as a child of this process on its own socket and free port, and
+# stopped by the pid recorded when it was started. Used by the tests (through Remit::Test)
+# and by script/server.
+#
+#   my $st = Remit::Stack->new(durable => 1, state => 'var', port => 8080);
+#   $st->start;            # MariaDB, database, remit.conf, migrate, serve, nginx
+#   ... $st->url, $st->dbh, $st->remit('verify-audit') ...
+#   $st->stop;             # nginx, the pool, MariaDB; then $st->findings
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use Config;
+use Cwd qw(abs_path);
+use DBI;
+use Fcntl qw(:flock);
+use File::Basename qw(basename dirname);
+use File::Path qw(make_path remove_tree);
+use File::Spec;
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Socket::INET;
+use JSON::PP;
+use POSIX qw(WNOHANG);
+use Scalar::Util qw(weaken);
+use Time::HiRes qw(sleep time);
+
+our $TOP = abs_path(dirname(__FILE__) . '/../../..');
+
+# sun_path holds 108 bytes; stay clear of it.
+my $MAX_SOCKET_PATH = 100;
+
+# The config keys in the order remit.conf lists them (others set by conf_set follow).
+my @CONF_ORDER = qw(db_socket db_host db_port db_user db_password db_name listen listen_mode
+    workers log_level max_body idem_wait idem_retention purge_interval tx_retries);
+
+# Fast and not crash-safe: good for a test database that lives for one test file.
+my @TEST_DB_OPTIONS = qw(
+    --innodb-buffer-pool-size=64M
+    --innodb-log-file-size=16M
+    --innodb-flush-log-at-trx-commit=2
+    --innodb-doublewrite=0
+    --skip-log-bin
+);
+
+# What the server log of a healthy run never contains.
+my $SANITIZER_RE = qr/AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:/;
+
+my @LIVE;    # weak references to stacks that may have processes running
+
+sub new {
+    my ($class, %o) = @_;
+    my $self = bless {
+        owner     => $$,
+        durable   => $o{durable} ? 1 : 0,
+        bin       => _abs($o{bin} // $ENV{REMIT_BIN} // "$TOP/src/remit"),
+        port      => $o{port},
+        port_auto => !defined $o{port},
+        conf      => { %{ $o{conf} // {} } },
+        pid       => {},       # component => pid of the child we started
+        expected  => {},       # signals the caller declared it sends to workers
+        findings  => [],
+        log_from  => undef,    # offset in remit.log where this stack's run begins
+        cmd_seq   => 0,
+    }, $class;
+
+    if (defined $o{state}) {
+        $self->{state} = _abs($o{state});
+        make_path($self->{state});
+        $self->{keep} = 1;     # a state dir the caller names holds data worth keeping
+    } else {
+        $self->{state} = _fresh_state_dir($o{name} // basename($0, '.t'));
+        $self->{keep} = $ENV{REMIT_KEEP} ? 1 : 0;
+    }
+
+    my $state = $self->{state};
+    for my $sock ("$state/mysqld.sock", "$state/remit.sock") {
+        croak "socket path $sock is longer than $MAX_SOCKET_PATH bytes: choose a shorter state dir"
+            if length $sock > $MAX_SOCKET_PATH;
+    }
+
+    # Two stacks on one state dir would share a datadir and sockets.
+    open $self->{lock}, '>', "$state/.lock" or croak "open $state/.lock: $!";
+    flock $self->{lock}, LOCK_EX | LOCK_NB
+        or croak "state dir $state is in use by another stack";
+
+    push @LIVE, $self;
+    weaken $LIVE[-1];
+    _exit_on_signals();
+    return $self;
+}
+
+# Our children run in process groups of their own, so a ^C or a SIGTERM reaches only this
+# process: make it leave through exit, whose END block stops them, unless the program set
+# its own handlers.
+sub _exit_on_signals {
+    my %number = (HUP => 1, INT => 2, TERM => 15);
+    for my $sig (keys %number) {
+        next if defined $SIG{$sig} && $SIG{$sig} ne 'DEFAULT';
+        $SIG{$sig} = sub { warn "caught SIG$sig, stopping the stack\n"; exit 128 + $number{$sig} };
+    }
+}
+
+# ---- accessors -------------------------------------------------------------------------
+
+sub state_dir   { $_[0]{state} }
+sub config_path { "$_[0]{state}/remit.conf" }
+sub log_path    { "$_[0]{state}/remit.log" }
+sub socket_path { "$_[0]{state}/remit.sock" }
+sub db_socket   { "$_[0]{state}/mysqld.sock" }
+sub db_port     { $_[0]{db_port} }
+sub port        { $_[0]{port} }
+sub url         { "http://127.0.0.1:$_[0]{port}" }
+sub bin         { $_[0]{bin} }
+sub master_pid  { $_[0]{pid}{remit} }
+sub db_pid      { $_[0]{pid}{db} }
+sub nginx_pid   { $_[0]{pid}{nginx} }
+sub findings    { @{ $_[0]{findings} } }
+
+# The pool's workers: live children of the master, read from /proc.
+sub worker_pids {
+    my ($self) = @_;
+    my $master = $self->{pid}{remit} or return;
+    return map { $_->{pid} } grep { $_->{state} ne 'Z' } _children($master);
+}
+
+# Signals (numbers or names: 9, 'KILL') the caller sends to workers on purpose; a worker
+# killed by one of them is not a crash.
+sub expect_worker_kill {
+    my ($self, @signals) = @_;
+    my %number;
+    @number{ split ' ', $Config{sig_name} } = split ' ', $Config{sig_num};
+    for my $sig (@signals) {
+        my $n = $sig =~ /^\d+$/ ? $sig : $number{ $sig =~ s/^SIG//r }
+            // croak "unknown signal '$sig'";
+        $self->{expected}{$n} = 1;
+    }
+    return $self;
+}
+
+# Set remit.conf keys; remit reads the file when `serve` starts.
+sub conf_set {
+    my ($self, %kv) = @_;
+    for my $k (keys %kv) {
+        croak "bad config key '$k'" unless $k =~ /^[a-z_]+$/;
+        croak "bad value for $k" if ($kv{$k} // '') =~ /[\r\n]/;
+        $self->{conf}{$k} = $kv{$k} // '';
+    }
+    $self->write_config if -e $self->config_path;
+    return $self;
+}
+
+# ---- the whole stack -------------------------------------------------------------------
+
+sub start {
+    my ($self) = @_;
+    $self->start_db;
+    $self->create_database;
+    $self->write_config;
+    $self->migrate;
+    $self->start_remit;
+    $self->start_nginx;
+    return $self;
+}
+
+# Stops whatever runs, in front-to-back order, and records what the logs say. Safe to call
+# more than once; does nothing in a forked child.
+sub stop {
+    my ($self) = @_;
+    return if $$ != $self->{owner};
+    local ($?, $!, $@);
+    $self->stop_nginx;
+    $self->stop_remit;
+    $self->stop_db;
+    $self->_scan_log;
+    unless ($self->{keep} || $self->{removed}) {
+        remove_tree($self->{state});
+        $self->{removed} = 1;
+    }
+    return $self->findings;
+}
+
+sub DESTROY { $_[0]->stop }
+
+END {
+    $_ && $_->stop for @LIVE;
+}
+
+# The first part that has exited on its own since it was started, if any.
+sub which_died {
+    my ($self) = @_;
+    my %name = (db => 'MariaDB', remit => 'the remit pool', nginx => 'nginx');
+    for my $what (qw(db remit nginx)) {
+        return $name{$what} if $self->{pid}{$what} && !$self->_running($what);
+    }
+    return;
+}
+
+# ---- MariaDB ---------------------------------------------------------------------------
+
+sub start_db {
+    my ($self) = @_;
+    croak 'MariaDB is already running' if $self->_running('db');
+    $self->_forget('db');
+    my $state = $self->{state};
+    _copy_template("$state/mysql") unless -d "$state/mysql";
+    make_path("$state/tmp");
+    unlink "$state/mysqld.pid";
+
+    # A port picked at run time may be taken before mariadbd binds it: pick another. A
+    # restart keeps the port it had.
+    for my $try (1 .. 3) {
+        my $auto = !$self->{db_port};
+        $self->{db_port} //= _free_port();
+        my $log_size = -s "$state/mysqld.log" // 0;
+        $self->{pid}{db} = _spawn("$state/mysqld.log", 'mariadbd', $self->_db_args);
+        return $self if $self->_wait_db;
+        my $why = _tail("$state/mysqld.log", $log_size);
+        $self->_stop_child('db', 'KILL', 10);
+        if ($auto && $try < 3 && $why =~ /Address already in use|Bind on TCP\/IP port/) {
+            delete $self->{db_port};
+            next;
+        }
+        croak "MariaDB did not start (log $state/mysqld.log):\n$why";
+    }
+}
+
+sub _db_args {
+    my ($self) = @_;
+    my $state = $self->{state};
+    return (
+        '--no-defaults',
+        ($> == 0 ? ('--user=root') : ()),
+        "--datadir=$state/mysql",
+        "--socket=$state/mysqld.sock",
+        "--port=$self->{db_port}",
+        '--bind-address=127.0.0.1',
+        "--pid-file=$state/mysqld.pid",
+        "--log-error=$state/mysqld.log",
+        "--tmpdir=$state/tmp",
+        '--skip-name-resolve',
+        '--character-set-server=utf8mb4',
+        ($self->{durable} ? () : @TEST_DB_OPTIONS),
+    );
+}
+
+# Ready when the socket answers a ping; false when mariadbd exits or takes over a minute.
+sub _wait_db {
+    my ($self) = @_;
+    my $deadline = time + 60;
+    my $sock = $self->db_socket;
+    while (time < $deadline) {
+        return 0 unless $self->_running('db');
+        return 1 if -S $sock && _quiet_system(
+            'mariadb-admin', '--no-defaults', "--socket=$sock", '--user=root',
+            '--connect-timeout=2', 'ping');
+        sleep 0.1;
+    }
+    return 0;
+}
+
+sub stop_db {
+    my ($self) = @_;
+    if ($self->{dbh}) {
+        $self->{dbh}{handle}->disconnect if $self->{dbh}{pid} == $$;
+        delete $self->{dbh};
+    }
+    $self->_stop_child('db', 'TERM', 120);
+    return $self;
+}
+
+sub create_database {
+    my ($self) = @_;
+    my $db = $self->_conf->{db_name};
+    croak "bad database name '$db'" unless $db =~ /^\w+$/;
+    my $sock = $self->db_socket;
+    _quiet_system('mariadb', '--no-defaults', "--socket=$sock", '--user=root',
+        '-e', "CREATE DATABASE IF NOT EXISTS `$db` CHARACTER SET utf8mb4")
+        or croak "could not create database $db";
+    return $self;
+}
+
+# A DBI handle on the private database (AutoCommit on), reconnected when the server went
+# away or the process forked.
+sub dbh {
+    my ($self) = @_;
+    my $c = $self->{dbh};
+    return $c->{handle} if $c && $c->{pid} == $$ && $c->{handle}->ping;
+    my $h = $self->new_dbh;
+    $self->{dbh} = { handle => $h, pid => $$ };
+    return $h;
+}
+
+# A connection of its own, e.g. one whose transaction holds locks while the pool works;
+# %attr overrides DBI attributes (AutoCommit => 0). The caller disconnects it.
+sub new_dbh {
+    my ($self, %attr) = @_;
+    my $dsn = sprintf 'DBI:MariaDB:database=%s;mariadb_socket=%s',
+        $self->_conf->{db_name}, $self->db_socket;
+    return DBI->connect($dsn, 'root', '', {
+        RaiseError => 1, PrintError => 0, AutoCommit => 1, AutoInactiveDestroy => 1, %attr,
+    });
+}
+
+# mariadb-install-db takes a while; build one datadir per checkout and copy it.
+sub _copy_template {
+    my ($datadir) = @_;
+    my $dir = _tmp_base();
+    open my $lock, '>', "$dir/mariadb-template.lock" or croak "open lock: $!";
+    flock $lock, LOCK_EX or croak "flock: $!";
+
+    my $template = "$dir/mariadb-template";
+    my $version = `mariadbd --version`;
+    croak 'mariadbd not found (run script/bootstrap)' if $? != 0;
+    my $have = _slurp("$template.version");
+    unless (-d $template && defined $have && $have eq $version) {
+        remove_tree($template, "$template.new");
+        my @user = $> == 0 ? ('--user=root') : ();
+        _quiet_system('mariadb-install-db', '--no-defaults',
+            '--auth-root-authentication-method=normal', @user, "--datadir=$template.new",
+            '--skip-test-db', '--innodb-log-file-size=16M')
+            or croak 'mariadb-install-db failed';
+        rename "$template.new", $template or croak "rename $template: $!";
+        _spew("$template.version", $version);
+    }
+    system('cp', '-a', $template, $datadir) == 0 or croak "cp -a $template $datadir failed";
+    close $lock;
+}
+
+# ---- remit -----------------------------------------------------------------------------
+
+sub _conf {
+    my ($self) = @_;
+    my $state = $self->{state};
+    return {
+        db_socket      => $self->db_socket,
+        db_host        => '127.0.0.1',
+        db_port        => $self->{db_port} // 3306,
+        db_user        => 'root',
+        db_password    => '',
+        db_name        => 'remit',
+        listen         => $self->socket_path,
+        listen_mode    => '0666',
+        workers        => 4,
+        log_level      => 'info',
+        max_body       => 65536,
+        idem_wait      => 5,
+        idem_retention => 86400,
+        purge_interval => 60,
+        tx_retries     => 5,
+        %{ $self->{conf} },
+    };
+}
+
+sub write_config {
+    my ($self) = @_;
+    my $conf = $self->_conf;
+    my %known = map { $_ => 1 } @CONF_ORDER;
+    my @keys = (@CONF_ORDER, sort grep { !$known{$_} } keys %$conf);
+    _spew($self->config_path, join '',
+        "# remit.conf written by t/lib/Remit/Stack.pm for the stack in this directory\n",
+        map { "$_ = $conf->{$_}\n" } @keys);
+    return $self;
+}
+
+# Runs `remit --config FILE @args`; returns {exit, signal, stdout, stderr}. A sanitizer
+# report on stderr counts as a finding.
+sub remit {
+    my ($self, @args) = @_;
+    my $base = sprintf '%s/cmd-%d-%d', $self->{state}, $$, ++$self->{cmd_seq};
+    my $pid = fork // croak "fork: $!";
+    if (!$pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', "$base.out";
+        open STDERR, '>', "$base.err";
+        exec($self->{bin}, '--config', $self->config_path, @args)
+            or print STDERR "exec $self->{bin}: $!\n";
+        POSIX::_exit(127);
+    }
+    my $status = _wait_exit($pid, 300) // do {
+        kill 'KILL', $pid;
+        _wait_exit($pid, 10);
+        croak "remit @args did not finish within 300 s";
+    };
+    my %r = (exit => $status >> 8, signal => $status & 127,
+        stdout => _slurp("$base.out") // '', stderr => _slurp("$base.err") // '');
+    unlink "$base.out", "$base.err";
+    $self->_finding("remit @args: $_") for grep { /$SANITIZER_RE/ } split /\n/, $r{stderr};
+    return \%r;
+}
+
+sub migrate {
+    my ($self) = @_;
+    my $r = $self->remit('migrate');
+    croak "remit migrate failed (exit $r->{exit}):\n$r->{stderr}"
+        if $r->{exit} || $r->{signal};
+    return $self;
+}
+
+# Creates an organisation and its first ADMIN; returns {orgId, userId, token}.
+sub bootstrap {
+    my ($self, %o) = @_;
+    my @args = ('bootstrap', '--org', $o{org}, '--email', $o{email});
+    push @args, '--name', $o{name} if defined $o{name};
+    my $r = $self->remit(@args);
+    croak "remit bootstrap failed (exit $r->{exit}):\n$r->{stderr}"
+        if $r->{exit} || $r->{signal};
+    my ($line) = grep { /\S/ } reverse split /\n/, $r->{stdout};
+    return JSON::PP->new->utf8->decode($line // croak "remit bootstrap printed nothing");
+}
+
+sub start_remit {
+    my ($self) = @_;
+    croak 'the pool is already running' if $self->_running('remit');
+    $self->stop_remit;    # records how a master that died on its own ended
+    croak "no remit binary at $self->{bin} (run script/bootstrap, or set REMIT_BIN)"
+        unless -x $self->{bin};
+    my $log = $self->log_path;
+    $self->{log_from} //= -s $log // 0;
+    unlink $self->socket_path;    # a stale socket would look ready
+    $self->{pid}{remit} = _spawn($log, $self->{bin}, '--config', $self->config_path, 'serve');
+
+    my $deadline = time + 30;
+    until (-S $self->socket_path) {
+        my $why = !$self->_running('remit') ? 'exited'
+            : time > $deadline ? 'created no socket within 30 s' : '';
+        if ($why) {
+            $self->stop_remit;
+            croak "remit serve $why (log $log):\n" . _tail($log, $self->{log_from});
+        }
+        sleep 0.05;
+    }
+    return $self;
+}
+
+# SIGTERM (drain), then SIGKILL for the master and any worker it leaves behind. Returns the
+# master's wait status, or undef when it was not running.
+sub stop_remit {
+    my ($self) = @_;
+    my $pid = $self->{pid}{remit} or return;
+    my $status = $self->_stop_child('remit', 'TERM', 30);
+    if ($status) {
+        my $how = $status & 127 ? 'was killed by signal ' . ($status & 127)
+            : 'exited with status ' . ($status >> 8);
+        $self->_finding("remit master (pid $pid) $how");
+    }
+    return $status;
+}
+
+# ---- nginx -----------------------------------------------------------------------------
+
+sub start_nginx {
+    my ($self) = @_;
+    croak 'nginx is already running' if $self->_running('nginx');
+    $self->_forget('nginx');
+    my $dir = "$self->{state}/nginx";
+    make_path(map { "$dir/tmp/$_" } qw(body fastcgi proxy scgi uwsgi));
+
+    for my $try (1 .. 3) {
+        $self->{port} //= _free_port();
+        $self->_write_nginx_conf($dir);
+        my $log_size = -s "$dir/error.log" // 0;
+        $self->{pid}{nginx} = _spawn("$dir/error.log", 'nginx', '-p', "$dir/",
+            '-c', "$dir/nginx.conf", '-e', "$dir/error.log");
+        my $why = $self->_wait_healthz;
+        return $self unless $why;
+        my $log = _tail("$dir/error.log", $log_size);
+        $self->_stop_child('nginx', 'KILL', 10);
+        if ($self->{port_auto} && $try < 3 && $log =~ /Address already in use/) {
+            delete $self->{port};
+            next;
+        }
+        croak "nginx: $why (log $dir/error.log):\n$log\nremit.log:\n"
+            . _tail($self->log_path, $self->{log_from} // 0);
+    }
+}
+
+sub _write_nginx_conf {
+    my ($self, $dir) = @_;
+    my $site = _slurp("$TOP/nginx/remit.conf.in") // croak "read nginx/remit.conf.in: $!";
+    my %subst = (PORT => $self->{port}, SOCKET => $self->socket_path);
+    $site =~ s{\@([A-Z_]+)\@}{$subst{$1} // croak "nginx/remit.conf.in: unknown \@$1\@"}ge;
+    _spew("$dir/site.conf", $site);
+
+    # Workers must reach the socket; as root they would otherwise drop to nobody.
+    my $user = $> == 0 ? "user root;\n" : '';
+    _spew("$dir/nginx.conf", <<"EOF");
+# written by t/lib/Remit/Stack.pm: one nginx for the stack in this directory
+${user}worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+
+events {
+    worker_connections 512;
+}
+
+http {
+    access_log $dir/access.log;
+    client_body_temp_path $dir/tmp/body;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    proxy_temp_path $dir/tmp/proxy;
+    scgi_temp_path $dir/tmp/scgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+
+    include $dir/site.conf;
+}
+EOF
+}
+
+# Polls GET /healthz until it answers 200; returns '' then, else why not.
+sub _wait_healthz {
+    my ($self) = @_;
+    my $http = HTTP::Tiny->new(keep_alive => 0, timeout => 5);
+    my $deadline = time + 30;
+    my $last = 'no answer';
+    while (time < $deadline) {
+        return 'nginx exited' unless $self->_running('nginx');
+        my $res = $http->get($self->url . '/healthz');
+        return '' if $res->{status} == 200;
+        $last = "$res->{status} $res->{content}";
+        sleep 0.05;
+    }
+    return "GET /healthz did not answer 200 within 30 s (last: $last)";
+}
+
+sub stop_nginx {
+    my ($self) = @_;
+    $self->_stop_child('nginx', 'TERM', 15);
+    return $self;
+}
+
+# ---- processes -------------------------------------------------------------------------
+
+# fork + exec with stdin from /dev/null and stdout+stderr appended to $log, in a process
+# group of its own so a terminal's ^C reaches only us, and we stop things in order.
+sub _spawn {
+    my ($log, @cmd) = @_;
+    my $pid = fork // croak "fork: $!";
+    return $pid if $pid;
+    setpgrp(0, 0);
+    open STDIN, '<', '/dev/null';
+    open STDOUT, '>>', $log or POSIX::_exit(126);
+    open STDERR, '>&', \*STDOUT;
+    exec(@cmd) or print STDERR "exec $cmd[0]: $!\n";
+    POSIX::_exit(127);
+}
+
+# Stops one component: $signal, then SIGKILL after $timeout seconds. Children it leaves
+# behind (nginx or pool workers, read from /proc before each signal) get SIGKILL too.
+# Returns the wait status, or undef when nothing ran.
+sub _stop_child {
+    my ($self, $what, $signal, $timeout) = @_;
+    my $pid = $self->{pid}{$what} or return;
+    local ($?, $!);
+    my @kids;
+    if ($self->_running($what)) {
+        @kids = _children($pid);
+        kill $signal, $pid;
+        unless (defined _wait_until_exited($self, $what, $timeout)) {
+            $self->_finding("$what (pid $pid) ignored SIG$signal for $timeout s: killed")
+                unless $signal eq 'KILL';
+            push @kids, _children($pid);
+            kill 'KILL', $pid;
+            _wait_until_exited($self, $what, 10);
+        }
+    }
+    my %seen;
+    for my $k (grep { !$seen{ $_->{pid} }++ } @kids) {
+        my $now = _proc_stat($k->{pid}) or next;
+        next if $now->{start} ne $k->{start} || $now->{state} eq 'Z';
+        $self->_finding("$what child pid $k->{pid} outlived its parent: killed");
+        kill 'KILL', $k->{pid};
+    }
+    return $self->_forget($what);
+}
+
+sub _wait_until_exited {
+    my ($self, $what, $timeout) = @_;
+    my $deadline = time + $timeout;
+    while ($self->_running($what)) {
+        return undef if time >= $deadline;
+        sleep 0.02;
+    }
+    return $self->{exited}{$what};
+}
+
+# True while the component's process runs; once it has exited, reaps it and keeps its wait
+# status (so its pid is never signalled again).
+sub _running {
+    my ($self, $what) = @_;
+    my $pid = $self->{pid}{$what} or return 0;
+    return 0 if exists $self->{exited}{$what};
+    local $?;
+    my $r = waitpid $pid, WNOHANG;
+    return 1 if $r == 0;
+    $self->{exited}{$what} = $r == $pid ? $? : 0;
+    return 0;
+}
+
+# Drops the record of a component that has exited; returns its wait status.
+sub _forget {
+    my ($self, $what) = @_;
+    delete $self->{pid}{$what};
+    return delete $self->{exited}{$what};
+}
+
+# Reaps $pid; its wait status, or undef if it is still running after $timeout seconds.
+sub _wait_exit {
+    my ($pid, $timeout) = @_;
+    local $?;
+    my $deadline = time + $timeout;
+    while (1) {
+        my $r = waitpid $pid, WNOHANG;
+        return $? if $r == $pid;
+        return 0 if $r < 0;    # not ours (any more)
+        return undef if time >= $deadline;
+        sleep 0.02;
+    }
+}
+
+sub _children {
+    my ($ppid) = @_;
+    opendir my $d, '/proc' or return;
+    return grep { $_->{ppid} == $ppid } map { _proc_stat($_) } grep { /^\d+$/ } readdir $d;
+}
+
+# {pid, state, ppid, start} from /proc/PID/stat (start: field 22, ticks since boot).
+sub _proc_stat {
+    my ($pid) = @_;
+    my $s = _slurp("/proc/$pid/stat") // return;
+    my ($rest) = $s =~ /\)\s+(.*)$/s or return;
+    my @f = split ' ', $rest;
+    return { pid => $pid, state => $f[0], ppid => $f[1], start => $f[19] };
+}
+
+# ---- findings --------------------------------------------------------------------------
+
+sub _finding {
+    my ($self, $text) = @_;
+    push @{ $self->{findings} }, $text;
+}
+
+# Sanitizer reports, and workers killed by a signal nobody declared. A sanitizer report
+# brings the lines after it along, which name the cause.
+sub _scan_log {
+    my ($self) = @_;
+    return unless defined $self->{log_from};
+    my $from = delete $self->{log_from};
+    open my $fh, '<', $self->log_path or return;
+    seek $fh, $from, 0;
+    my @lines = <$fh>;
+    chomp @lines;
+    my $context = 0;
+    for my $i (0 .. $#lines) {
+        my $line = $lines[$i];
+        if ($line =~ $SANITIZER_RE) {
+            $self->_finding("remit.log: $line");
+            $self->_finding("remit.log: $_") for grep { defined } @lines[$i + 1 .. $i + 30];
+            last if ++$context >= 3;
+        } elsif ($line =~ /"msg"\s*:\s*"worker exited"/ && $line =~ /"signal"\s*:\s*(\d+)/) {
+            $self->_finding("remit.log: $line") unless $self->{expected}{$1};
+        }
+    }
+}
+
+# ---- small helpers ---------------------------------------------------------------------
+
+sub _free_port {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp',
+        Listen => 1) or croak "cannot bind a free port: $!";
+    return $s->sockport;
+}
+
+# Test state goes under t/tmp (git-ignored), or under /tmp when the checkout's path is
+# too long for the unix sockets inside.
+sub _tmp_base {
+    my $base = "$TOP/t/tmp";
+    $base = File::Spec->tmpdir . '/remit-tests' if length($base) > 50;
+    make_path($base);
+    return $base;
+}
+
+sub _fresh_state_dir {
+    my ($name) = @_;
+    $name =~ s/[^\w.-]+/_/g;
+    return tempdir(substr($name, 0, 24) . '-XXXXXX', DIR => _tmp_base());
+}
+
+sub _quiet_system {
+    my @cmd = @_;
+    local $?;
+    my $pid = fork // croak "fork: $!";
+    if (!$pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', '/dev/null';
+        exec(@cmd) or POSIX::_exit(127);
+    }
+    waitpid $pid, 0;
+    return $? == 0;
+}
+
+sub _abs {
+    my ($path) = @_;
+    return File::Spec->rel2abs($path);
+}
+
+sub _slurp {
+    my ($path) = @_;
+    open my $fh, '<', $path or return;
+    local $/;
+    return scalar <$fh>;
+}
+
+sub _spew {
+    my ($path, $text) = @_;
+    open my $fh, '>', "$path.tmp" or croak "write $path: $!";
+    print {$fh} $text;
+    close $fh or croak "write $path: $!";
+    rename "$path.tmp", $path or croak "rename $path: $!";
+}
+
+# The lines of $path from byte $from on, at most the last 40.
+sub _tail {
+    my ($path, $from) = @_;
+    open my $fh, '<', $path or return "(no $path)";
+    seek $fh, $from // 0, 0;
+    my @lines = <$fh>;
+    splice @lines, 0, @lines - 40 if @lines > 40;
+    return join '', @lines;
+}
+
+1;

@@ -5,8 +5,20 @@
 #include <strings.h>
 #include <sys/random.h>
 
+#include "idem_key.h"
+
 static const char SQL_TOKEN[] =
 	"SELECT t.id, u.id, u.org_id, u.roles FROM tokens t JOIN users u ON u.id = t.user_id"
+	" WHERE t.token_hash = ? AND t.revoked_at IS NULL";
+/* A POST that carries a key also reads the answer stored under it, if a live one was
+ * committed: a replay then costs this one statement (idem_answer_seen). The row of an
+ * attempt still running is not visible to this consistent read, nor is an expired one: both
+ * take the claim's path. */
+static const char SQL_TOKEN_KEY[] =
+	"SELECT t.id, u.id, u.org_id, u.roles, k.fingerprint, k.status, k.etag, k.body"
+	" FROM tokens t JOIN users u ON u.id = t.user_id"
+	" LEFT JOIN idempotency_keys k ON k.user_id = u.id AND k.idem_key = ?"
+	" AND k.expires_at > NOW(3)"
 	" WHERE t.token_hash = ? AND t.revoked_at IS NULL";
 
 static int unauthenticated(struct ctx *c)
@@ -27,8 +39,17 @@ int auth_authenticate(struct ctx *c)
 		return unauthenticated(c);
 	unsigned char hash[SHA256_LEN];
 	sha256(tok, n, hash);
+	/* The router parses and checks the header again before any use of what is read here. */
+	const char *h_key = c->rq.idem_header;
+	char *key = NULL;
+	if (h_key && strcmp(c->rq.method, "POST") == 0) {
+		key = arena_alloc(c->a, IDEM_KEY_MAX + 1);
+		if (idem_key_parse(h_key, strlen(h_key), key) < 0)
+			key = NULL;
+	}
 	struct dbres r;
-	if (db_query(c->db, c->a, &r, SQL_TOKEN, "b", hash, sizeof hash) < 0)
+	if ((key ? db_query(c->db, c->a, &r, SQL_TOKEN_KEY, "sb", key, hash, sizeof hash)
+		 : db_query(c->db, c->a, &r, SQL_TOKEN, "b", hash, sizeof hash)) < 0)
 		return HANDLER_DB_ERROR;
 	if (r.nrows == 0)
 		return unauthenticated(c);
@@ -36,6 +57,10 @@ int auth_authenticate(struct ctx *c)
 	c->me.user_id = db_i(&r, 0, 1);
 	c->me.org_id = db_i(&r, 0, 2);
 	c->me.roles = (unsigned)db_i(&r, 0, 3);
+	if (key && db_s(&r, 0, 4) && db_s(&r, 0, 5)) {
+		c->seen = (struct idem_seen){ key, db_s(&r, 0, 4), db_len(&r, 0, 4),
+			(int)db_i(&r, 0, 5), db_i(&r, 0, 6), db_s(&r, 0, 7), db_len(&r, 0, 7) };
+	}
 	return 0;
 }
 

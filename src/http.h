@@ -58,6 +58,18 @@ struct caller {
 	unsigned roles;
 };
 
+/* The committed answer stored under the request's Idempotency-Key, read with the token
+ * (auth.c) so that a replay needs no transaction of its own (idem_answer_seen). */
+struct idem_seen {
+	const char *key;           /* NULL when no live stored answer was found */
+	const char *fingerprint;
+	size_t fingerprint_len;
+	int status;
+	long long etag;
+	const char *body;
+	size_t body_len;
+};
+
 struct response {
 	int status;
 	yajl_gen gen;              /* the body being written */
@@ -81,6 +93,7 @@ struct ctx {
 	struct qparam *q;                      /* query parameters, after q_parse */
 	int nq;
 	const char *idem_key;                  /* parsed key, NULL when the route takes none */
+	struct idem_seen seen;                 /* the key's stored answer, found by auth */
 	long long idem_row;                    /* the claimed key's row */
 	struct detail details[MAX_DETAILS];
 	int ndetails;

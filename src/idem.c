@@ -38,6 +38,35 @@ static void fingerprint(struct ctx *c, unsigned char out[SHA256_LEN])
 	yajl_gen_free(g);
 }
 
+/* The answer to a key whose committed row holds `stored_fp` and the response: the same
+ * fingerprint replays it, another one is 422. */
+static void answer(struct ctx *c, const unsigned char fp[SHA256_LEN], const char *stored_fp,
+	size_t stored_fp_len, int status, long long etag, const char *body, size_t body_len)
+{
+	if (stored_fp_len != SHA256_LEN || memcmp(stored_fp, fp, SHA256_LEN) != 0) {
+		c->ndetails = 0;
+		reply_error(c, 422, "IDEMPOTENCY_KEY_REUSED",
+			"this Idempotency-Key was used for another request");
+		return;
+	}
+	c->rs.status = status;
+	c->rs.etag = etag;
+	c->rs.body = body;
+	c->rs.body_len = body_len;
+	c->rs.replayed = true;
+}
+
+bool idem_answer_seen(struct ctx *c)
+{
+	const struct idem_seen *s = &c->seen;
+	if (!s->key || !c->idem_key || strcmp(s->key, c->idem_key) != 0)
+		return false;
+	unsigned char fp[SHA256_LEN];
+	fingerprint(c, fp);
+	answer(c, fp, s->fingerprint, s->fingerprint_len, s->status, s->etag, s->body, s->body_len);
+	return true;
+}
+
 /* After a duplicate key: the first attempt has committed (a committed row always holds its
  * response). Read it with a fresh statement outside the rolled-back transaction. */
 static int existing(struct ctx *c, const unsigned char fp[SHA256_LEN])
@@ -46,23 +75,14 @@ static int existing(struct ctx *c, const unsigned char fp[SHA256_LEN])
 	if (db_query(c->db, c->a, &r, SQL_FIND, "is", c->me.user_id, c->idem_key) < 0)
 		return IDEM_DB_ERROR;
 	if (r.nrows == 0)
-		return IDEM_AGAIN;   /* purged in between: the key is new again */
+		return IDEM_RECLAIM;   /* purged in between: the key is new again */
 	if (db_i(&r, 0, 5)) {
 		if (db_exec(c->db, SQL_DROP_EXPIRED, "i", db_i(&r, 0, 0)) < 0)
 			return IDEM_DB_ERROR;
-		return IDEM_AGAIN;   /* expired: a new key */
+		return IDEM_RECLAIM;   /* expired: a new key */
 	}
-	if (db_len(&r, 0, 1) != SHA256_LEN || memcmp(db_s(&r, 0, 1), fp, SHA256_LEN) != 0) {
-		c->ndetails = 0;
-		reply_error(c, 422, "IDEMPOTENCY_KEY_REUSED",
-			"this Idempotency-Key was used for another request");
-		return IDEM_DONE;
-	}
-	c->rs.status = (int)db_i(&r, 0, 2);
-	c->rs.etag = db_i(&r, 0, 3);
-	c->rs.body = db_s(&r, 0, 4);
-	c->rs.body_len = db_len(&r, 0, 4);
-	c->rs.replayed = true;
+	answer(c, fp, db_s(&r, 0, 1), db_len(&r, 0, 1), (int)db_i(&r, 0, 2), db_i(&r, 0, 3),
+		db_s(&r, 0, 4), db_len(&r, 0, 4));
 	return IDEM_DONE;
 }
 

@@ -8,9 +8,17 @@
 enum idem_claim {
 	IDEM_RUN,        /* claimed: run the handler, then idem_store before COMMIT */
 	IDEM_DONE,       /* rolled back; c->rs holds the answer (replay, 422, 409 in progress) */
-	IDEM_AGAIN,      /* rolled back; re-run the transaction (deadlock, expired key removed) */
+	IDEM_AGAIN,      /* rolled back on a deadlock; re-run the transaction */
+	IDEM_RECLAIM,    /* rolled back; the key's row was expired (now deleted) or purged: the
+			  * key is new again, claim it at once (no database error to retry on) */
 	IDEM_DB_ERROR,   /* failed; the caller rolls back */
 };
+
+/* Before any transaction: when auth found a committed answer under c->idem_key (c->seen),
+ * answers with it (replay, or 422 for another fingerprint) and returns true. A committed row
+ * always holds its response and only the purge of an expired key removes it, so this is what
+ * the claim would find after its duplicate-key error, two statements and a rollback later. */
+bool idem_answer_seen(struct ctx *c);
 
 /* Inside a transaction just begun: claims c->idem_key for the caller. */
 int idem_claim(struct ctx *c);

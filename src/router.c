@@ -89,6 +89,7 @@ int router_match(const char *method, const char *path, const char *params[MAX_PA
 			continue;
 		if (strcmp(routes[i].method, method) == 0) {
 			memcpy(params, p, sizeof p);
+			allow[0] = '\0';   /* a match has no Allow list: drop what earlier rows wrote */
 			return (int)i;
 		}
 		size_t used = strlen(allow);
@@ -140,17 +141,22 @@ static int db_failure(struct ctx *c)
 	return reply_error(c, 500, "INTERNAL_ERROR", "internal error");
 }
 
-/* Reads and parses the body of a POST, PUT or PATCH into c->body. */
+static bool param_repeated(FCGX_Request *fr, const char *name);
+
+/* Reads and parses the body of a POST, PUT or PATCH into c->body; a DELETE's body must be
+ * JSON too (§1: any request with a body) but means nothing. Two Content-Type lines are one
+ * value "a, b" (RFC 9110 §5.3), which is no media type: checking the first alone would let
+ * "application/json" then "text/plain" through. */
 static int read_body(struct ctx *c, FCGX_Request *fr)
 {
 	bool has_body = c->rq.content_length > 0;
-	if (has_body && strcmp(c->rq.method, "DELETE") != 0 && !content_type_ok(c->rq.content_type))
+	if (has_body && (!content_type_ok(c->rq.content_type) || param_repeated(fr, "HTTP_CONTENT_TYPE")))
 		return reply_error(c, 415, "UNSUPPORTED_MEDIA_TYPE",
 			"the body must be application/json (charset utf-8)");
 	if (http_read_body(c, fr) < 0)
 		return reply_error(c, 413, "PAYLOAD_TOO_LARGE", "the body is larger than allowed");
 	static struct jv empty = { .t = J_OBJ };
-	if (strcmp(c->rq.method, "DELETE") == 0) {   /* a DELETE's body, if any, means nothing */
+	if (strcmp(c->rq.method, "DELETE") == 0) {
 		c->body = &empty;
 		return 0;
 	}
@@ -165,14 +171,27 @@ static int read_body(struct ctx *c, FCGX_Request *fr)
 	return 0;
 }
 
-static int parse_idem_key(struct ctx *c)
+/* nginx before 1.23 hands each line of a repeated header to FastCGI as a param of its own,
+ * and FCGX_GetParam returns the first. Two Idempotency-Key lines are one value "k1, k2" (RFC
+ * 9110 §5.3), which is no key: taking one line would let the request run once under each. */
+static bool param_repeated(FCGX_Request *fr, const char *name)
+{
+	size_t n = strlen(name);
+	int seen = 0;
+	for (char **e = fr->envp; e && *e; e++)
+		if (strncmp(*e, name, n) == 0 && (*e)[n] == '=' && ++seen > 1)
+			return true;
+	return false;
+}
+
+static int parse_idem_key(struct ctx *c, FCGX_Request *fr)
 {
 	const char *h = c->rq.idem_header;
 	if (!h)
 		return reply_error(c, 400, "IDEMPOTENCY_KEY_MISSING",
 			"this request needs an Idempotency-Key header");
 	char *key = arena_alloc(c->a, IDEM_KEY_MAX + 1);
-	if (idem_key_parse(h, strlen(h), key) < 0)
+	if (idem_key_parse(h, strlen(h), key) < 0 || param_repeated(fr, "HTTP_IDEMPOTENCY_KEY"))
 		return reply_error(c, 400, "IDEMPOTENCY_KEY_INVALID",
 			"Idempotency-Key must be 1..255 visible ASCII characters");
 	c->idem_key = key;
@@ -212,6 +231,8 @@ static bool may_retry(struct ctx *c, int attempt, bool at_commit)
  * store the response, commit. Deadlocks and lock wait timeouts re-run it from the start. */
 static int run_tx(struct ctx *c, const struct route *r)
 {
+	if ((r->flags & R_IDEM) && idem_answer_seen(c))
+		return c->rs.status;
 	for (int attempt = 0;; attempt++) {
 		http_reset_response(c);
 		bool at_commit = false;
@@ -221,8 +242,11 @@ static int run_tx(struct ctx *c, const struct route *r)
 			int claim = idem_claim(c);
 			if (claim == IDEM_DONE)
 				return c->rs.status;
+			/* No error to judge a retry by: the expired key is gone, claim it again. */
+			if (claim == IDEM_RECLAIM && attempt < c->cfg->tx_retries)
+				continue;
 			if (claim != IDEM_RUN)
-				goto failed;   /* IDEM_AGAIN: rolled back on a deadlock or an expired key */
+				goto failed;   /* IDEM_AGAIN: rolled back on a deadlock */
 		}
 		int status = r->handler(c);
 		if (status == HANDLER_DB_ERROR)
@@ -231,7 +255,9 @@ static int run_tx(struct ctx *c, const struct route *r)
 			db_rollback(c->db);
 			return status;
 		}
-		if (audit_flush(c) < 0 || ((r->flags & R_IDEM) && idem_store(c) < 0))
+		/* The answer is stored before the audit chain's head is locked: that lock serialises
+		 * the organisation's writers until COMMIT, so as little as possible runs under it. */
+		if (((r->flags & R_IDEM) && idem_store(c) < 0) || audit_flush(c) < 0)
 			goto failed;
 		at_commit = true;
 		if (db_commit(c->db) == 0)
@@ -278,7 +304,7 @@ int router_serve(struct ctx *c, FCGX_Request *fr)
 	int rc;
 	if (r->flags & R_TX && (rc = read_body(c, fr)))
 		return rc;
-	if (r->flags & R_IDEM && (rc = parse_idem_key(c)))
+	if (r->flags & R_IDEM && (rc = parse_idem_key(c, fr)))
 		return rc;
 	if (r->flags & R_TX)
 		return run_tx(c, r);

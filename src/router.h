@@ -11,7 +11,7 @@ int router_serve(struct ctx *c, struct FCGX_Request *fr);
 
 /* Matches method and path against the table (exposed for tests and fuzzing): returns the
  * route index, -1 for an unknown path, -2 for a known path with another method (then `allow`
- * lists the methods it takes). */
+ * lists the methods it takes; otherwise it is left empty). */
 int router_match(const char *method, const char *path, const char *params[MAX_PATH_PARAMS],
 	char *allow, size_t allow_cap);
 

@@ -1,10 +1,11 @@
 #include "worker.h"
 
+#include <errno.h>
 #include <fcgiapp.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,6 +58,7 @@ static void serve(struct ctx *c, FCGX_Request *fr)
 	http_reset_response(c);
 	memset(&c->rq, 0, sizeof c->rq);
 	memset(&c->me, 0, sizeof c->me);
+	memset(&c->seen, 0, sizeof c->seen);
 	memset(c->params, 0, sizeof c->params);
 	c->body = NULL;
 	c->idem_key = NULL;
@@ -110,15 +112,24 @@ int worker_run(const struct config *cfg, int listen_fd, int index)
 	FCGX_InitRequest(&fr, listen_fd, 0);
 	db_connect(db);   /* failures are retried by each request */
 	time_t next_purge = time(NULL) + (index == 0 ? 1 : 0);
+	/* Each worker waits on the shared socket through an epoll of its own with EPOLLEXCLUSIVE,
+	 * so a new connection wakes one idle worker, not all of them (with poll, N workers meant
+	 * N wake-ups and N-1 accepts failing with EAGAIN for every request). Like ppoll,
+	 * epoll_pwait unblocks SIGTERM only while waiting and reports a ready socket first. */
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE };
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, listen_fd, &ev) < 0) {
+		log_write(LOG_ERROR, "epoll failed", "\"errno\":%d", errno);
+		return 1;
+	}
 
 	while (!stopping && getppid() == parent) {
 		if (index == 0 && cfg->purge_interval > 0 && time(NULL) >= next_purge) {
 			purge(db);
 			next_purge = time(NULL) + cfg->purge_interval;
 		}
-		struct pollfd p = { .fd = listen_fd, .events = POLLIN };
-		struct timespec tick = { 1, 0 };
-		if (ppoll(&p, 1, &tick, &wait_mask) <= 0)
+		struct epoll_event ready;
+		if (epoll_pwait(ep, &ready, 1, 1000, &wait_mask) <= 0)
 			continue;
 		/* The socket is non-blocking: when another worker won the connection this fails
 		 * with EAGAIN and we go back to waiting. */
@@ -128,6 +139,7 @@ int worker_run(const struct config *cfg, int listen_fd, int index)
 		FCGX_Finish_r(&fr);
 	}
 	FCGX_Free(&fr, 1);
+	close(ep);
 	if (c.rs.gen)
 		yajl_gen_free(c.rs.gen);
 	db_free(db);

@@ -13,14 +13,20 @@
  * of spaces, and only the normalised form must fit 1..34 characters. */
 #define ACCOUNT_INPUT_MAX 65536
 
+/* RETURNING hands back the row as stored (defaults and timestamps included) in the INSERT's
+ * own round trip, with the currency's minor unit (bound last) where REQUEST_COLS has it. */
 static const char SQL_REQUEST_INSERT[] =
 	"INSERT INTO payment_requests (org_id, batch_id, amount, currency, beneficiary_name,"
-	" beneficiary_account, purpose, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+	" beneficiary_account, purpose, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+	" RETURNING " REQUEST_FIELDS("") ", ?";
 static const char SQL_REQUEST_UPDATE[] =
 	"UPDATE payment_requests SET amount = ?, currency = ?, beneficiary_name = ?,"
 	" beneficiary_account = ?, purpose = ?, version = version + 1, updated_at = NOW(3)"
 	" WHERE id = ?";
 static const char SQL_REQUEST_DELETE[] = "DELETE FROM payment_requests WHERE id = ?";
+static const char SQL_BATCH_BUMP_DRAFT[] =
+	"UPDATE batches SET version = version + 1, updated_at = NOW(3)"
+	" WHERE id = ? AND org_id = ? AND status = 'DRAFT'";
 static const char SQL_BATCH_EXISTS[] = "SELECT id FROM batches WHERE id = ? AND org_id = ?";
 #define REQUEST_LIST \
 	"SELECT " REQUEST_COLS " FROM payment_requests r JOIN currencies cu ON cu.code = r.currency" \
@@ -76,7 +82,16 @@ int h_requests_create(struct ctx *c)
 	int rc;
 	if (!batch)
 		return reply_not_found(c);
-	if ((rc = batch_lock(c, batch, &b)) || (rc = check_if_match(c, b.version)))
+	/* Without If-Match, one statement locks the batch and bumps its version when it is a
+	 * DRAFT of the caller's organisation, which is all this needs to know of it. Any other
+	 * outcome is told apart by the locking read, as with If-Match; a 4xx rolls back. */
+	bool bumped = false;
+	if (!c->rq.if_match) {
+		if (db_exec(c->db, SQL_BATCH_BUMP_DRAFT, "ii", batch, c->me.org_id) < 0)
+			return HANDLER_DB_ERROR;
+		bumped = db_affected(c->db) == 1;
+	}
+	if (!bumped && ((rc = batch_lock(c, batch, &b)) || (rc = check_if_match(c, b.version))))
 		return rc;
 
 	struct fields f = { .minor = -1, .purpose = "" };
@@ -89,14 +104,16 @@ int h_requests_create(struct ctx *c)
 	v_no_unknown(c, known_fields);
 	if (c->ndetails)
 		return reply_validation(c);
-	if (strcmp(b.status, "DRAFT") != 0)
+	if (!bumped && strcmp(b.status, "DRAFT") != 0)
 		return reply_invalid_state(c, b.status);
 
-	if (db_exec(c->db, SQL_REQUEST_INSERT, "iiissssi", c->me.org_id, batch, (long long)f.amount,
-			f.currency, f.name, f.account, f.purpose, c->me.user_id) < 0)
+	struct dbres row;
+	if (db_query(c->db, c->a, &row, SQL_REQUEST_INSERT, "iiissssii", c->me.org_id, batch,
+			(long long)f.amount, f.currency, f.name, f.account, f.purpose, c->me.user_id,
+			(long long)f.minor) < 0 || row.nrows != 1)
 		return HANDLER_DB_ERROR;
-	long long id = db_insert_id(c->db);
-	if ((rc = batch_touch(c, batch, false)))
+	long long id = db_i(&row, 0, 0);
+	if (!bumped && (rc = batch_touch(c, batch, false)))
 		return rc;
 	yajl_gen g = jw_new();
 	jw_open(g, NULL);
@@ -104,7 +121,7 @@ int h_requests_create(struct ctx *c)
 	write_fields_audit(g, &f);
 	jw_close(g);
 	audit_add(c, "request.created", "request", id, jw_finish(c->a, g));
-	return reply_request(c, 201, id, false);
+	return reply_request_row(c, 201, &row);
 }
 
 int h_requests_list(struct ctx *c)

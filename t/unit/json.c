@@ -68,6 +68,8 @@ int main(void)
 	ok(!PARSES("{\"a\":\"\\ud800\\u0041\"}"), "high surrogate followed by a non-surrogate escape");
 	ok(!PARSES("{\"\\ud800\":1}"), "lone surrogate in a member name");
 	ok(!PARSES("{\"a\":\"\xFF\"}"), "invalid byte");
+	ok(!PARSES("{\v\"a\":1}"), "vertical tab is not white space (yajl takes it for one)");
+	ok(!PARSES("{\"a\":1}\f"), "form feed is not white space");
 
 	const char *deep32 = nested(32);
 	ok(parses(deep32, strlen(deep32)), "32 levels parse");

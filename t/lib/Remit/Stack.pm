@@ -9,6 +9,10 @@ package Remit::Stack;
 #   $st->start;            # MariaDB, database, remit.conf, migrate, serve, nginx
 #   ... $st->url, $st->dbh, $st->remit('verify-audit') ...
 #   $st->stop;             # nginx, the pool, MariaDB; then $st->findings
+#
+# pools => N starts N pools (`remit serve` masters), each with its own config, socket and
+# log (remit.conf, remit-2.conf, ...), all on the one database, behind one nginx upstream
+# that takes turns between them: what several app hosts sharing a database look like.
 
 use strict;
 use warnings;
@@ -64,9 +68,11 @@ sub new {
         pid       => {},       # component => pid of the child we started
         expected  => {},       # signals the caller declared it sends to workers
         findings  => [],
-        log_from  => undef,    # offset in remit.log where this stack's run begins
+        pools     => $o{pools} // 1,
+        log_from  => {},       # pool => offset in its log where this stack's run begins
         cmd_seq   => 0,
     }, $class;
+    croak "pools must be a positive integer" unless $self->{pools} =~ /^[1-9]\d*$/;
 
     if (defined $o{state}) {
         $self->{state} = _abs($o{state});
@@ -78,7 +84,7 @@ sub new {
     }
 
     my $state = $self->{state};
-    for my $sock ("$state/mysqld.sock", "$state/remit.sock") {
+    for my $sock ($self->db_socket, map { $self->socket_path($_) } 1 .. $self->{pools}) {
         croak "socket path $sock is longer than $MAX_SOCKET_PATH bytes: choose a shorter state dir"
             if length $sock > $MAX_SOCKET_PATH;
     }
@@ -107,25 +113,34 @@ sub _exit_on_signals {
 
 # ---- accessors -------------------------------------------------------------------------
 
+# The accessors of a pool take its number, 1 when left out.
 sub state_dir   { $_[0]{state} }
-sub config_path { "$_[0]{state}/remit.conf" }
-sub log_path    { "$_[0]{state}/remit.log" }
-sub socket_path { "$_[0]{state}/remit.sock" }
+sub pools       { $_[0]{pools} }
+sub config_path { "$_[0]{state}/" . _pool($_[1]) . '.conf' }
+sub log_path    { "$_[0]{state}/" . _pool($_[1]) . '.log' }
+sub socket_path { "$_[0]{state}/" . _pool($_[1]) . '.sock' }
 sub db_socket   { "$_[0]{state}/mysqld.sock" }
 sub db_port     { $_[0]{db_port} }
 sub port        { $_[0]{port} }
 sub url         { "http://127.0.0.1:$_[0]{port}" }
 sub bin         { $_[0]{bin} }
-sub master_pid  { $_[0]{pid}{remit} }
+sub master_pid  { $_[0]{pid}{ _pool($_[1]) } }
 sub db_pid      { $_[0]{pid}{db} }
 sub nginx_pid   { $_[0]{pid}{nginx} }
 sub findings    { @{ $_[0]{findings} } }
 
-# The pool's workers: live children of the master, read from /proc.
+# Pool 1 is "remit" (remit.conf, remit.sock, remit.log), pool N is "remit-N": the name of its
+# files and of its master among the components.
+sub _pool {
+    my ($n) = @_;
+    return !defined $n || $n == 1 ? 'remit' : "remit-$n";
+}
+
+# The workers of pool $n, or of every pool: live children of the masters, read from /proc.
 sub worker_pids {
-    my ($self) = @_;
-    my $master = $self->{pid}{remit} or return;
-    return map { $_->{pid} } grep { $_->{state} ne 'Z' } _children($master);
+    my ($self, $n) = @_;
+    my @masters = grep { $_ } map { $self->master_pid($_) } defined $n ? $n : 1 .. $self->{pools};
+    return map { $_->{pid} } grep { $_->{state} ne 'Z' } map { _children($_) } @masters;
 }
 
 # Signals (numbers or names: 9, 'KILL') the caller sends to workers on purpose; a worker
@@ -193,8 +208,9 @@ END {
 # The first part that has exited on its own since it was started, if any.
 sub which_died {
     my ($self) = @_;
-    my %name = (db => 'MariaDB', remit => 'the remit pool', nginx => 'nginx');
-    for my $what (qw(db remit nginx)) {
+    my %name = (db => 'MariaDB', nginx => 'nginx',
+        map { _pool($_) => "the remit pool" . ($_ > 1 ? " $_" : '') } 1 .. $self->{pools});
+    for my $what ('db', (map { _pool($_) } 1 .. $self->{pools}), 'nginx') {
         return $name{$what} if $self->{pid}{$what} && !$self->_running($what);
     }
     return;
@@ -333,10 +349,11 @@ sub _copy_template {
 
 # ---- remit -----------------------------------------------------------------------------
 
+# The configuration of pool $n (1 when left out): the same but for its socket.
 sub _conf {
-    my ($self) = @_;
+    my ($self, $n) = @_;
     my $state = $self->{state};
-    return {
+    my $conf = {
         db_socket      => $self->db_socket,
         db_host        => '127.0.0.1',
         db_port        => $self->{db_port} // 3306,
@@ -354,16 +371,20 @@ sub _conf {
         tx_retries     => 5,
         %{ $self->{conf} },
     };
+    $conf->{listen} = $self->socket_path($n) if defined $n && $n > 1;
+    return $conf;
 }
 
 sub write_config {
     my ($self) = @_;
-    my $conf = $self->_conf;
     my %known = map { $_ => 1 } @CONF_ORDER;
-    my @keys = (@CONF_ORDER, sort grep { !$known{$_} } keys %$conf);
-    _spew($self->config_path, join '',
-        "# remit.conf written by t/lib/Remit/Stack.pm for the stack in this directory\n",
-        map { "$_ = $conf->{$_}\n" } @keys);
+    for my $n (1 .. $self->{pools}) {
+        my $conf = $self->_conf($n);
+        my @keys = (@CONF_ORDER, sort grep { !$known{$_} } keys %$conf);
+        _spew($self->config_path($n), join '', '# ' . _pool($n)
+            . ".conf written by t/lib/Remit/Stack.pm for the stack in this directory\n",
+            map { "$_ = $conf->{$_}\n" } @keys);
+    }
     return $self;
 }
 
@@ -413,40 +434,54 @@ sub bootstrap {
     return JSON::PP->new->utf8->decode($line // croak "remit bootstrap printed nothing");
 }
 
+# Starts every pool.
 sub start_remit {
     my ($self) = @_;
-    croak 'the pool is already running' if $self->_running('remit');
+    my @pools = 1 .. $self->{pools};
+    croak 'the pool is already running' if grep { $self->_running(_pool($_)) } @pools;
     $self->stop_remit;    # records how a master that died on its own ended
     croak "no remit binary at $self->{bin} (run script/bootstrap, or set REMIT_BIN)"
         unless -x $self->{bin};
-    my $log = $self->log_path;
-    $self->{log_from} //= -s $log // 0;
-    unlink $self->socket_path;    # a stale socket would look ready
-    $self->{pid}{remit} = _spawn($log, $self->{bin}, '--config', $self->config_path, 'serve');
-
-    my $deadline = time + 30;
-    until (-S $self->socket_path) {
-        my $why = !$self->_running('remit') ? 'exited'
-            : time > $deadline ? 'created no socket within 30 s' : '';
-        if ($why) {
-            $self->stop_remit;
-            croak "remit serve $why (log $log):\n" . _tail($log, $self->{log_from});
-        }
-        sleep 0.05;
-    }
+    $self->_start_pool($_) for @pools;
     return $self;
 }
 
-# SIGTERM (drain), then SIGKILL for the master and any worker it leaves behind. Returns the
-# master's wait status, or undef when it was not running.
+sub _start_pool {
+    my ($self, $n) = @_;
+    my ($what, $log, $socket) = (_pool($n), $self->log_path($n), $self->socket_path($n));
+    $self->{log_from}{$n} //= -s $log // 0;
+    unlink $socket;    # a stale socket would look ready
+    $self->{pid}{$what} = _spawn($log, $self->{bin}, '--config', $self->config_path($n), 'serve');
+
+    my $deadline = time + 30;
+    until (-S $socket) {
+        my $why = !$self->_running($what) ? 'exited'
+            : time > $deadline ? 'created no socket within 30 s' : '';
+        if ($why) {
+            $self->stop_remit;
+            croak "remit serve $why (log $log):\n" . _tail($log, $self->{log_from}{$n});
+        }
+        sleep 0.05;
+    }
+}
+
+# SIGTERM (drain), then SIGKILL for each master and any worker it leaves behind. Returns the
+# wait status of pool 1's master, or undef when it was not running.
 sub stop_remit {
     my ($self) = @_;
-    my $pid = $self->{pid}{remit} or return;
-    my $status = $self->_stop_child('remit', 'TERM', 30);
+    my @status = map { $self->_stop_pool($_) } 1 .. $self->{pools};
+    return $status[0];
+}
+
+sub _stop_pool {
+    my ($self, $n) = @_;
+    my $what = _pool($n);
+    my $pid = $self->{pid}{$what} or return undef;
+    my $status = $self->_stop_child($what, 'TERM', 30);
     if ($status) {
         my $how = $status & 127 ? 'was killed by signal ' . ($status & 127)
             : 'exited with status ' . ($status >> 8);
-        $self->_finding("remit master (pid $pid) $how");
+        $self->_finding(($n > 1 ? "$what " : 'remit ') . "master (pid $pid) $how");
     }
     return $status;
 }
@@ -475,7 +510,7 @@ sub start_nginx {
             next;
         }
         croak "nginx: $why (log $dir/error.log):\n$log\nremit.log:\n"
-            . _tail($self->log_path, $self->{log_from} // 0);
+            . _tail($self->log_path, $self->{log_from}{1} // 0);
     }
 }
 
@@ -484,6 +519,16 @@ sub _write_nginx_conf {
     my $site = _slurp("$TOP/nginx/remit.conf.in") // croak "read nginx/remit.conf.in: $!";
     my %subst = (PORT => $self->{port}, SOCKET => $self->socket_path);
     $site =~ s{\@([A-Z_]+)\@}{$subst{$1} // croak "nginx/remit.conf.in: unknown \@$1\@"}ge;
+    my $upstream = '';
+    if ($self->{pools} > 1) {
+        # One upstream of every pool's socket (round robin); the site passes to it instead.
+        my $pass = 'fastcgi_pass unix:' . $self->socket_path . ';';
+        $site =~ s/\Q$pass\E/fastcgi_pass remit_pools;/
+            or croak "nginx/remit.conf.in: no '$pass' to point at the pools";
+        $upstream = join '', "upstream remit_pools {\n",
+            (map { '        server unix:' . $self->socket_path($_) . ";\n" } 1 .. $self->{pools}),
+            "    }\n";
+    }
     _spew("$dir/site.conf", $site);
 
     # Workers must reach the socket; as root they would otherwise drop to nobody.
@@ -507,6 +552,7 @@ http {
     scgi_temp_path $dir/tmp/scgi;
     uwsgi_temp_path $dir/tmp/uwsgi;
 
+    $upstream
     include $dir/site.conf;
 }
 EOF
@@ -649,21 +695,23 @@ sub _finding {
 # brings the lines after it along, which name the cause.
 sub _scan_log {
     my ($self) = @_;
-    return unless defined $self->{log_from};
-    my $from = delete $self->{log_from};
-    open my $fh, '<', $self->log_path or return;
-    seek $fh, $from, 0;
-    my @lines = <$fh>;
-    chomp @lines;
-    my $context = 0;
-    for my $i (0 .. $#lines) {
-        my $line = $lines[$i];
-        if ($line =~ $SANITIZER_RE) {
-            $self->_finding("remit.log: $line");
-            $self->_finding("remit.log: $_") for grep { defined } @lines[$i + 1 .. $i + 30];
-            last if ++$context >= 3;
-        } elsif ($line =~ /"msg"\s*:\s*"worker exited"/ && $line =~ /"signal"\s*:\s*(\d+)/) {
-            $self->_finding("remit.log: $line") unless $self->{expected}{$1};
+    for my $n (sort keys %{ $self->{log_from} }) {
+        my $from = delete $self->{log_from}{$n};
+        my $name = _pool($n) . '.log';
+        open my $fh, '<', $self->log_path($n) or next;
+        seek $fh, $from, 0;
+        my @lines = <$fh>;
+        chomp @lines;
+        my $context = 0;
+        for my $i (0 .. $#lines) {
+            my $line = $lines[$i];
+            if ($line =~ $SANITIZER_RE) {
+                $self->_finding("$name: $line");
+                $self->_finding("$name: $_") for grep { defined } @lines[$i + 1 .. $i + 30];
+                last if ++$context >= 3;
+            } elsif ($line =~ /"msg"\s*:\s*"worker exited"/ && $line =~ /"signal"\s*:\s*(\d+)/) {
+                $self->_finding("$name: $line") unless $self->{expected}{$1};
+            }
         }
     }
 }
@@ -676,11 +724,12 @@ sub _free_port {
     return $s->sockport;
 }
 
-# Test state goes under t/tmp (git-ignored), or under /tmp when the checkout's path is
-# too long for the unix sockets inside.
+# Test state goes under $REMIT_TEST_TMP, else t/tmp (git-ignored), else /tmp when the
+# checkout is read-only (make distcheck) or its path too long for the unix sockets inside.
 sub _tmp_base {
-    my $base = "$TOP/t/tmp";
-    $base = File::Spec->tmpdir . '/remit-tests' if length($base) > 50;
+    my $base = $ENV{REMIT_TEST_TMP} // "$TOP/t/tmp";
+    $base = File::Spec->tmpdir . '/remit-tests'
+        if length($base) > 50 || (!-w $TOP && !defined $ENV{REMIT_TEST_TMP});
     make_path($base);
     return $base;
 }

@@ -12,15 +12,13 @@
 extern const char *const batch_statuses[];
 extern const char *const request_statuses[];
 
-/* A request's columns in the order write_request reads them, each name after prefix `p`. */
-#define REQUEST_FIELDS(p) \
-	p "id, " p "batch_id, " p "status, " p "amount, " p "currency, " p "beneficiary_name, " \
-	p "beneficiary_account, " p "purpose, " p "created_by, " p "created_at, " p "updated_at, " \
-	p "version, " p "required_approvals, " p "approval_count, " p "snapshot, " p "paid_at, " \
-	p "paid_by, " p "payment_reference"
-/* Those columns, then the currency's minor unit. Selected from
- * `payment_requests r JOIN currencies cu ON cu.code = r.currency`. */
-#define REQUEST_COLS REQUEST_FIELDS("r.") ", cu.minor_unit"
+/* A request's columns in the order write_request reads them, then the currency's minor unit.
+ * Selected from `payment_requests r JOIN currencies cu ON cu.code = r.currency`. */
+#define REQUEST_COLS \
+	"r.id, r.batch_id, r.status, r.amount, r.currency, r.beneficiary_name," \
+	" r.beneficiary_account, r.purpose, r.created_by, r.created_at, r.updated_at, r.version," \
+	" r.required_approvals, r.approval_count, r.snapshot, r.paid_at, r.paid_by," \
+	" r.payment_reference, cu.minor_unit"
 
 /* Writes the request in row `row` of a result selected with REQUEST_COLS (its snapshot is
  * parsed in `a`). */
@@ -31,10 +29,6 @@ void write_request(struct arena *a, yajl_gen g, const struct dbres *res, size_t 
  * are checked after the object is found). `latest` reads the newest committed row with a locking read: a
  * mutation whose transaction may already hold an older snapshot needs that. */
 int reply_request(struct ctx *c, int status, long long id, bool latest);
-
-/* Replies with the request in the first row of `res` (columns as REQUEST_COLS), e.g. the row
- * an INSERT ... RETURNING gave back: no second statement reads what was just written. */
-int reply_request_row(struct ctx *c, int status, const struct dbres *res);
 
 /* Replies with one batch as `data` (ETag: its version), 404 when there is none, else 400 as
  * above. Runs one

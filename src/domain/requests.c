@@ -13,12 +13,9 @@
  * of spaces, and only the normalised form must fit 1..34 characters. */
 #define ACCOUNT_INPUT_MAX 65536
 
-/* RETURNING hands back the row as stored (defaults and timestamps included) in the INSERT's
- * own round trip, with the currency's minor unit (bound last) where REQUEST_COLS has it. */
 static const char SQL_REQUEST_INSERT[] =
 	"INSERT INTO payment_requests (org_id, batch_id, amount, currency, beneficiary_name,"
-	" beneficiary_account, purpose, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-	" RETURNING " REQUEST_FIELDS("") ", ?";
+	" beneficiary_account, purpose, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_REQUEST_UPDATE[] =
 	"UPDATE payment_requests SET amount = ?, currency = ?, beneficiary_name = ?,"
 	" beneficiary_account = ?, purpose = ?, version = version + 1, updated_at = NOW(3)"
@@ -107,12 +104,10 @@ int h_requests_create(struct ctx *c)
 	if (!bumped && strcmp(b.status, "DRAFT") != 0)
 		return reply_invalid_state(c, b.status);
 
-	struct dbres row;
-	if (db_query(c->db, c->a, &row, SQL_REQUEST_INSERT, "iiissssii", c->me.org_id, batch,
-			(long long)f.amount, f.currency, f.name, f.account, f.purpose, c->me.user_id,
-			(long long)f.minor) < 0 || row.nrows != 1)
+	if (db_exec(c->db, SQL_REQUEST_INSERT, "iiissssi", c->me.org_id, batch, (long long)f.amount,
+			f.currency, f.name, f.account, f.purpose, c->me.user_id) < 0)
 		return HANDLER_DB_ERROR;
-	long long id = db_i(&row, 0, 0);
+	long long id = db_insert_id(c->db);
 	if (!bumped && (rc = batch_touch(c, batch, false)))
 		return rc;
 	yajl_gen g = jw_new();
@@ -121,7 +116,7 @@ int h_requests_create(struct ctx *c)
 	write_fields_audit(g, &f);
 	jw_close(g);
 	audit_add(c, "request.created", "request", id, jw_finish(c->a, g));
-	return reply_request_row(c, 201, &row);
+	return reply_request(c, 201, id, false);
 }
 
 int h_requests_list(struct ctx *c)

@@ -86,6 +86,14 @@ static int existing(struct ctx *c, const unsigned char fp[SHA256_LEN])
 	return IDEM_DONE;
 }
 
+int idem_in_progress(struct ctx *c)
+{
+	c->ndetails = 0;
+	c->rs.retry_after = true;
+	return reply_error(c, 409, "IDEMPOTENCY_KEY_IN_PROGRESS",
+		"a request with this Idempotency-Key is still running; retry later");
+}
+
 int idem_claim(struct ctx *c)
 {
 	unsigned char fp[SHA256_LEN];
@@ -98,10 +106,7 @@ int idem_claim(struct ctx *c)
 	unsigned err = db_errno(c->db);
 	db_rollback(c->db);
 	if (err == DB_LOCK_WAIT_TIMEOUT) {   /* the first attempt still holds the key */
-		c->ndetails = 0;
-		c->rs.retry_after = true;
-		reply_error(c, 409, "IDEMPOTENCY_KEY_IN_PROGRESS",
-			"a request with this Idempotency-Key is still running; retry later");
+		idem_in_progress(c);
 		return IDEM_DONE;
 	}
 	if (err == DB_DEADLOCK)

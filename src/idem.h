@@ -23,6 +23,10 @@ bool idem_answer_seen(struct ctx *c);
 /* Inside a transaction just begun: claims c->idem_key for the caller. */
 int idem_claim(struct ctx *c);
 
+/* Answers 409 IDEMPOTENCY_KEY_IN_PROGRESS (Retry-After: 1): the key's first attempt is still
+ * running after the wait. Returns the status. */
+int idem_in_progress(struct ctx *c);
+
 /* Stores the response built in c->rs into the claimed row (same transaction). */
 int idem_store(struct ctx *c);
 

@@ -233,7 +233,10 @@ static int run_tx(struct ctx *c, const struct route *r)
 {
 	if ((r->flags & R_IDEM) && idem_answer_seen(c))
 		return c->rs.status;
-	for (int attempt = 0;; attempt++) {
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int twin_waits = 0;
+	for (int attempt = 0;;) {
 		http_reset_response(c);
 		bool at_commit = false;
 		if (db_begin(c->db) < 0)
@@ -243,10 +246,20 @@ static int run_tx(struct ctx *c, const struct route *r)
 			if (claim == IDEM_DONE)
 				return c->rs.status;
 			/* No error to judge a retry by: the expired key is gone, claim it again. */
-			if (claim == IDEM_RECLAIM && attempt < c->cfg->tx_retries)
+			if (claim == IDEM_RECLAIM && attempt++ < c->cfg->tx_retries)
 				continue;
+			/* Twins queued on the key deadlock among themselves when its holder rolls back:
+			 * that is still waiting for the key, bounded by idem_wait like a lock wait. */
+			if (claim == IDEM_AGAIN) {
+				struct timespec t1;
+				clock_gettime(CLOCK_MONOTONIC, &t1);
+				if (t1.tv_sec - t0.tv_sec >= c->cfg->idem_wait)
+					return idem_in_progress(c);
+				backoff(twin_waits++);
+				continue;
+			}
 			if (claim != IDEM_RUN)
-				goto failed;   /* IDEM_AGAIN: rolled back on a deadlock */
+				goto failed;
 		}
 		int status = r->handler(c);
 		if (status == HANDLER_DB_ERROR)
@@ -264,7 +277,7 @@ static int run_tx(struct ctx *c, const struct route *r)
 			return status;
 	failed:
 		db_rollback(c->db);
-		if (!may_retry(c, attempt, at_commit)) {
+		if (!may_retry(c, attempt++, at_commit)) {
 			http_reset_response(c);
 			return db_failure(c);
 		}

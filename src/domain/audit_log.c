@@ -47,7 +47,7 @@ int h_audit_list(struct ctx *c)
 	if (rc < 0)
 		return HANDLER_DB_ERROR;
 	yajl_gen g = reply_list(c);
-	size_t n = r.nrows > (size_t)limit ? (size_t)limit : r.nrows;
+	size_t n = page_len(&r, limit);
 	for (size_t i = 0; i < n; i++) {
 		jw_open(g, NULL);
 		jw_id(g, "id", db_i(&r, i, 0));
@@ -63,5 +63,5 @@ int h_audit_list(struct ctx *c)
 		jw_str(g, "prevHash", db_s(&r, i, 10));
 		jw_close(g);
 	}
-	return reply_list_done(c, r.nrows > n ? db_i(&r, n - 1, 0) : 0);
+	return reply_list_done(c, page_next(&r, n));
 }

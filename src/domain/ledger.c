@@ -46,7 +46,7 @@ int h_ledger_entries(struct ctx *c)
 	if (rc < 0)
 		return HANDLER_DB_ERROR;
 	yajl_gen g = reply_list(c);
-	size_t n = r.nrows > (size_t)limit ? (size_t)limit : r.nrows;
+	size_t n = page_len(&r, limit);
 	for (size_t i = 0; i < n; i++) {
 		char money[MONEY_FMT_MAX];
 		money_format(db_i(&r, i, 4), (int)db_i(&r, i, 7), money);
@@ -60,7 +60,7 @@ int h_ledger_entries(struct ctx *c)
 		jw_time(g, "createdAt", db_s(&r, i, 6));
 		jw_close(g);
 	}
-	return reply_list_done(c, r.nrows > n ? db_i(&r, n - 1, 0) : 0);
+	return reply_list_done(c, page_next(&r, n));
 }
 
 /* One entry per currency the organisation's ledger holds: a short list, never paged, so

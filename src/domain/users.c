@@ -98,10 +98,10 @@ int h_users_list(struct ctx *c)
 			cursor ? cursor : INT64_MAX, (long long)limit + 1) < 0)
 		return HANDLER_DB_ERROR;
 	yajl_gen g = reply_list(c);
-	size_t n = r.nrows > (size_t)limit ? (size_t)limit : r.nrows;
+	size_t n = page_len(&r, limit);
 	for (size_t i = 0; i < n; i++)
 		write_user(g, &r, i);
-	return reply_list_done(c, r.nrows > n ? db_i(&r, n - 1, 0) : 0);
+	return reply_list_done(c, page_next(&r, n));
 }
 
 /* `roles`: a non-empty array of role names → bit set; 0 after recording an error. */

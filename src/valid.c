@@ -248,6 +248,15 @@ void q_page(struct ctx *c, int *limit, long long *cursor)
 	}
 }
 
+long long q_id(struct ctx *c, const char *name)
+{
+	const char *v = q_get(c, name);
+	if (!v)
+		return 0;
+	long long id = id_parse(v);
+	return id ? id : -1;
+}
+
 size_t page_len(const struct dbres *r, int limit)
 {
 	return r->nrows > (size_t)limit ? (size_t)limit : r->nrows;

@@ -31,6 +31,9 @@ void q_parse(struct ctx *c, const char *const allowed[]);
 const char *q_get(struct ctx *c, const char *name);
 /* limit (1..200, default 50) and cursor (an id); records errors. */
 void q_page(struct ctx *c, int *limit, long long *cursor);
+/* An id filter (`requestId`, `objectId`): 0 when absent, else the id, or -1 when the value is
+ * no id at all — then, like an id of another organisation, it matches nothing. */
+long long q_id(struct ctx *c, const char *name);
 /* A list is fetched with LIMIT limit + 1: page_len gives the rows of this page, page_next the
  * cursor for the next one (the id in column 0 of the page's last row), 0 on the last page. */
 size_t page_len(const struct dbres *r, int limit);

@@ -31,15 +31,14 @@ int h_audit_list(struct ctx *c)
 	if (c->ndetails)
 		return reply_validation(c);
 	/* Any objectId that is no object of this organisation simply matches nothing. */
-	const char *oid = q_get(c, "objectId");
-	long long object = oid ? id_parse(oid) : 0;
-	if (oid && !object) {
+	long long object = q_id(c, "objectId");
+	if (object < 0) {
 		reply_list(c);
 		return reply_list_done(c, 0);
 	}
 	long long before = cursor ? cursor : INT64_MAX;
 	struct dbres r;
-	int rc = oid
+	int rc = object
 		? db_query(c->db, c->a, &r, SQL_EVENTS_OBJECT, "iiii", c->me.org_id, object, before,
 			(long long)limit + 1)
 		: db_query(c->db, c->a, &r, SQL_EVENTS, "iii", c->me.org_id, before,

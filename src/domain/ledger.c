@@ -30,15 +30,14 @@ int h_ledger_entries(struct ctx *c)
 	if (c->ndetails)
 		return reply_validation(c);
 	/* Any requestId that is no request of this organisation simply matches nothing. */
-	const char *rq = q_get(c, "requestId");
-	long long request = rq ? id_parse(rq) : 0;
-	if (rq && !request) {
+	long long request = q_id(c, "requestId");
+	if (request < 0) {
 		reply_list(c);
 		return reply_list_done(c, 0);
 	}
 	long long before = cursor ? cursor : INT64_MAX;
 	struct dbres r;
-	int rc = rq
+	int rc = request
 		? db_query(c->db, c->a, &r, SQL_ENTRIES_REQUEST, "iiii", c->me.org_id, request, before,
 			(long long)limit + 1)
 		: db_query(c->db, c->a, &r, SQL_ENTRIES, "iii", c->me.org_id, before,

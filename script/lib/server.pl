@@ -26,8 +26,9 @@ printf STDERR "remit: config %s; logs %s, %s/mysqld.log, %s/nginx/; ^C stops\n",
 # the rest keeps serving meanwhile: 503 with Retry-After while the database is away.
 until ($stop) {
     sleep 0.5;
-    printf STDERR "remit: %s %s\n", strftime('%Y-%m-%dT%H:%M:%SZ', gmtime), $_
-        for $stack->supervise;
+    $stack->supervise(sub {
+        printf STDERR "remit: %s %s\n", strftime('%Y-%m-%dT%H:%M:%SZ', gmtime), $_[0];
+    });
 }
 warn "remit: caught SIG$stop, stopping\n";
 $stack->stop;

@@ -227,24 +227,26 @@ my $RESTART_WINDOW = 60;
 # datadir (InnoDB crash recovery brings back everything committed), a pool master, nginx.
 # The other parts keep running meanwhile: while MariaDB is away the pool answers 503 with
 # Retry-After, and its workers reconnect by themselves once it is back. Returns one line
-# per event, for a log. script/server calls it every half second; so can a test.
+# per event; $say, when given, gets each as it happens (a restart may take a while).
+# script/server calls it every half second; so can a test.
 sub supervise {
-    my ($self) = @_;
+    my ($self, $say) = @_;
     my @log;
+    my $log = sub { push @log, $_[0]; $say->($_[0]) if $say };
     my %name = (db => 'MariaDB', nginx => 'nginx',
         map { _pool($_) => 'the remit pool' . ($_ > 1 ? " $_" : '') } 1 .. $self->{pools});
     for my $what ('db', (map { _pool($_) } 1 .. $self->{pools}), 'nginx') {
         next if $self->_running($what);
         if (my $pid = $self->{pid}{$what}) {
-            push @log, "$name{$what} (pid $pid) " . _how($self->{exited}{$what})
-                . '; restarting it' . ($what eq 'db' ? ' on the same datadir' : '');
+            $log->("$name{$what} (pid $pid) " . _how($self->{exited}{$what})
+                . '; restarting it' . ($what eq 'db' ? ' on the same datadir' : ''));
             $self->_forget($what);
         }
         my $times = $self->{restarts}{$what} //= [];
         @$times = grep { $_ > time - $RESTART_WINDOW } @$times;
         if (@$times >= $RESTART_BURST) {
-            push @log, sprintf '%s restarted %d times within %d s: next try in %.0f s',
-                $name{$what}, scalar @$times, $RESTART_WINDOW, $times->[0] + $RESTART_WINDOW - time
+            $log->(sprintf '%s restarted %d times within %d s: next try in %.0f s',
+                $name{$what}, scalar @$times, $RESTART_WINDOW, $times->[0] + $RESTART_WINDOW - time)
                 unless $self->{deferred}{$what}++;
             next;
         }
@@ -252,9 +254,9 @@ sub supervise {
         push @$times, time;
         my $t0 = time;
         my $ok = eval { $self->_restart($what); 1 };
-        push @log, $ok ? sprintf('%s is back after %.1f s (pid %d)', $name{$what}, time - $t0,
+        $log->($ok ? sprintf('%s is back after %.1f s (pid %d)', $name{$what}, time - $t0,
                 $self->{pid}{$what})
-            : "$name{$what} did not start again: " . ($@ =~ s/\s+$//r);
+            : "$name{$what} did not start again: " . ($@ =~ s/\s+$//r));
     }
     return @log;
 }

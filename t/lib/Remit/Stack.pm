@@ -334,10 +334,11 @@ sub _db_args {
     );
 }
 
-# Ready when the socket answers a ping; false when mariadbd exits or takes over a minute.
+# Ready when the socket answers a ping; false when mariadbd exits or takes over a minute
+# (ten for a durable one: crash recovery of a real redo log takes its time).
 sub _wait_db {
     my ($self) = @_;
-    my $deadline = time + 60;
+    my $deadline = time + ($self->{durable} ? 600 : 60);
     my $sock = $self->db_socket;
     while (time < $deadline) {
         return 0 unless $self->_running('db');

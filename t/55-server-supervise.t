@@ -97,6 +97,13 @@ sub write_once {
     return $res;
 }
 
+sub get_healthz {
+    my $res = $http->get("$url/healthz");
+    my $j = eval { $JSON->decode($res->{content}) };
+    $res->{code} = ref $j eq 'HASH' && ref $j->{error} eq 'HASH' ? $j->{error}{code} : '';
+    return $res;
+}
+
 is write_once()->{status}, 201, 'a write before the crash: 201';
 
 subtest 'MariaDB SIGKILLed: JSON 503 with Retry-After meanwhile, 2xx again within 15 s' => sub {
@@ -109,13 +116,16 @@ subtest 'MariaDB SIGKILLed: JSON 503 with Retry-After meanwhile, 2xx again withi
         my $res = write_once();
         $seen{$res->{status}}++;
         if ($res->{status} == 201) { $back = time - $t_kill; last }
-        push @bad, "$res->{status} $res->{content}"
-            unless $res->{status} == 503 && $res->{code} eq 'SERVICE_UNAVAILABLE'
-                && $res->{headers}{'retry-after'} && $res->{headers}{'x-request-id'};
+        for my $r ($res, get_healthz()) {
+            push @bad, "$r->{status} $r->{content}"
+                unless $r->{status} == 503 && $r->{code} eq 'SERVICE_UNAVAILABLE'
+                    && $r->{headers}{'retry-after'} && $r->{headers}{'x-request-id'}
+                    || $r->{status} == 200 && $r != $res;
+        }
         sleep 0.05;
     }
     ok $seen{503}, 'some 503 while MariaDB was away';
-    is scalar(@bad), 0, 'every other answer a JSON 503 with Retry-After and X-Request-Id'
+    is scalar(@bad), 0, 'every other answer (writes, GET /healthz) a JSON 503 with Retry-After and X-Request-Id'
         or diag explain \@bad;
     ok defined $back && $back <= 15, sprintf 'a 201 again %.2f s after the kill', $back // -1;
     diag sprintf 'script/server: MariaDB SIGKILLed, first 201 after %.2f s (%s)', $back // -1,
@@ -148,6 +158,21 @@ subtest 'the pool master SIGKILLed: started again, 2xx within 15 s' => sub {
     ok $again && $again != $master, 'a new pool master';
     ok !alive($master), 'the old master is gone';
     is write_once()->{status}, 201, 'the new pool serves';
+};
+
+subtest 'MariaDB dying over and over: restarted at most 5 times a minute, 503 meanwhile' => sub {
+    for my $i (2 .. 6) {    # the first subtest's kill was restart 1
+        ok wait_for(15, sub { write_once()->{status} == 201 }), "serving before kill $i";
+        my ($db) = slurp("$state/mysqld.pid") =~ /(\d+)/;
+        kill 'KILL', $db;
+        wait_for(10, sub { !alive($db) });
+    }
+    ok wait_for(10, sub { slurp("$state/server.err") =~ /MariaDB restarted 5 times within 60 s: next try in \d+ s/ }),
+        'the sixth death within a minute is not restarted at once, and says so';
+    sleep 1;
+    my $res = write_once();
+    is $res->{status}, 503, 'nginx and the pool still answer: 503';
+    is $res->{code}, 'SERVICE_UNAVAILABLE', 'SERVICE_UNAVAILABLE';
 };
 
 ok kill('TERM', $server), 'SIGTERM to script/server';

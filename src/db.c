@@ -95,7 +95,11 @@ int db_connect(struct db *db)
 	MYSQL *m = mysql_init(NULL);
 	if (!m)
 		abort();
-	unsigned timeout = 2, io_timeout = (unsigned)c->idem_wait + 30;
+	/* Every request of a worker whose database is away tries to connect once before its
+	 * 503: a refused connect fails at once, and one to a host that does not answer must not
+	 * hold the worker longer than this. Reads wait longer: a statement may wait idem_wait
+	 * seconds for a row lock, and a server killed mid-statement closes the socket at once. */
+	unsigned timeout = 1, io_timeout = (unsigned)c->idem_wait + 30;
 	mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
 	mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &io_timeout);
 	mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout);

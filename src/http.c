@@ -185,6 +185,9 @@ int reply_error(struct ctx *c, int status, const char *code, const char *message
 	yajl_gen_clear(c->rs.gen);
 	c->rs.etag = 0;
 	c->rs.status = status;
+	/* A 503 is always "come back soon" (the database is away or busy): say when. */
+	if (status == 503)
+		c->rs.retry_after = true;
 	yajl_gen g = c->rs.gen;
 	jw_open(g, NULL);
 	jw_open(g, "error");

@@ -216,6 +216,76 @@ sub which_died {
     return;
 }
 
+# ---- supervision -----------------------------------------------------------------------
+
+# A component restarted this many times within the window waits for the oldest restart to
+# leave it: a crash loop costs a few restarts a minute, never a fork storm.
+my $RESTART_BURST = 5;
+my $RESTART_WINDOW = 60;
+
+# Restarts every part that has exited on its own since it was started: MariaDB on the same
+# datadir (InnoDB crash recovery brings back everything committed), a pool master, nginx.
+# The other parts keep running meanwhile: while MariaDB is away the pool answers 503 with
+# Retry-After, and its workers reconnect by themselves once it is back. Returns one line
+# per event; $say, when given, gets each as it happens (a restart may take a while).
+# script/server calls it every half second; so can a test.
+sub supervise {
+    my ($self, $say) = @_;
+    my @log;
+    my $log = sub { push @log, $_[0]; $say->($_[0]) if $say };
+    my %name = (db => 'MariaDB', nginx => 'nginx',
+        map { _pool($_) => 'the remit pool' . ($_ > 1 ? " $_" : '') } 1 .. $self->{pools});
+    for my $what ('db', (map { _pool($_) } 1 .. $self->{pools}), 'nginx') {
+        next if $self->_running($what);
+        if (my $pid = $self->{pid}{$what}) {
+            $log->("$name{$what} (pid $pid) " . _how($self->{exited}{$what})
+                . '; restarting it' . ($what eq 'db' ? ' on the same datadir' : ''));
+            $self->_forget($what);
+        }
+        my $times = $self->{restarts}{$what} //= [];
+        @$times = grep { $_ > time - $RESTART_WINDOW } @$times;
+        if (@$times >= $RESTART_BURST) {
+            $log->(sprintf '%s restarted %d times within %d s: next try in %.0f s',
+                $name{$what}, scalar @$times, $RESTART_WINDOW, $times->[0] + $RESTART_WINDOW - time)
+                unless $self->{deferred}{$what}++;
+            next;
+        }
+        delete $self->{deferred}{$what};
+        push @$times, time;
+        my $t0 = time;
+        my $ok = eval { $self->_restart($what); 1 };
+        $log->($ok ? sprintf('%s is back after %.1f s (pid %d)', $name{$what}, time - $t0,
+                $self->{pid}{$what})
+            : "$name{$what} did not start again: " . ($@ =~ s/\s+$//r));
+    }
+    return @log;
+}
+
+sub _how {
+    my ($status) = @_;
+    return 'exited' unless defined $status;
+    return $status & 127 ? 'was killed by signal ' . ($status & 127)
+        : 'exited with status ' . ($status >> 8);
+}
+
+sub _restart {
+    my ($self, $what) = @_;
+    return $self->start_db if $what eq 'db';
+    return $self->start_nginx if $what eq 'nginx';
+    my ($n) = $what =~ /^remit-(\d+)$/;
+    $self->_start_pool($n // 1);
+}
+
+# SIGKILLs MariaDB (a crash: nothing is flushed, nothing is closed) and waits until it is
+# gone; returns its pid. Bring it back with supervise (or start_db).
+sub crash_db {
+    my ($self) = @_;
+    my $pid = $self->db_pid or croak 'MariaDB is not running';
+    kill 'KILL', $pid;
+    defined _wait_until_exited($self, 'db', 30) or croak "MariaDB (pid $pid) outlived SIGKILL";
+    return $pid;
+}
+
 # ---- MariaDB ---------------------------------------------------------------------------
 
 sub start_db {
@@ -264,10 +334,11 @@ sub _db_args {
     );
 }
 
-# Ready when the socket answers a ping; false when mariadbd exits or takes over a minute.
+# Ready when the socket answers a ping; false when mariadbd exits or takes over a minute
+# (ten for a durable one: crash recovery of a real redo log takes its time).
 sub _wait_db {
     my ($self) = @_;
-    my $deadline = time + 60;
+    my $deadline = time + ($self->{durable} ? 600 : 60);
     my $sock = $self->db_socket;
     while (time < $deadline) {
         return 0 unless $self->_running('db');

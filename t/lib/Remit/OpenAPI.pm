@@ -25,6 +25,7 @@ use File::Basename qw(dirname);
 use Cwd qw(abs_path);
 use JSON::PP ();
 use JSON::Validator;
+use JSON::Validator::Schema::Draft201909;
 use YAML::XS ();
 
 my $TOP = abs_path(dirname(__FILE__) . '/../../..');
@@ -52,7 +53,7 @@ sub load {
     }
     # Literal segments win over parameters, as in the app's table (/me/tokens, /sessions/current).
     @routes = sort { $a->{params} <=> $b->{params} || $a->{tpl} cmp $b->{tpl} } @routes;
-    return bless { doc => $doc, jv => $jv, routes => \@routes, refs => {} }, $class;
+    return bless { doc => $doc, jv => $jv, routes => \@routes, compiled => {} }, $class;
 }
 
 # RFC 6901: the pointer of a path of names.
@@ -74,12 +75,31 @@ sub _deref {
     return ($obj, $ptr);
 }
 
-# Validation errors of $data against the schema at $ptr (one reference object per pointer,
-# so JSON::Validator compiles each schema once).
+# Validation errors of $data against the schema at $ptr. Each schema is resolved once, into
+# an object of its own sharing the document's store: JSON::Validator re-resolves a schema
+# given to validate() on every call, which costs more than the validation.
 sub _validate {
     my ($self, $data, $ptr) = @_;
-    my $ref = $self->{refs}{$ptr} //= { '$ref' => "$ID#$ptr" };
-    return map {"$_"} $self->{jv}->validate($data, $ref);
+    my $schema = $self->{compiled}{$ptr} //= JSON::Validator::Schema::Draft201909->new(
+        { '$ref' => "$ID#$ptr" }, store => $self->{jv}->store)->resolve;
+    return map {"$_"} $schema->validate($data);
+}
+
+# A header's value against its schema, which the document keeps to const, enum and pattern
+# on a string: checked here directly (a JSON::Validator call per header would cost more
+# than the rest of the check).
+sub _header_errors {
+    my ($schema, $v) = @_;
+    my @why;
+    push @why, "is not '$schema->{const}'" if defined $schema->{const} && $v ne $schema->{const};
+    push @why, 'is not one of ' . join(', ', @{ $schema->{enum} })
+        if $schema->{enum} && !grep { $v eq $_ } @{ $schema->{enum} };
+    push @why, "does not match $schema->{pattern}"
+        if defined $schema->{pattern} && $v !~ /$schema->{pattern}/;
+    my %known = map { $_ => 1 } qw(type const enum pattern description example);
+    croak "header schema keyword(s) the check does not know: @{[ grep { !$known{$_} } keys %$schema ]}"
+        if grep { !$known{$_} } keys %$schema;
+    return @why;
 }
 
 # What nginx does to a request's path before the app sees it ($document_uri): no query,
@@ -174,7 +194,8 @@ sub _mismatch {
         } elsif (ref $v) {
             push @why, "header $hname is sent " . @$v . ' times';
         } else {
-            push @why, map {"header $hname '$v': $_"} $self->_validate($v, "$hptr/schema");
+            my ($schema) = $self->_deref($hdr->{schema}, "$hptr/schema");
+            push @why, map {"header $hname '$v' $_"} _header_errors($schema, $v);
         }
     }
     my $content = $resp->{content};

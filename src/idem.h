@@ -1,4 +1,4 @@
-/* Exactly-once mutations (API §3): the key's row is claimed first in the mutation's own
+/* Exactly-once mutations (doc/openapi.yaml#Idempotency): the key's row is claimed first in the mutation's own
  * transaction and carries the response when it commits; the unique index on (user, key)
  * decides every race. */
 #ifndef REMIT_IDEM_H

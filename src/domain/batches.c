@@ -1,4 +1,4 @@
-/* Batches: create, list, read, submit, cancel (API §4, §5). */
+/* Batches: create, list, read, submit, cancel (doc/openapi.yaml#Lifecycle, #paths). */
 #include <string.h>
 
 #include "domain/handlers.h"

@@ -1,5 +1,5 @@
 /* Decisions on submitted requests: approve, reject, mark paid, and the approvals list
- * (API §4, §5). Each may complete the request's batch. */
+ * (doc/openapi.yaml#Lifecycle, #paths). Each may complete the request's batch. */
 #include <string.h>
 
 #include "domain/handlers.h"

@@ -1,4 +1,4 @@
-/* Payment requests of a DRAFT batch: add, list, read, edit, delete (API §4, §5). */
+/* Payment requests of a DRAFT batch: add, list, read, edit, delete (doc/openapi.yaml#Lifecycle, #paths). */
 #include <string.h>
 
 #include "domain/handlers.h"

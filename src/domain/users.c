@@ -1,4 +1,4 @@
-/* Health, the caller, users and their tokens (API §5). */
+/* Health, the caller, users and their tokens (doc/openapi.yaml#paths). */
 #include <stdio.h>
 #include <string.h>
 
@@ -29,7 +29,7 @@ static const char *const role_names[] = { "ADMIN", "CREATOR", "APPROVER", "TREAS
 int h_healthz(struct ctx *c)
 {
 	static const char *const none[] = { NULL };
-	q_parse(c, none);   /* API §1: every route refuses unknown query parameters */
+	q_parse(c, none);   /* doc/openapi.yaml#Conventions: every route refuses unknown query parameters */
 	if (c->ndetails)
 		return reply_validation(c);
 	struct dbres r;

@@ -247,8 +247,13 @@ int main(int argc, char **argv)
 	int sub_argc = argc - i;
 	char **sub_argv = argv + i;
 
-	if (strcmp(cmd, "serve") == 0)
+	if (strcmp(cmd, "serve") == 0) {
+		if (password_prepare(&cfg) < 0) {
+			fprintf(stderr, "remit: cannot hash a password at pw_memlimit=%ld\n", cfg.pw_memlimit);
+			return 1;
+		}
 		return pool_run(&cfg);
+	}
 
 	int rc;
 	if (strcmp(cmd, "migrate") == 0) {

@@ -201,8 +201,9 @@ static int invite(struct db *db, const struct config *cfg, int argc, char **argv
 	if (invitation_issue(&c, db_i(&r, 0, 0), token, &expires) < 0 || audit_flush(&c) < 0 ||
 	    db_commit(db) < 0)
 		goto out;
-	printf("{\"orgId\":\"%lld\",\"userId\":\"%lld\",\"invitation\":\"%s\",\"expiresAt\":\"%.10sT%sZ\"}\n",
-		org_id, db_i(&r, 0, 0), token, expires, expires + 11);
+	/* DATETIME(3) "2026-12-09 05:07:22.718" → RFC 3339 "2026-12-09T05:07:22.718Z" */
+	printf("{\"orgId\":\"%lld\",\"userId\":\"%lld\",\"invitation\":\"%s\","
+		"\"expiresAt\":\"%.10sT%sZ\"}\n", org_id, db_i(&r, 0, 0), token, expires, expires + 11);
 	rc = 0;
 out:
 	if (rc) {

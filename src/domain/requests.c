@@ -84,6 +84,8 @@ int h_requests_create(struct ctx *c)
 	 * DRAFT of the caller's organisation, which is all this needs to know of it. Any other
 	 * outcome is told apart by the locking read, as with If-Match; a 4xx rolls back. */
 	bool bumped = false;
+	if ((rc = batch_find(c, batch)))   /* before any lock: lock.h */
+		return rc;
 	if (!c->rq.if_match) {
 		if (db_exec(c->db, SQL_BATCH_BUMP_DRAFT, "ii", batch, c->me.org_id) < 0)
 			return HANDLER_DB_ERROR;

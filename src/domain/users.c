@@ -19,8 +19,9 @@ static const char SQL_USER_INSERT[] =
 static const char SQL_TOKEN_INSERT[] =
 	"INSERT INTO tokens (org_id, user_id, name, token_hash) VALUES (?, ?, ?, ?)";
 static const char SQL_TOKEN_CREATED[] = "SELECT created_at FROM tokens WHERE id = ?";
+static const char SQL_TOKEN_FIND[] = "SELECT id FROM tokens WHERE id = ? AND org_id = ?";
 static const char SQL_TOKEN_LOCK[] =
-	"SELECT revoked_at IS NOT NULL FROM tokens WHERE id = ? AND org_id = ? FOR UPDATE";
+	"SELECT revoked_at IS NOT NULL FROM tokens WHERE id = ? FOR UPDATE";
 static const char SQL_TOKEN_REVOKE[] = "UPDATE tokens SET revoked_at = NOW(3) WHERE id = ?";
 
 static const char *const role_names[] = { "ADMIN", "CREATOR", "APPROVER", "TREASURER", "VIEWER" };
@@ -224,7 +225,12 @@ int h_tokens_revoke(struct ctx *c)
 	struct dbres r;
 	if (!id)
 		return reply_not_found(c);
-	if (db_query(c->db, c->a, &r, SQL_TOKEN_LOCK, "ii", id, c->me.org_id) < 0)
+	/* Filtered by organisation before the lock, never while waiting for it (lock.h). */
+	if (db_query(c->db, c->a, &r, SQL_TOKEN_FIND, "ii", id, c->me.org_id) < 0)
+		return HANDLER_DB_ERROR;
+	if (r.nrows == 0)
+		return reply_not_found(c);
+	if (db_query(c->db, c->a, &r, SQL_TOKEN_LOCK, "i", id) < 0)
 		return HANDLER_DB_ERROR;
 	if (r.nrows == 0)
 		return reply_not_found(c);

@@ -36,7 +36,7 @@ subtest 'the currency table locked while a fresh worker reads it: 503, not 400' 
     my $r = req(POST => "/api/v1/batches/$bid/requests", \%REQ);
     $lock->do('UNLOCK TABLES');
     $lock->disconnect;
-    is_error $r, 503, 'SERVICE_UNAVAILABLE', '503';
+    is_error $r, 503, 'SERVICE_UNAVAILABLE', 'a 503, not a 400';
     is $r->{headers}{'retry-after'}, '1', 'Retry-After: 1';
     is n_requests(), 0, 'no request added';
     is req(POST => "/api/v1/batches/$bid/requests", \%REQ)->{status}, 201, 'then it works';
@@ -48,7 +48,7 @@ subtest 'the currency table unreadable: 500, not 400 VALIDATION_ERROR' => sub {
     $root->do('RENAME TABLE currencies TO currencies_gone');
     my $r = req(POST => "/api/v1/batches/$bid/requests", \%REQ);
     $root->do('RENAME TABLE currencies_gone TO currencies');
-    is_error $r, 500, 'INTERNAL_ERROR', '500';
+    is_error $r, 500, 'INTERNAL_ERROR', 'a 500, not a 400';
     is n_requests(), 1, 'no request added';
     is req(POST => "/api/v1/batches/$bid/requests", \%REQ)->{status}, 201, 'then it works';
 };

@@ -72,7 +72,7 @@ subtest 'emoji are stored as sent' => sub {
     my $name = "Payroll 💸 ✓";
     my $r = $s->req(POST => '/api/v1/batches', token => $creator->{token}, idem => 1,
         json => { name => $name, description => '🏦' });
-    is $r->{status}, 201, '201';
+    is $r->{status}, 201, 'created';
     is $r->{json}{data}{name}, $name, 'answered as sent';
     my $row = $root->selectrow_arrayref(
         'SELECT name, description FROM batches WHERE id = ?', undef, $r->{json}{data}{id});

@@ -467,6 +467,7 @@ sub write_config {
         _spew($self->config_path($n), join '', '# ' . _pool($n)
             . ".conf written by t/lib/Remit/Stack.pm for the stack in this directory\n",
             map { "$_ = $conf->{$_}\n" } @keys);
+        chmod 0600, $self->config_path($n);    # also a file an older run left 0644
     }
     umask $old;
     return $self;

@@ -123,11 +123,13 @@ subtest 'the socket is 0660 for nginx\'s group; nginx\'s workers are not root' =
 sub _kids {
     my ($ppid) = @_;
     opendir my $d, '/proc' or return;
-    return grep {
-        open my $f, '<', "/proc/$_/stat" or next;
-        my ($rest) = <$f> =~ /\)\s+(.*)$/s;
-        (split ' ', $rest)[1] == $ppid;
-    } grep { /^\d+$/ } readdir $d;
+    my @kids;
+    for my $pid (grep { /^\d+$/ } readdir $d) {
+        open my $f, '<', "/proc/$pid/stat" or next;    # gone in between
+        my ($rest) = <$f> =~ /\)\s+(.*)$/s or next;
+        push @kids, $pid if (split ' ', $rest)[1] == $ppid;
+    }
+    return @kids;
 }
 
 sub _status {

@@ -9,8 +9,11 @@ struct config {
 	char db_user[128];
 	char db_password[128];
 	char db_name[64];
+	char migrate_user[128];  /* the schema's owner, for `migrate`; empty → db_user */
+	char migrate_password[128];
 	char listen[256];        /* unix socket path of the FastCGI pool */
 	unsigned listen_mode;
+	char listen_group[64];   /* group of the socket (nginx's); empty → the process's */
 	int workers;             /* 0 → 2 × cores */
 	int log_level;           /* LOG_ERROR .. LOG_DEBUG */
 	long max_body;           /* bytes */

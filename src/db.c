@@ -105,12 +105,13 @@ int db_connect(struct db *db)
 	mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout);
 	mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
 	/* A twin of an idempotent request waits on the first one's key row at most idem_wait
-	 * seconds; every other lock wait is bounded the same way and retried. */
+	 * seconds; every other lock wait is bounded the same way and retried, a table's
+	 * metadata lock (an administrator's ALTER or LOCK TABLES) included: 1205 as well. */
 	char init[256];
 	snprintf(init, sizeof init,
-		"SET time_zone = '+00:00', innodb_lock_wait_timeout = %d, "
+		"SET time_zone = '+00:00', innodb_lock_wait_timeout = %d, lock_wait_timeout = %d, "
 		"sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
-		"ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'", c->idem_wait);
+		"ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'", c->idem_wait, c->idem_wait);
 	mysql_options(m, MYSQL_INIT_COMMAND, init);
 	const char *sock = c->db_socket[0] ? c->db_socket : NULL;
 	if (!mysql_real_connect(m, sock ? NULL : c->db_host, c->db_user, c->db_password, c->db_name,

@@ -258,7 +258,13 @@ int main(int argc, char **argv)
 
 	int rc;
 	if (strcmp(cmd, "migrate") == 0) {
-		struct db *db = connect_or_die(&cfg);
+		/* The schema's owner migrates; the pool's own user may not even ALTER a table. */
+		struct config owner = cfg;
+		if (cfg.migrate_user[0]) {
+			strcpy(owner.db_user, cfg.migrate_user);
+			strcpy(owner.db_password, cfg.migrate_password);
+		}
+		struct db *db = connect_or_die(&owner);
 		rc = migrate_run(db) < 0 ? 1 : 0;
 		db_free(db);
 	} else if (strcmp(cmd, "bootstrap") == 0) {

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcgiapp.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <mysql.h>
 #include <poll.h>
 #include <signal.h>
@@ -153,6 +154,20 @@ static int live(const struct slot *slots, int n)
 	return k;
 }
 
+/* The socket's group: nginx's, so mode 0660 lets its workers in and nobody else. */
+static int socket_group(const struct config *cfg)
+{
+	if (!cfg->listen_group[0])
+		return 0;
+	struct group *g = getgrnam(cfg->listen_group);
+	if (!g || chown(cfg->listen, (uid_t)-1, g->gr_gid) < 0) {
+		fprintf(stderr, "remit: socket group %s: %s\n", cfg->listen_group,
+			g ? strerror(errno) : "no such group");
+		return -1;
+	}
+	return 0;
+}
+
 static int open_socket(const struct config *cfg)
 {
 	unlink(cfg->listen);   /* a stale socket of a previous run */
@@ -165,6 +180,10 @@ static int open_socket(const struct config *cfg)
 	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
 	    chmod(cfg->listen, cfg->listen_mode) < 0) {
 		fprintf(stderr, "remit: chmod %s: %s\n", cfg->listen, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (socket_group(cfg) < 0) {
 		close(fd);
 		return -1;
 	}

@@ -14,6 +14,7 @@
 #include "idem.h"
 #include "idem_key.h"
 #include "log.h"
+#include "valid.h"
 
 enum {
 	R_TX = 1,    /* a mutation: runs in one transaction, retried on deadlock */
@@ -133,15 +134,21 @@ static bool content_type_ok(const char *ct)
 	return *p == '\0';
 }
 
+/* 503 with Retry-After: nothing changed, the client may retry. */
+static int unavailable(struct ctx *c)
+{
+	c->ndetails = 0;
+	c->rs.retry_after = true;
+	return reply_error(c, 503, "SERVICE_UNAVAILABLE", "the database is unavailable; retry later");
+}
+
 /* A lost database or contention that outlasted the retries is the client's to retry (503);
  * anything else is our bug (500). Neither changed anything: the transaction rolled back. */
 static int db_failure(struct ctx *c)
 {
 	c->ndetails = 0;
-	if (!db_connected(c->db) || db_err_retryable(c->db)) {
-		c->rs.retry_after = true;
-		return reply_error(c, 503, "SERVICE_UNAVAILABLE", "the database is unavailable; retry later");
-	}
+	if (!db_connected(c->db) || db_err_retryable(c->db))
+		return unavailable(c);
 	char msg[512];
 	log_escape(msg, sizeof msg, db_error(c->db), strlen(db_error(c->db)));
 	log_write(LOG_ERROR, "database error", "\"rid\":\"%s\",\"errno\":%u,\"error\":\"%s\"",
@@ -254,8 +261,12 @@ static int run_tx(struct ctx *c, const struct route *r)
 			if (claim == IDEM_DONE)
 				return c->rs.status;
 			/* No error to judge a retry by: the expired key is gone, claim it again. */
-			if (claim == IDEM_RECLAIM && attempt++ < c->cfg->tx_retries)
-				continue;
+			if (claim == IDEM_RECLAIM) {
+				if (attempt++ < c->cfg->tx_retries)
+					continue;
+				db_rollback(c->db);
+				return unavailable(c);   /* contention on the key outlasted the retries */
+			}
 			/* Twins queued on the key deadlock among themselves when its holder rolls back:
 			 * that is still waiting for the key, bounded by idem_wait like a lock wait. */
 			if (claim == IDEM_AGAIN) {
@@ -325,6 +336,8 @@ int router_serve(struct ctx *c, FCGX_Request *fr)
 	for (int p = 0; p < MAX_PATH_PARAMS && c->params[p]; p++)
 		c->params[p] = arena_strndup(c->a, c->params[p], strcspn(c->params[p], "/"));
 	int rc;
+	if (r->roles != ROLE_NONE && currencies_load(c) < 0)
+		return db_failure(c);
 	if (r->flags & (R_TX | R_BODY) && (rc = read_body(c, fr)))
 		return rc;
 	if (r->flags & R_IDEM && (rc = parse_idem_key(c, fr)))

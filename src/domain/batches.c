@@ -3,6 +3,7 @@
 
 #include "domain/handlers.h"
 #include "domain/lock.h"
+#include "domain/makers.h"
 #include "domain/repr.h"
 #include "valid.h"
 
@@ -12,7 +13,7 @@ static const char SQL_BATCH_REQUESTS_LOCK[] =
 	"SELECT id, status, amount, currency, beneficiary_name, beneficiary_account, purpose"
 	" FROM payment_requests WHERE batch_id = ? ORDER BY id FOR UPDATE";
 static const char SQL_RULES_FOR_SUBMIT[] =
-	"SELECT currency, min_amount, approvals FROM approval_rules WHERE org_id = ?";
+	"SELECT currency, min_amount, approvals FROM approval_rules WHERE org_id = ? LOCK IN SHARE MODE";
 static const char SQL_REQUEST_SUBMIT[] =
 	"UPDATE payment_requests SET status = 'PENDING_APPROVAL', required_approvals = ?,"
 	" snapshot = ?, version = version + 1, updated_at = NOW(3) WHERE id = ?";
@@ -115,7 +116,8 @@ int h_batches_submit(struct ctx *c)
 		detail_str(c, "status", b.status);
 		return reply_error(c, 409, "INVALID_STATE", "an empty batch cannot be submitted");
 	}
-	/* Read after the batch lock: the rules in force when the batch is frozen. */
+	/* Read after the batch lock, with a locking read (the snapshot predates the lock,
+	 * lock.h): the rules in force when the batch is frozen. */
 	if (db_query(c->db, c->a, &rules, SQL_RULES_FOR_SUBMIT, "i", c->me.org_id) < 0)
 		return HANDLER_DB_ERROR;
 	audit_add(c, "batch.submitted", "batch", b.id,
@@ -137,6 +139,8 @@ int h_batches_submit(struct ctx *c)
 	}
 	if (db_exec(c->db, SQL_BATCH_SUBMIT, "ii", c->me.user_id, b.id) < 0)
 		return HANDLER_DB_ERROR;
+	if ((rc = makers_add_batch(c, b.id)))
+		return rc;
 	return reply_batch(c, 200, b.id);
 }
 

@@ -3,6 +3,7 @@
 
 #include "domain/handlers.h"
 #include "domain/lock.h"
+#include "domain/makers.h"
 #include "domain/repr.h"
 #include "iban.h"
 #include "valid.h"
@@ -12,6 +13,11 @@
 /* The body's own cap bounds an account before normalisation: an IBAN may carry any number
  * of spaces, and only the normalised form must fit 1..34 characters. */
 #define ACCOUNT_INPUT_MAX 65536
+/* Submitting a batch writes an audit event per request while it holds the organisation's
+ * audit chain lock, which every other writer of the organisation waits for (at most
+ * idem_wait): the size at which that stays short is measured by t/66-large-batch.t and
+ * README "Batch size". */
+#define BATCH_MAX_REQUESTS 5000
 
 static const char SQL_REQUEST_INSERT[] =
 	"INSERT INTO payment_requests (org_id, batch_id, amount, currency, beneficiary_name,"
@@ -25,6 +31,8 @@ static const char SQL_BATCH_BUMP_DRAFT[] =
 	"UPDATE batches SET version = version + 1, updated_at = NOW(3)"
 	" WHERE id = ? AND org_id = ? AND status = 'DRAFT'";
 static const char SQL_BATCH_EXISTS[] = "SELECT id FROM batches WHERE id = ? AND org_id = ?";
+static const char SQL_BATCH_COUNT[] =
+	"SELECT COUNT(*) FROM payment_requests WHERE batch_id = ? LOCK IN SHARE MODE";
 #define REQUEST_LIST \
 	"SELECT " REQUEST_COLS " FROM payment_requests r JOIN currencies cu ON cu.code = r.currency" \
 	" WHERE r.batch_id = ? AND r.org_id = ?"
@@ -72,6 +80,21 @@ static void write_fields_audit(yajl_gen g, const struct fields *f)
 	jw_str(g, "purpose", f->purpose);
 }
 
+/* 409 BATCH_FULL when the batch already holds BATCH_MAX_REQUESTS. A locking read: the
+ * snapshot predates the batch's lock (lock.h). */
+static int check_room(struct ctx *c, long long batch)
+{
+	struct dbres r;
+	if (db_query(c->db, c->a, &r, SQL_BATCH_COUNT, "i", batch) < 0)
+		return HANDLER_DB_ERROR;
+	if (db_i(&r, 0, 0) < BATCH_MAX_REQUESTS)
+		return 0;
+	c->ndetails = 0;
+	detail_str(c, "limit", arena_printf(c->a, "%d", BATCH_MAX_REQUESTS));
+	return reply_error(c, 409, "BATCH_FULL", arena_printf(c->a,
+		"a batch holds at most %d requests: start another batch", BATCH_MAX_REQUESTS));
+}
+
 int h_requests_create(struct ctx *c)
 {
 	long long batch = param_id(c, 0);
@@ -83,6 +106,8 @@ int h_requests_create(struct ctx *c)
 	 * DRAFT of the caller's organisation, which is all this needs to know of it. Any other
 	 * outcome is told apart by the locking read, as with If-Match; a 4xx rolls back. */
 	bool bumped = false;
+	if ((rc = batch_find(c, batch)))   /* before any lock: lock.h */
+		return rc;
 	if (!c->rq.if_match) {
 		if (db_exec(c->db, SQL_BATCH_BUMP_DRAFT, "ii", batch, c->me.org_id) < 0)
 			return HANDLER_DB_ERROR;
@@ -103,12 +128,14 @@ int h_requests_create(struct ctx *c)
 		return reply_validation(c);
 	if (!bumped && strcmp(b.status, "DRAFT") != 0)
 		return reply_invalid_state(c, b.status);
+	if ((rc = check_room(c, batch)))
+		return rc;
 
 	if (db_exec(c->db, SQL_REQUEST_INSERT, "iiissssi", c->me.org_id, batch, (long long)f.amount,
 			f.currency, f.name, f.account, f.purpose, c->me.user_id) < 0)
 		return HANDLER_DB_ERROR;
 	long long id = db_insert_id(c->db);
-	if (!bumped && (rc = batch_touch(c, batch, false)))
+	if ((rc = maker_add(c, id, MADE_CREATED)) || (!bumped && (rc = batch_touch(c, batch, false))))
 		return rc;
 	yajl_gen g = jw_new();
 	jw_open(g, NULL);
@@ -248,7 +275,7 @@ int h_requests_patch(struct ctx *c)
 	if (db_exec(c->db, SQL_REQUEST_UPDATE, "issssi", (long long)f.amount, f.currency, f.name,
 			f.account, f.purpose, id) < 0)
 		return HANDLER_DB_ERROR;
-	if ((rc = batch_touch(c, b.id, false)))
+	if ((rc = maker_add(c, id, MADE_CHANGED)) || (rc = batch_touch(c, b.id, false)))
 		return rc;
 	audit_add(c, "request.updated", "request", id, data);
 	return reply_request(c, 200, id, true);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 
@@ -29,6 +30,7 @@ struct db {
 	char errmsg[256];
 	unsigned long long affected;
 	long long insert_id;
+	int node;   /* index in cfg->nodes of the server connected to (or tried first next) */
 };
 
 struct db *db_new(const struct config *cfg)
@@ -46,11 +48,42 @@ static void set_err(struct db *db, unsigned err, const char *msg)
 	snprintf(db->errmsg, sizeof db->errmsg, "%s", msg);
 }
 
+/* 1047 is what a Galera node answers while it is not part of the primary component (joining,
+ * partitioned): nothing can run there, so it counts as a lost connection and the worker moves
+ * on to another node. */
+#define ER_WSREP_NOT_READY 1047
+
 static bool conn_lost(unsigned err)
 {
-	return err == CR_SERVER_GONE_ERROR || err == CR_SERVER_LOST || err == CR_CONN_HOST_ERROR ||
+	return err == ER_WSREP_NOT_READY || err == CR_SERVER_GONE_ERROR || err == CR_SERVER_LOST || err == CR_CONN_HOST_ERROR ||
 	       err == CR_CONNECTION_ERROR || err == ER_CONNECTION_KILLED || err == ER_SERVER_SHUTDOWN ||
 	       err == CR_COMMANDS_OUT_OF_SYNC || err == 4031 /* MySQL 8: disconnected by server */;
+}
+
+static bool show_is(MYSQL *m, const char *sql, const char *want)
+{
+	if (mysql_query(m, sql) != 0)
+		return false;
+	MYSQL_RES *r = mysql_store_result(m);
+	MYSQL_ROW row = r ? mysql_fetch_row(r) : NULL;
+	bool is = row && row[1] && strcasecmp(row[1], want) == 0;
+	if (r)
+		mysql_free_result(r);
+	return is;
+}
+
+/* On a Galera node: refuse one that is not synced with the primary component (it would
+ * answer 1047 to everything), and make every read wait until the node has applied what the
+ * cluster committed before it (wsrep_sync_wait=1), so that a client that wrote through one
+ * app host reads its write through the other, and a twin that lost the key race on one node
+ * reads the winner's row committed on another. 0, or -1 when the node is not usable. */
+static int galera_session(MYSQL *m)
+{
+	if (!show_is(m, "SHOW VARIABLES LIKE 'wsrep_on'", "ON"))
+		return mysql_errno(m) ? -1 : 0;
+	if (!show_is(m, "SHOW STATUS LIKE 'wsrep_ready'", "ON"))
+		return -1;
+	return mysql_query(m, "SET SESSION wsrep_sync_wait = 1") == 0 ? 0 : -1;
 }
 
 static void from_conn(struct db *db)
@@ -87,15 +120,14 @@ void db_free(struct db *db)
 
 bool db_connected(const struct db *db) { return db->conn != NULL; }
 
-int db_connect(struct db *db)
+/* One attempt on one node; the connection with the session set up, or NULL (db->err set). */
+static MYSQL *connect_node(struct db *db, const struct db_node *n)
 {
-	if (db->conn)
-		return 0;
 	const struct config *c = db->cfg;
 	MYSQL *m = mysql_init(NULL);
 	if (!m)
 		abort();
-	unsigned timeout = 2, io_timeout = (unsigned)c->idem_wait + 30;
+	unsigned timeout = (unsigned)c->db_connect_timeout, io_timeout = (unsigned)c->idem_wait + 30;
 	mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
 	mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &io_timeout);
 	mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout);
@@ -108,19 +140,37 @@ int db_connect(struct db *db)
 		"sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
 		"ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'", c->idem_wait);
 	mysql_options(m, MYSQL_INIT_COMMAND, init);
-	const char *sock = c->db_socket[0] ? c->db_socket : NULL;
-	if (!mysql_real_connect(m, sock ? NULL : c->db_host, c->db_user, c->db_password, c->db_name,
-			sock ? 0 : c->db_port, sock, CLIENT_FOUND_ROWS)) {
-		set_err(db, mysql_errno(m), mysql_error(m));
+	const char *sock = n->socket[0] ? n->socket : NULL;
+	if (!mysql_real_connect(m, sock ? NULL : n->host, c->db_user, c->db_password, c->db_name,
+			sock ? 0 : n->port, sock, CLIENT_FOUND_ROWS) ||
+	    mysql_query(m, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ") != 0 ||
+	    galera_session(m) < 0) {
+		set_err(db, mysql_errno(m) ? mysql_errno(m) : CR_CONNECTION_ERROR,
+			mysql_errno(m) ? mysql_error(m) : "the Galera node is not ready");
 		mysql_close(m);
-		return -1;
+		return NULL;
 	}
-	db->conn = m;
-	if (mysql_query(m, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ") != 0) {
-		from_conn(db);
-		return -1;
+	return m;
+}
+
+/* Tries the nodes in the order of db_nodes, starting with the one that answered last: a
+ * worker whose node died moves on to the next one and stays there. */
+int db_connect(struct db *db)
+{
+	if (db->conn)
+		return 0;
+	const struct config *c = db->cfg;
+	for (int i = 0; i < c->nnodes; i++) {
+		int k = (db->node + i) % c->nnodes;
+		db->conn = connect_node(db, &c->nodes[k]);
+		if (db->conn) {
+			if (k != db->node && c->nnodes > 1)
+				log_write(LOG_WARN, "database node changed", "\"node\":%d,\"was\":%d", k, db->node);
+			db->node = k;
+			return 0;
+		}
 	}
-	return 0;
+	return -1;
 }
 
 static MYSQL_STMT *prepare(struct db *db, const char *sql)

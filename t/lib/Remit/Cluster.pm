@@ -211,8 +211,17 @@ sub _db_args {
         'evs.keepalive_period=PT0.3S', 'evs.suspect_timeout=PT1.5S',
         'evs.inactive_timeout=PT3S', 'evs.inactive_check_period=PT0.5S',
         'evs.install_timeout=PT3S', 'pc.wait_prim_timeout=PT30S';
+    # The SST scripts read their settings with my_print_defaults: from a file of the node's
+    # own rather than /etc/mysql (whose mysqld_safe "syslog" would send mariabackup's
+    # messages to a syslog that may not exist). --defaults-file must come first.
+    my $cnf = $self->state_dir . '/my.cnf';
+    Remit::Stack::_spew($cnf, "# written by t/lib/Remit/Cluster.pm\n[mysqld]\n[sst]\nsst-syslog=-1\n");
+    # mariabackup (SST donor) parses the server's options too and refuses the ones it does
+    # not know, --loose- or not: the buffer pool keeps its default size on a node.
+    my @args = grep { $_ ne '--no-defaults' && !/^--innodb-buffer-pool-size/ }
+        $self->SUPER::_db_args;
     return (
-        $self->SUPER::_db_args,
+        "--defaults-file=$cnf", @args,
         '--wsrep-on=ON',
         "--wsrep-provider=$Remit::Cluster::GALERA",
         "--wsrep-cluster-address=$self->{gcomm}",
@@ -306,7 +315,7 @@ sub lb_retries {
     seek $fh, $from // 0, 0;
     my @r;
     while (<$fh>) {
-        next unless /"([^"]*)" \d+ up=(\S+) st=(\S+)/;
+        next unless /"([^"]*)" \d+ up=(.*?) st=(.*?) rt=/;
         my ($req, $up, $st) = ($1, $2, $3);
         push @r, [ $req, $up, $st ] if $up =~ /,/;
     }

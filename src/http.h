@@ -77,6 +77,7 @@ struct response {
 	size_t body_len;
 	long long etag;            /* version for ETag, 0 for none */
 	const char *allow;         /* 405 */
+	const char *content_type;  /* NULL: application/json */
 	bool retry_after, www_authenticate, replayed;
 };
 

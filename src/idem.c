@@ -6,6 +6,7 @@
 
 #include "hash.h"
 #include "log.h"
+#include "metrics.h"
 
 static const char SQL_CLAIM[] =
 	"INSERT INTO idempotency_keys (user_id, idem_key, fingerprint, expires_at)"
@@ -44,6 +45,7 @@ static void answer(struct ctx *c, const unsigned char fp[SHA256_LEN], const char
 	size_t stored_fp_len, int status, long long etag, const char *body, size_t body_len)
 {
 	if (stored_fp_len != SHA256_LEN || memcmp(stored_fp, fp, SHA256_LEN) != 0) {
+		metrics_key_outcome(MK_REUSED);
 		c->ndetails = 0;
 		reply_error(c, 422, "IDEMPOTENCY_KEY_REUSED",
 			"this Idempotency-Key was used for another request");
@@ -88,6 +90,7 @@ static int existing(struct ctx *c, const unsigned char fp[SHA256_LEN])
 
 int idem_in_progress(struct ctx *c)
 {
+	metrics_key_outcome(MK_IN_PROGRESS);
 	c->ndetails = 0;
 	c->rs.retry_after = true;
 	return reply_error(c, 409, "IDEMPOTENCY_KEY_IN_PROGRESS",

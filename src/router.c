@@ -14,6 +14,7 @@
 #include "idem.h"
 #include "idem_key.h"
 #include "log.h"
+#include "metrics.h"
 
 enum {
 	R_TX = 1,    /* a mutation: runs in one transaction, retried on deadlock */
@@ -29,6 +30,7 @@ static const struct route {
 	unsigned flags;
 } routes[] = {
 	{ "GET",    "/healthz",                          h_healthz,           ROLE_NONE,      0 },
+	{ "GET",    "/metrics",                          h_metrics,           ROLE_NONE,      0 },
 	{ "GET",    "/api/v1/me",                        h_me,                ROLE_ANY,       0 },
 	{ "POST",   "/api/v1/users",                     h_users_create,      ROLE_ADMIN,     R_TX | R_IDEM },
 	{ "GET",    "/api/v1/users",                     h_users_list,        ROLE_ADMIN,     0 },
@@ -55,6 +57,14 @@ static const struct route {
 	{ "GET",    "/api/v1/audit",                     h_audit_list,        ROLE_ANY,       0 },
 };
 #define NROUTES (sizeof routes / sizeof *routes)
+
+const char *router_route(int i, const char **method)
+{
+	if (i < 0 || (size_t)i >= NROUTES)
+		return NULL;
+	*method = routes[i].method;
+	return routes[i].pattern;
+}
 
 /* Matches a path against a pattern whose "{}" segments take one non-empty segment each. */
 static bool match(const char *pat, const char *path, const char *params[MAX_PATH_PARAMS],
@@ -131,6 +141,7 @@ static int db_failure(struct ctx *c)
 {
 	c->ndetails = 0;
 	if (!db_connected(c->db) || db_err_retryable(c->db)) {
+		metrics_db_error(MD_UNAVAILABLE);
 		c->rs.retry_after = true;
 		return reply_error(c, 503, "SERVICE_UNAVAILABLE", "the database is unavailable; retry later");
 	}
@@ -138,6 +149,7 @@ static int db_failure(struct ctx *c)
 	log_escape(msg, sizeof msg, db_error(c->db), strlen(db_error(c->db)));
 	log_write(LOG_ERROR, "database error", "\"rid\":\"%s\",\"errno\":%u,\"error\":\"%s\"",
 		c->request_id, db_errno(c->db), msg);
+	metrics_db_error(MD_INTERNAL);
 	return reply_error(c, 500, "INTERNAL_ERROR", "internal error");
 }
 
@@ -221,6 +233,7 @@ static bool may_retry(struct ctx *c, int attempt, bool at_commit)
 			c->request_id, db_errno(c->db), attempt + 1);
 		return false;
 	}
+	metrics_tx_retry(db_errno(c->db));
 	log_write(LOG_INFO, "transaction retried", "\"rid\":\"%s\",\"errno\":%u,\"attempt\":%d",
 		c->request_id, db_errno(c->db), attempt + 1);
 	backoff(attempt);
@@ -302,6 +315,7 @@ int router_serve(struct ctx *c, FCGX_Request *fr)
 	}
 	char allow[64];
 	int i = router_match(c->rq.method, path, c->params, allow, sizeof allow);
+	metrics_route(i);
 	if (i == -1)
 		return reply_error(c, 404, "NOT_FOUND", "no such resource");
 	if (i == -2) {

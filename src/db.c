@@ -414,6 +414,18 @@ int db_rollback(struct db *db)
 	return 0;
 }
 
+bool db_galera(const struct db *db) { return db->conn && db->galera; }
+void db_set_error(struct db *db, unsigned err, const char *msg) { set_err(db, err, msg); }
+
+bool db_tx_alive(struct db *db)
+{
+	if (db->conn && (db->conn->server_status & SERVER_STATUS_IN_TRANS))
+		return true;
+	if (db->conn)
+		set_err(db, ER_LOCK_DEADLOCK, "the transaction was aborted by the cluster");
+	return false;
+}
+
 unsigned db_errno(const struct db *db) { return db->err; }
 const char *db_error(const struct db *db) { return db->errmsg; }
 

@@ -16,6 +16,7 @@ static const char SQL_STORE[] =
 static const char SQL_FIND[] =
 	"SELECT id, fingerprint, status, etag, body, expires_at <= NOW(3)"
 	" FROM idempotency_keys WHERE user_id = ? AND idem_key = ?";
+static const char SQL_HELD[] = "SELECT 1 FROM idempotency_keys WHERE id = ?";
 static const char SQL_DROP_EXPIRED[] =
 	"DELETE FROM idempotency_keys WHERE id = ? AND expires_at <= NOW(3)";
 static const char SQL_EXPIRED[] =
@@ -88,6 +89,15 @@ static int existing(struct ctx *c, const unsigned char fp[SHA256_LEN])
 	return IDEM_DONE;
 }
 
+bool idem_held(struct ctx *c)
+{
+	struct dbres r;
+	if (db_query(c->db, c->a, &r, SQL_HELD, "i", c->idem_row) == 0 && r.nrows == 1)
+		return true;
+	db_set_error(c->db, DB_DEADLOCK, "the transaction lost its idempotency key");
+	return false;
+}
+
 int idem_in_progress(struct ctx *c)
 {
 	metrics_key_outcome(MK_IN_PROGRESS);
@@ -127,8 +137,16 @@ int idem_store(struct ctx *c)
 	char etag[24] = "";
 	if (c->rs.etag > 0)
 		snprintf(etag, sizeof etag, "%lld", c->rs.etag);
-	return db_exec(c->db, SQL_STORE, "isSi", (long long)c->rs.status, etag[0] ? etag : NULL,
-		(const char *)body, len, c->idem_row);
+	if (db_exec(c->db, SQL_STORE, "isSi", (long long)c->rs.status, etag[0] ? etag : NULL,
+			(const char *)body, len, c->idem_row) < 0)
+		return -1;
+	/* Our own claim, matched (CLIENT_FOUND_ROWS) unless a Galera node aborted the
+	 * transaction under us and this UPDATE ran on its own (see tx_lost in router.c). */
+	if (db_affected(c->db) != 1) {
+		db_set_error(c->db, DB_DEADLOCK, "the transaction lost its idempotency key");
+		return -1;
+	}
+	return 0;
 }
 
 /* Not one range DELETE: its next-key locks would take the first live row after the expired

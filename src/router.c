@@ -240,6 +240,30 @@ static bool may_retry(struct ctx *c, int attempt, bool at_commit)
 	return true;
 }
 
+/* On Galera a replicated write set that conflicts with this transaction aborts it (brute
+ * force abort), and what the handler saw then is not to be trusted: the statement that was
+ * running can fail with the error the conflict looked like (1062 on a unique key the other
+ * node's commit took: the audit chain's next seq, a twin's decision) instead of 1213, and a
+ * transaction aborted between two statements can run the next ones on their own, without its
+ * own rows (a 404 for the batch it had just inserted). Before a failure or a refusal is
+ * answered, check the transaction is still open and still holds its key: if not, db_errno
+ * reads 1213 and the whole transaction is run again. A single server never needs this. */
+static bool tx_lost(struct ctx *c, const struct route *r)
+{
+	if (!db_galera(c->db) || db_err_retryable(c->db))
+		return false;
+	unsigned err = db_errno(c->db);
+	char msg[256];
+	snprintf(msg, sizeof msg, "%s", db_error(c->db));
+	if (!db_tx_alive(c->db) || ((r->flags & R_IDEM) && !idem_held(c))) {
+		log_write(LOG_INFO, "transaction aborted by the cluster", "\"rid\":\"%s\",\"errno\":%u",
+			c->request_id, err);
+		return true;
+	}
+	db_set_error(c->db, err, msg);   /* the probe succeeded: the handler's error stands */
+	return false;
+}
+
 /* Runs a mutation in one transaction: claim the key, run the handler, write the audit events,
  * store the response, commit. Deadlocks and lock wait timeouts re-run it from the start. */
 static int run_tx(struct ctx *c, const struct route *r)
@@ -251,7 +275,7 @@ static int run_tx(struct ctx *c, const struct route *r)
 	int twin_waits = 0;
 	for (int attempt = 0;;) {
 		http_reset_response(c);
-		bool at_commit = false;
+		bool at_commit = false, opened = false;
 		if (db_begin(c->db) < 0)
 			goto failed;
 		if (r->flags & R_IDEM) {
@@ -274,10 +298,13 @@ static int run_tx(struct ctx *c, const struct route *r)
 			if (claim != IDEM_RUN)
 				goto failed;
 		}
+		opened = true;
 		int status = r->handler(c);
 		if (status == HANDLER_DB_ERROR)
 			goto failed;
 		if (status < 200 || status > 299) {
+			if (tx_lost(c, r))
+				goto failed;
 			db_rollback(c->db);
 			return status;
 		}
@@ -289,6 +316,8 @@ static int run_tx(struct ctx *c, const struct route *r)
 		if (db_commit(c->db) == 0)
 			return status;
 	failed:
+		if (opened && !at_commit && db_connected(c->db))
+			tx_lost(c, r);   /* an abort disguised as another error now reads 1213 */
 		db_rollback(c->db);
 		if (!may_retry(c, attempt++, at_commit)) {
 			http_reset_response(c);

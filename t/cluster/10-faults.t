@@ -84,6 +84,16 @@ sub status_sum {
     return $n;
 }
 
+# Transactions the pools ran again (lost connection, 1213), summed over both app hosts.
+sub pool_reruns {
+    my $n = 0;
+    for my $i (1, 2) {
+        my $m = HTTP::Tiny->new->get($c->app($i)->url . '/metrics')->{content} // '';
+        $n += $1 while $m =~ /^remit_tx_retries_total\{[^}]*\} (\d+)$/mg;
+    }
+    return $n;
+}
+
 my $org = $lb->new_org;
 my $creator = $lb->new_user($org->{token}, roles => ['CREATOR']);
 
@@ -92,6 +102,7 @@ my $creator = $lb->new_user($org->{token}, roles => ['CREATOR']);
 subtest '16 twins over both app hosts (two Galera nodes): one effect, one answer' => sub {
     my ($requests, $in_progress, $effects, $dups, $lost) = (0, 0, 0, 0, 0);
     my $cert0 = status_sum('wsrep_local_cert_failures') + status_sum('wsrep_local_bf_aborts');
+    my $reruns0 = pool_reruns();
     for my $round (1 .. 4) {
         my $key = Remit::Test::random_key();
         my $name = "race $round $key";
@@ -122,10 +133,23 @@ subtest '16 twins over both app hosts (two Galera nodes): one effect, one answer
         $effects++;
     }
     my $cert = status_sum('wsrep_local_cert_failures') + status_sum('wsrep_local_bf_aborts') - $cert0;
+    my $reruns = pool_reruns() - $reruns0;
     diag "16-way race x4: $in_progress twins answered 409 in progress; $cert certification"
-        . ' failures or brute-force aborts among the nodes';
-    push @table, [ '16-way same-key race x4 (2 hosts, 2 nodes)', $requests, $in_progress,
+        . " failures or brute-force aborts among the nodes; $reruns transactions run again";
+    push @table, [ '16-way same-key race x4 (2 hosts, 2 nodes)', $requests, $in_progress + $reruns,
         $requests - $in_progress, $dups, $lost ];
+};
+
+subtest 'metrics: per app host, not through the balancer' => sub {
+    is_error $lb->req(GET => '/metrics'), 404, 'NOT_FOUND', 'the balancer: 404';
+    my $retries = 0;
+    for my $i (1, 2) {
+        my $res = HTTP::Tiny->new->get($c->app($i)->url . '/metrics');
+        is $res->{status}, 200, "app host $i: 200";
+        like $res->{content}, qr/^remit_workers_total 4$/m, "app host $i: 4 workers";
+        $retries += $1 while $res->{content} =~ /^remit_tx_retries_total\{cause="deadlock"\} (\d+)$/mg;
+    }
+    diag "transactions re-run after 1213 (certification failures included) on both hosts: $retries";
 };
 
 # ---- 2. an app host's pool killed mid-request -------------------------------------------------
@@ -192,6 +216,7 @@ subtest "an app host's pool killed mid-request: the balancer's retry makes one e
 subtest 'a Galera node killed under load: nothing lost or duplicated, it rejoins' => sub {
     my $load = Remit::Load->new(url => $lb->url, dir => $tmp, clients => 6, run_cap => 60);
     my $from = $lb->access_log_size;
+    my $reruns0 = pool_reruns();
     my $lorg = $lb->new_org;
     $load->start($lb, $lorg);
     ok wait_for(30, sub { $load->done >= 60 }), 'the load is under way';
@@ -230,17 +255,20 @@ subtest 'a Galera node killed under load: nothing lost or duplicated, it rejoins
     }
     my $f = $load->figures;
     my $passed_on = @{ $lb->lb_retries($from) };
+    my $reruns = pool_reruns() - $reruns0;
     diag sprintf 'node kill: back after %.1f s, rejoined in %.1f s; operations %d, requests %d,'
-        . ' retried by the clients %d (%s), passed on by the balancer %d, succeeded %d,'
-        . ' longest operation %.1f s', $t_back, $t_rejoin, $f->{operations}, $f->{requests},
-        $f->{retried}, $f->{causes}, $passed_on, $f->{succeeded}, $f->{longest};
+        . ' retried by the clients %d (%s), passed on by the balancer %d, run again by a pool'
+        . ' %d, succeeded %d, longest operation %.1f s', $t_back, $t_rejoin, $f->{operations},
+        $f->{requests}, $f->{retried}, $f->{causes}, $passed_on, $reruns, $f->{succeeded},
+        $f->{longest};
     push @table, [ 'kill -9 of Galera node 1 under load', $f->{requests},
-        $f->{retried} + $passed_on, $f->{succeeded}, $dups, $lost ];
+        $f->{retried} + $passed_on + $reruns, $f->{succeeded}, $dups, $lost ];
 };
 
 # ---- the table --------------------------------------------------------------------------------
 
-# retried: sent again by a client (same key) or passed on to the other host by the balancer.
+# retried: sent again by a client (same key; for the race: answered 409 in progress), passed
+# on to the other host by the balancer, or run again inside a pool (lost connection, 1213).
 my @head = ('fault', 'requests', 'retried', 'succeeded', 'duplicates', 'lost');
 diag sprintf '%-45s %9s %8s %10s %11s %5s', @head;
 diag sprintf '%-45s %9d %8d %10d %11d %5d', @$_ for @table;

@@ -103,8 +103,7 @@ sub start {
 
     # Node 1 bootstraps the cluster and gets the schema; the others join by SST.
     $nodes[0]{new_cluster} = 1;
-    $nodes[0]->start_db;
-    $nodes[0]->wait_synced;
+    _start_node($nodes[0]);
     $nodes[0]{new_cluster} = 0;
     $nodes[0]->create_database;
     $nodes[0]->write_config;
@@ -114,8 +113,7 @@ sub start {
         "CREATE USER IF NOT EXISTS '$APP_USER'\@'127.0.0.1' IDENTIFIED BY '$APP_PASSWORD'",
         "GRANT SELECT, INSERT, UPDATE, DELETE ON `$db`.* TO '$APP_USER'\@'127.0.0.1'");
     for my $n (@nodes[1 .. $#nodes]) {
-        $n->start_db;
-        $n->wait_synced;
+        _start_node($n);
         $n->write_config;
     }
 
@@ -153,10 +151,25 @@ sub kill_node {
 # Starts a node that was stopped or killed; it rejoins the others (IST or SST).
 sub restart_node {
     my ($self, $i) = @_;
-    my $n = $self->node($i);
-    $n->start_db;
-    $n->wait_synced;
+    _start_node($self->node($i));
     return $self;
+}
+
+# Starts a node and waits until it is synced. Its IST and SST ports are picked afresh for
+# each attempt: the machine is shared, and a port free when it was picked can be taken by
+# the time the joiner's SST script binds it ("Address already in use"), which fails the join
+# (seen once in t/cluster on a busy machine).
+sub _start_node {
+    my ($n) = @_;
+    for my $try (1 .. 3) {
+        my $ok = eval { $n->start_db; $n->wait_synced; 1 };
+        return $n if $ok;
+        die $@ if $try == 3;
+        warn "node $n->{index} did not join (attempt $try), trying again on other IST/SST ports\n";
+        $n->_stop_child('db', 'KILL', 10) if $n->_running('db');
+        $n->_forget('db');
+        @{ $n->{wsrep_ports} }[1, 2] = map { Remit::Stack::_free_port() } 1, 2;
+    }
 }
 
 # wsrep status of node $i (or undef when it does not answer).

@@ -34,7 +34,7 @@ my $IN_PROGRESS = 'remit_idempotency_key_outcomes_total{outcome="in_progress"}';
 
 subtest 'Prometheus text format' => sub {
     my $res = $s->req(GET => '/metrics');
-    is $res->{status}, 200, '200';
+    is $res->{status}, 200, 'GET /metrics: 200';
     like $res->{headers}{'content-type'}, qr{^text/plain; version=0\.0\.4}, 'text/plain; version=0.0.4';
     like $res->{body}, qr/^# TYPE remit_http_requests_total counter$/m, 'requests counter';
     like $res->{body}, qr/^# TYPE remit_http_request_duration_seconds histogram$/m, 'latency histogram';

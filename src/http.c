@@ -92,7 +92,8 @@ void http_write_response(struct ctx *c, FCGX_Request *fr)
 		reason(rs->status), c->request_id);
 	if (rs->status != 204)
 		n += snprintf(head + n, sizeof head - (size_t)n,
-			"Content-Type: application/json\r\nCache-Control: no-store\r\n");
+			"Content-Type: %s\r\nCache-Control: no-store\r\n",
+			rs->content_type ? rs->content_type : "application/json");
 	if (rs->etag > 0)
 		n += snprintf(head + n, sizeof head - (size_t)n, "ETag: \"%lld\"\r\n", rs->etag);
 	if (rs->allow)

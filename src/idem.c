@@ -6,6 +6,7 @@
 
 #include "hash.h"
 #include "log.h"
+#include "metrics.h"
 
 static const char SQL_CLAIM[] =
 	"INSERT INTO idempotency_keys (user_id, idem_key, fingerprint, expires_at)"
@@ -15,6 +16,7 @@ static const char SQL_STORE[] =
 static const char SQL_FIND[] =
 	"SELECT id, fingerprint, status, etag, body, expires_at <= NOW(3)"
 	" FROM idempotency_keys WHERE user_id = ? AND idem_key = ?";
+static const char SQL_HELD[] = "SELECT 1 FROM idempotency_keys WHERE id = ?";
 static const char SQL_DROP_EXPIRED[] =
 	"DELETE FROM idempotency_keys WHERE id = ? AND expires_at <= NOW(3)";
 /* PURGE_IN ids at a time: point lookups on the primary key lock only those rows, never a
@@ -52,6 +54,7 @@ static void answer(struct ctx *c, const unsigned char fp[SHA256_LEN], const char
 	size_t stored_fp_len, int status, long long etag, const char *body, size_t body_len)
 {
 	if (stored_fp_len != SHA256_LEN || memcmp(stored_fp, fp, SHA256_LEN) != 0) {
+		metrics_key_outcome(MK_REUSED);
 		c->ndetails = 0;
 		reply_error(c, 422, "IDEMPOTENCY_KEY_REUSED",
 			"this Idempotency-Key was used for another request");
@@ -94,8 +97,18 @@ static int existing(struct ctx *c, const unsigned char fp[SHA256_LEN])
 	return IDEM_DONE;
 }
 
+bool idem_held(struct ctx *c)
+{
+	struct dbres r;
+	if (db_query(c->db, c->a, &r, SQL_HELD, "i", c->idem_row) == 0 && r.nrows == 1)
+		return true;
+	db_set_error(c->db, DB_DEADLOCK, "the transaction lost its idempotency key");
+	return false;
+}
+
 int idem_in_progress(struct ctx *c)
 {
+	metrics_key_outcome(MK_IN_PROGRESS);
 	c->ndetails = 0;
 	c->rs.retry_after = true;
 	return reply_error(c, 409, "IDEMPOTENCY_KEY_IN_PROGRESS",
@@ -132,8 +145,16 @@ int idem_store(struct ctx *c)
 	char etag[24] = "";
 	if (c->rs.etag > 0)
 		snprintf(etag, sizeof etag, "%lld", c->rs.etag);
-	return db_exec(c->db, SQL_STORE, "isSi", (long long)c->rs.status, etag[0] ? etag : NULL,
-		(const char *)body, len, c->idem_row);
+	if (db_exec(c->db, SQL_STORE, "isSi", (long long)c->rs.status, etag[0] ? etag : NULL,
+			(const char *)body, len, c->idem_row) < 0)
+		return -1;
+	/* Our own claim, matched (CLIENT_FOUND_ROWS) unless a Galera node aborted the
+	 * transaction under us and this UPDATE ran on its own (see tx_lost in router.c). */
+	if (db_affected(c->db) != 1) {
+		db_set_error(c->db, DB_DEADLOCK, "the transaction lost its idempotency key");
+		return -1;
+	}
+	return 0;
 }
 
 /* One batch of expired keys, read without locks, deleted in one READ COMMITTED transaction

@@ -34,4 +34,8 @@ int idem_store(struct ctx *c);
  * none is left or `max_batches` ran. Returns the number deleted, or -1. */
 long idem_purge(struct db *db, int batch, int max_batches);
 
+/* True while this transaction still sees the key row it claimed; false (db_errno then reads
+ * 1213) when the row is gone or the read fails: the transaction was aborted under us. */
+bool idem_held(struct ctx *c);
+
 #endif

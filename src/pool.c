@@ -19,6 +19,7 @@
 #include "db.h"
 #include "idem.h"
 #include "log.h"
+#include "metrics.h"
 #include "worker.h"
 
 #define MAX_WORKERS 1024
@@ -286,6 +287,8 @@ int pool_run(const struct config *cfg)
 	if (fd < 0)
 		return 1;
 	int n = cfg->workers < MAX_WORKERS ? cfg->workers : MAX_WORKERS;
+	if (metrics_init(n) < 0)   /* shared with the workers forked below */
+		log_write(LOG_WARN, "no shared memory for /metrics", NULL);
 	struct slot *slots = calloc((size_t)n, sizeof *slots);
 	if (!slots)
 		abort();

@@ -15,6 +15,7 @@
 #include "http.h"
 #include "idem.h"
 #include "log.h"
+#include "metrics.h"
 #include "router.h"
 #include "text.h"
 
@@ -60,6 +61,7 @@ static void serve(struct ctx *c, FCGX_Request *fr)
 {
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	metrics_request_begin();
 	arena_reset(c->a);
 	http_reset_response(c);
 	memset(&c->rq, 0, sizeof c->rq);
@@ -74,6 +76,7 @@ static void serve(struct ctx *c, FCGX_Request *fr)
 	http_read_request(c, fr);
 	int status = router_serve(c, fr);
 	http_write_response(c, fr);
+	metrics_request_end(status, c->rs.replayed, ms_since(&t0) / 1e3);
 	if (log_enabled(LOG_INFO)) {
 		char path[512], method[64];
 		log_escape(path, sizeof path, c->rq.path, strlen(c->rq.path));
@@ -130,6 +133,7 @@ int worker_run(const struct config *cfg, int listen_fd, int index)
 	c.cfg = cfg;
 	FCGX_Request fr;
 	FCGX_InitRequest(&fr, listen_fd, 0);
+	metrics_worker_start(index);
 	db_connect(db);   /* failures are retried by each request */
 	time_t next_purge = time(NULL) + (index == 0 ? 1 : 0);
 	/* Each worker waits on the shared socket through an epoll of its own with EPOLLEXCLUSIVE,

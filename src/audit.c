@@ -6,6 +6,15 @@
 #include <time.h>
 
 #include "hash.h"
+#include "idem.h"
+
+struct audit_event {           /* buffered by audit_add, written at commit by audit_flush */
+	struct audit_event *next;
+	const char *action;        /* "batch.submitted" */
+	const char *object_type;   /* "batch" */
+	long long object_id;
+	const char *data;          /* a JSON object's text */
+};
 
 static const char GENESIS[] =
 	"0000000000000000000000000000000000000000000000000000000000000000";
@@ -66,10 +75,23 @@ int audit_init_chain(struct db *db, long long org_id)
 	return db_exec(db, SQL_HEAD_INIT, "is", org_id, GENESIS);
 }
 
+void audit_add(struct ctx *c, const char *action, const char *object_type, long long object_id,
+	const char *data)
+{
+	struct audit_event *e = arena_alloc(c->a, sizeof *e);
+	*e = (struct audit_event){ NULL, action, object_type, object_id, data };
+	if (c->audit_tail)
+		c->audit_tail->next = e;
+	else
+		c->audit = e;
+	c->audit_tail = e;
+}
+
 int audit_flush(struct ctx *c)
 {
 	if (!c->audit)
 		return 0;
+	const char *idem_key = c->idem ? c->idem->key : NULL;
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_HEAD_LOCK, "i", c->me.org_id) < 0)
 		return -1;
@@ -81,10 +103,10 @@ int audit_flush(struct ctx *c)
 	now_ms(at);
 	for (const struct audit_event *e = c->audit; e; e = e->next) {
 		struct link l = { prev, c->me.org_id, ++seq, c->me.user_id, e->object_id, at,
-			e->action, e->object_type, c->idem_key, c->request_id, e->data };
+			e->action, e->object_type, idem_key, c->request_id, e->data };
 		link_hash(&l, hash);
 		if (db_exec(c->db, SQL_INSERT, "iisississsss", c->me.org_id, seq, at, c->me.user_id,
-				e->action, e->object_type, e->object_id, c->idem_key, c->request_id, e->data,
+				e->action, e->object_type, e->object_id, idem_key, c->request_id, e->data,
 				hash, prev) < 0)
 			return -1;
 		memcpy(prev, hash, sizeof prev);

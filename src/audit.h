@@ -8,6 +8,10 @@
  * to keep that critical section short. Returns 0 or -1. */
 int audit_flush(struct ctx *c);
 
+/* Buffers an audit event for this mutation (written in its transaction). `data` is JSON. */
+void audit_add(struct ctx *c, const char *action, const char *object_type, long long object_id,
+	const char *data);
+
 /* Walks every chain; prints the first broken link of each to stderr. 0 intact, 1 broken,
  * -1 database error. */
 int audit_verify(struct db *db);

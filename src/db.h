@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 #include "arena.h"
-#include "config.h"
+#include "conf.h"
 
 /* Server errors the callers act on. */
 enum {

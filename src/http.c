@@ -257,15 +257,3 @@ long long id_parse(const char *s)
 	}
 	return v;
 }
-
-void audit_add(struct ctx *c, const char *action, const char *object_type, long long object_id,
-	const char *data)
-{
-	struct audit_event *e = arena_alloc(c->a, sizeof *e);
-	*e = (struct audit_event){ NULL, action, object_type, object_id, data };
-	if (c->audit_tail)
-		c->audit_tail->next = e;
-	else
-		c->audit = e;
-	c->audit_tail = e;
-}

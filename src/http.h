@@ -7,7 +7,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "arena.h"
-#include "config.h"
+#include "conf.h"
 #include "db.h"
 #include "json.h"
 
@@ -41,13 +41,6 @@ struct detail {                /* one member of error.details */
 	long long num;
 };
 
-struct audit_event {           /* buffered by handlers, written at commit (audit.c) */
-	struct audit_event *next;
-	const char *action;        /* "batch.submitted" */
-	const char *object_type;   /* "batch" */
-	long long object_id;
-	const char *data;          /* a JSON object's text */
-};
 
 struct qparam {
 	const char *name, *value;
@@ -60,17 +53,6 @@ struct caller {
 	const char *expires_at;    /* the session's end (DB text), NULL for API tokens */
 };
 
-/* The committed answer stored under the request's Idempotency-Key, read with the token
- * (auth.c) so that a replay needs no transaction of its own (idem_answer_seen). */
-struct idem_seen {
-	const char *key;           /* NULL when no live stored answer was found */
-	const char *fingerprint;
-	size_t fingerprint_len;
-	int status;
-	long long etag;
-	const char *body;
-	size_t body_len;
-};
 
 struct response {
 	int status;
@@ -84,6 +66,9 @@ struct response {
 	bool www_authenticate, replayed;
 };
 
+struct idem;
+struct audit_event;
+
 struct ctx {
 	struct arena *a;
 	struct db *db;
@@ -96,12 +81,11 @@ struct ctx {
 	struct jv *body;                       /* the parsed JSON object ({} when none) */
 	struct qparam *q;                      /* query parameters, after q_parse */
 	int nq;
-	const char *idem_key;                  /* parsed key, NULL when the route takes none */
-	struct idem_seen seen;                 /* the key's stored answer, found by auth */
-	long long idem_row;                    /* the claimed key's row */
+	struct idem *idem;                     /* the Idempotency-Key's state (idem.h), NULL until
+						* auth or the router meets a key */
 	struct detail details[MAX_DETAILS];
 	int ndetails;
-	struct audit_event *audit, *audit_tail;
+	struct audit_event *audit, *audit_tail;   /* buffered by audit_add (audit.h) */
 };
 
 /* A handler returns the HTTP status it answered with (the body is written through the reply
@@ -138,10 +122,6 @@ int check_if_match(struct ctx *c, long long version);
 long long param_id(struct ctx *c, int i);
 /* The same rule for any text (a query parameter naming an object); NULL gives 0. */
 long long id_parse(const char *s);
-
-/* Buffers an audit event for this mutation (written in its transaction). `data` is JSON. */
-void audit_add(struct ctx *c, const char *action, const char *object_type, long long object_id,
-	const char *data);
 
 /* Response writing to FastCGI (http.c, used by the dispatcher). */
 struct FCGX_Request;

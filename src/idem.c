@@ -67,10 +67,21 @@ static void answer(struct ctx *c, const unsigned char fp[SHA256_LEN], const char
 	c->rs.replayed = true;
 }
 
+struct idem *idem_state(struct ctx *c)
+{
+	if (!c->idem) {
+		c->idem = arena_alloc(c->a, sizeof *c->idem);
+		memset(c->idem, 0, sizeof *c->idem);
+	}
+	return c->idem;
+}
+
 bool idem_answer_seen(struct ctx *c)
 {
-	const struct idem_seen *s = &c->seen;
-	if (!s->key || !c->idem_key || strcmp(s->key, c->idem_key) != 0)
+	if (!c->idem)
+		return false;
+	const struct idem_seen *s = &c->idem->seen;
+	if (!s->key || !c->idem->key || strcmp(s->key, c->idem->key) != 0)
 		return false;
 	unsigned char fp[SHA256_LEN];
 	fingerprint(c, fp);
@@ -83,7 +94,7 @@ bool idem_answer_seen(struct ctx *c)
 static int existing(struct ctx *c, const unsigned char fp[SHA256_LEN])
 {
 	struct dbres r;
-	if (db_query(c->db, c->a, &r, SQL_FIND, "is", c->me.user_id, c->idem_key) < 0)
+	if (db_query(c->db, c->a, &r, SQL_FIND, "is", c->me.user_id, c->idem->key) < 0)
 		return IDEM_DB_ERROR;
 	if (r.nrows == 0)
 		return IDEM_RECLAIM;   /* purged in between: the key is new again */
@@ -100,7 +111,7 @@ static int existing(struct ctx *c, const unsigned char fp[SHA256_LEN])
 bool idem_held(struct ctx *c)
 {
 	struct dbres r;
-	if (db_query(c->db, c->a, &r, SQL_HELD, "i", c->idem_row) == 0 && r.nrows == 1)
+	if (db_query(c->db, c->a, &r, SQL_HELD, "i", c->idem->row) == 0 && r.nrows == 1)
 		return true;
 	db_set_error(c->db, DB_DEADLOCK, "the transaction lost its idempotency key");
 	return false;
@@ -119,9 +130,9 @@ int idem_claim(struct ctx *c)
 {
 	unsigned char fp[SHA256_LEN];
 	fingerprint(c, fp);
-	if (db_exec(c->db, SQL_CLAIM, "isbi", c->me.user_id, c->idem_key, fp, sizeof fp,
+	if (db_exec(c->db, SQL_CLAIM, "isbi", c->me.user_id, c->idem->key, fp, sizeof fp,
 			(long long)c->cfg->idem_retention) == 0) {
-		c->idem_row = db_insert_id(c->db);
+		c->idem->row = db_insert_id(c->db);
 		return IDEM_RUN;
 	}
 	unsigned err = db_errno(c->db);
@@ -146,7 +157,7 @@ int idem_store(struct ctx *c)
 	if (c->rs.etag > 0)
 		snprintf(etag, sizeof etag, "%lld", c->rs.etag);
 	if (db_exec(c->db, SQL_STORE, "isSi", (long long)c->rs.status, etag[0] ? etag : NULL,
-			(const char *)body, len, c->idem_row) < 0)
+			(const char *)body, len, c->idem->row) < 0)
 		return -1;
 	/* Our own claim, matched (CLIENT_FOUND_ROWS) unless a Galera node aborted the
 	 * transaction under us and this UPDATE ran on its own (see tx_lost in router.c). */

@@ -5,6 +5,28 @@
 #define REMIT_IDEM_H
 #include "http.h"
 
+/* The committed answer stored under the request's Idempotency-Key, read with the token
+ * (auth.c) so that a replay needs no transaction of its own (idem_answer_seen). */
+struct idem_seen {
+	const char *key;           /* NULL when no live stored answer was found */
+	const char *fingerprint;
+	size_t fingerprint_len;
+	int status;
+	long long etag;
+	const char *body;
+	size_t body_len;
+};
+
+/* A request's idempotency state, allocated in its arena by idem_state on first use. */
+struct idem {
+	const char *key;           /* the parsed Idempotency-Key, NULL when the route takes none */
+	struct idem_seen seen;     /* the key's stored answer, found by auth */
+	long long row;             /* the claimed key's row */
+};
+
+/* c->idem, allocated (zeroed) on first use. */
+struct idem *idem_state(struct ctx *c);
+
 enum idem_claim {
 	IDEM_RUN,        /* claimed: run the handler, then idem_store before COMMIT */
 	IDEM_DONE,       /* rolled back; c->rs holds the answer (replay, 422, 409 in progress) */

@@ -19,7 +19,7 @@ void metrics_request_begin(void);             /* a request was accepted: busy */
 void metrics_route(int route);                /* router: the route matched (-1: none) */
 void metrics_request_end(int status, bool replayed, double seconds);   /* idle again */
 void metrics_key_outcome(enum metrics_key k);
-void metrics_tx_retry(unsigned err);          /* run_tx re-runs a transaction after `err` */
+void metrics_tx_retry(unsigned err);          /* tx_run re-runs a transaction after `err` */
 void metrics_db_error(enum metrics_db d);
 void metrics_node_change(void);               /* a worker moved to another database node */
 

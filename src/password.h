@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config.h"
+#include "conf.h"
 
 #define PASSWORD_HASH_MAX 128   /* crypto_pwhash_STRBYTES */
 

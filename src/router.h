@@ -1,5 +1,5 @@
-/* The route table and the request pipeline: auth → route → role → body → idempotency →
- * one transaction around the handler. */
+/* The route table and the request pipeline: auth → route → role → body (headers.c) →
+ * idempotency key (headers.c) → one transaction around the handler (tx.c). */
 #ifndef REMIT_ROUTER_H
 #define REMIT_ROUTER_H
 #include "http.h"

@@ -66,10 +66,9 @@ static void serve(struct ctx *c, FCGX_Request *fr)
 	http_reset_response(c);
 	memset(&c->rq, 0, sizeof c->rq);
 	memset(&c->me, 0, sizeof c->me);
-	memset(&c->seen, 0, sizeof c->seen);
 	memset(c->params, 0, sizeof c->params);
 	c->body = NULL;
-	c->idem_key = NULL;
+	c->idem = NULL;
 	c->q = NULL;
 	c->nq = 0;
 	c->request_id = request_id(c->a, fr);

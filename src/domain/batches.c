@@ -1,6 +1,7 @@
 /* Batches: create, list, read, submit, cancel (doc/openapi.yaml#Lifecycle, #paths). */
 #include <string.h>
 
+#include "audit.h"
 #include "domain/handlers.h"
 #include "domain/lock.h"
 #include "domain/makers.h"

@@ -2,6 +2,7 @@
  * (doc/openapi.yaml#Lifecycle, #paths). Each may complete the request's batch. */
 #include <string.h>
 
+#include "audit.h"
 #include "domain/handlers.h"
 #include "domain/lock.h"
 #include "domain/makers.h"

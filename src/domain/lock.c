@@ -1,5 +1,6 @@
 /* Locking a batch and its requests for a mutation (see lock.h for the order). */
 #include "domain/lock.h"
+#include "audit.h"
 
 static const char SQL_BATCH_FIND[] = "SELECT id FROM batches WHERE id = ? AND org_id = ?";
 static const char SQL_BATCH_LOCK[] =

@@ -1,6 +1,7 @@
 /* Payment requests of a DRAFT batch: add, list, read, edit, delete (doc/openapi.yaml#Lifecycle, #paths). */
 #include <string.h>
 
+#include "audit.h"
 #include "domain/handlers.h"
 #include "domain/lock.h"
 #include "domain/makers.h"

@@ -1,6 +1,7 @@
 /* Approval rules (doc/openapi.yaml#paths): how many approvers a request needs, applied at submit. */
 #include <string.h>
 
+#include "audit.h"
 #include "domain/handlers.h"
 #include "domain/repr.h"
 #include "valid.h"

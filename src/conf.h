@@ -1,6 +1,6 @@
 /* The configuration file: `key = value` lines, `#` comments (see README.md). */
-#ifndef REMIT_CONFIG_H
-#define REMIT_CONFIG_H
+#ifndef REMIT_CONF_H
+#define REMIT_CONF_H
 
 #define MAX_DB_NODES 8
 

@@ -70,7 +70,7 @@ int auth_authenticate(struct ctx *c)
 		idem_state(c)->seen = (struct idem_seen){ key, db_s(&r, 0, 6), db_len(&r, 0, 6),
 			(int)db_i(&r, 0, 7), db_i(&r, 0, 8), db_s(&r, 0, 9), db_len(&r, 0, 9) };
 	}
-	return 0;
+	return STEP_GO_ON;
 }
 
 void auth_new_token(char token[TOKEN_LEN + 1], unsigned char hash[SHA256_LEN])

@@ -63,17 +63,17 @@ int http_body_parse(struct ctx *c, FCGX_Request *fr)
 	static struct jv empty = { .t = J_OBJ };
 	if (strcmp(c->rq.method, "DELETE") == 0) {
 		c->body = &empty;
-		return 0;
+		return STEP_GO_ON;
 	}
 	if (c->rq.body_len == 0) {
 		if (strcmp(c->rq.method, "POST") != 0)
 			return reply_error(c, 400, "MALFORMED_JSON", "this method needs a JSON body");
 		c->body = &empty;
-		return 0;
+		return STEP_GO_ON;
 	}
 	if (json_parse(c->a, c->rq.body, c->rq.body_len, &c->body) < 0 || c->body->t != J_OBJ)
 		return reply_error(c, 400, "MALFORMED_JSON", "the body is not a valid JSON object");
-	return 0;
+	return STEP_GO_ON;
 }
 
 /* The Idempotency-Key header: present, one line, 1..255 visible ASCII characters. */
@@ -88,5 +88,5 @@ int http_idem_key(struct ctx *c, FCGX_Request *fr)
 		return reply_error(c, 400, "IDEMPOTENCY_KEY_INVALID",
 			"Idempotency-Key must be 1..255 visible ASCII characters");
 	idem_state(c)->key = key;
-	return 0;
+	return STEP_GO_ON;
 }

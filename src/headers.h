@@ -14,11 +14,11 @@ bool http_content_type_ok(const char *ct);
 /* True when FastCGI param `name` ("HTTP_CONTENT_TYPE") came on more than one line. */
 bool http_param_repeated(struct FCGX_Request *fr, const char *name);
 
-/* Reads the body into c->body (415, 413, 400 MALFORMED_JSON). 0, or the status answered. */
+/* Reads the body into c->body (415, 413, 400 MALFORMED_JSON). STEP_GO_ON, or the status answered. */
 int http_body_parse(struct ctx *c, struct FCGX_Request *fr);
 
 /* Parses the Idempotency-Key header into c's idempotency state (400 when missing or
- * invalid). 0, or the status answered. */
+ * invalid). STEP_GO_ON, or the status answered. */
 int http_idem_key(struct ctx *c, struct FCGX_Request *fr);
 
 #endif

@@ -236,7 +236,7 @@ int check_if_match(struct ctx *c, long long version)
 {
 	const char *h = c->rq.if_match;
 	if (!h || if_match_ok(h, strlen(h), version))
-		return 0;
+		return STEP_GO_ON;
 	return reply_version_conflict(c, version);
 }
 

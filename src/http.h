@@ -88,10 +88,18 @@ struct ctx {
 	struct audit_event *audit, *audit_tail;   /* buffered by audit_add (audit.h) */
 };
 
-/* A handler returns the HTTP status it answered with (the body is written through the reply
- * helpers), or HANDLER_DB_ERROR after a failed database call: the dispatcher then rolls back
- * and retries (deadlock, lock wait timeout) or answers 503/500. Only a 2xx commits. */
-#define HANDLER_DB_ERROR (-1)
+/* The pipeline's return vocabulary. A handler, a reply helper, and every step that may answer
+ * for the handler (auth_authenticate, http_body_parse, http_idem_key, check_if_match, the
+ * lock helpers of domain/lock.h) return an int that is either the HTTP status (100..599) of
+ * the reply it wrote, or one of these two, which are no status. A handler's status decides
+ * its transaction (tx.c): only a 2xx commits. The other conventions in src/: functions that
+ * only succeed or fail return 0 or -1 (the db layer, audit_flush, idem_store); validators
+ * return enum v_result (valid.h); the claim of a key returns enum idem_claim (idem.h). */
+enum step {
+	STEP_GO_ON = 0,          /* nothing answered, nothing failed: the caller goes on */
+	HANDLER_DB_ERROR = -1,   /* a database call failed: roll back, then retry (deadlock,
+				  * lock wait timeout) or answer 503/500 (tx.c) */
+};
 typedef int (*handler_fn)(struct ctx *c);
 
 /* Starts {"data": and returns the generator positioned for the value. */
@@ -114,8 +122,8 @@ int reply_invalid_state(struct ctx *c, const char *status);
 int reply_version_conflict(struct ctx *c, long long current);
 int reply_validation(struct ctx *c);   /* 400 VALIDATION_ERROR with the collected details */
 
-/* If-Match check for a mutation of an object at `version`: 0 when absent or matching, else
- * the 412 reply's status. */
+/* If-Match check for a mutation of an object at `version`: STEP_GO_ON when absent or
+ * matching, else the 412 reply's status. */
 int check_if_match(struct ctx *c, long long version);
 
 /* Parses a path parameter as an id; 0 when it is not one (the caller answers 404). */

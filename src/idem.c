@@ -91,7 +91,7 @@ bool idem_answer_seen(struct ctx *c)
 
 /* After a duplicate key: the first attempt has committed (a committed row always holds its
  * response). Read it with a fresh statement outside the rolled-back transaction. */
-static int existing(struct ctx *c, const unsigned char fp[SHA256_LEN])
+static enum idem_claim existing(struct ctx *c, const unsigned char fp[SHA256_LEN])
 {
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_FIND, "is", c->me.user_id, c->idem->key) < 0)
@@ -126,7 +126,7 @@ int idem_in_progress(struct ctx *c)
 		"a request with this Idempotency-Key is still running; retry later");
 }
 
-int idem_claim(struct ctx *c)
+enum idem_claim idem_claim(struct ctx *c)
 {
 	unsigned char fp[SHA256_LEN];
 	fingerprint(c, fp);

@@ -43,7 +43,7 @@ enum idem_claim {
 bool idem_answer_seen(struct ctx *c);
 
 /* Inside a transaction just begun: claims c->idem_key for the caller. */
-int idem_claim(struct ctx *c);
+enum idem_claim idem_claim(struct ctx *c);
 
 /* Answers 409 IDEMPOTENCY_KEY_IN_PROGRESS (Retry-After: 1): the key's first attempt is still
  * running after the wait. Returns the status. */

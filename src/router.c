@@ -129,7 +129,7 @@ int router_serve(struct ctx *c, struct FCGX_Request *fr)
 			a = auth_authenticate(c);
 		if (a == HANDLER_DB_ERROR)
 			return tx_db_failure(c);
-		if (a)
+		if (a != STEP_GO_ON)
 			return a;
 	}
 	if (i == -1)
@@ -144,12 +144,12 @@ int router_serve(struct ctx *c, struct FCGX_Request *fr)
 	/* Path parameters end at the next '/': cut them out of the path. */
 	for (int p = 0; p < MAX_PATH_PARAMS && c->params[p]; p++)
 		c->params[p] = arena_strndup(c->a, c->params[p], strcspn(c->params[p], "/"));
-	int rc;
+	int rc;   /* enum step or the status answered */
 	if (r->roles != ROLE_NONE && currencies_load(c) < 0)
 		return tx_db_failure(c);
-	if (r->flags & (R_TX | R_BODY) && (rc = http_body_parse(c, fr)))
+	if (r->flags & (R_TX | R_BODY) && (rc = http_body_parse(c, fr)) != STEP_GO_ON)
 		return rc;
-	if (r->flags & R_IDEM && (rc = http_idem_key(c, fr)))
+	if (r->flags & R_IDEM && (rc = http_idem_key(c, fr)) != STEP_GO_ON)
 		return rc;
 	if (r->flags & R_TX)
 		return tx_run(c, r->handler, r->flags & R_IDEM);

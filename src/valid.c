@@ -42,7 +42,8 @@ int currency_minor(struct ctx *c, const char *code)
 	return -1;
 }
 
-static struct jv *field_value(struct ctx *c, const char *field, bool required, int *rc)
+static struct jv *field_value(struct ctx *c, const char *field, bool required,
+	enum v_result *rc)
 {
 	struct jv *v = json_get(c->body, field);
 	if (!v || v->t == J_NULL) {
@@ -57,9 +58,9 @@ static struct jv *field_value(struct ctx *c, const char *field, bool required, i
 	return v;
 }
 
-int v_text(struct ctx *c, const char *field, bool required, long min, long max, const char **out)
+enum v_result v_text(struct ctx *c, const char *field, bool required, long min, long max, const char **out)
 {
-	int rc;
+	enum v_result rc;
 	struct jv *v = field_value(c, field, required, &rc);
 	if (!v)
 		return rc;
@@ -83,10 +84,10 @@ int v_text(struct ctx *c, const char *field, bool required, long min, long max, 
 	return V_OK;
 }
 
-int v_currency(struct ctx *c, const char *field, bool required, const char **code, int *minor)
+enum v_result v_currency(struct ctx *c, const char *field, bool required, const char **code, int *minor)
 {
 	const char *s;
-	int rc = v_text(c, field, required, 3, 3, &s);
+	enum v_result rc = v_text(c, field, required, 3, 3, &s);
 	if (rc != V_OK) {
 		if (rc == V_BAD)
 			detail_str(c, field, "must be an ISO 4217 currency code");
@@ -100,10 +101,10 @@ int v_currency(struct ctx *c, const char *field, bool required, const char **cod
 	return V_OK;
 }
 
-int v_money(struct ctx *c, const char *field, bool required, int minor, bool allow_zero,
+enum v_result v_money(struct ctx *c, const char *field, bool required, int minor, bool allow_zero,
 	int64_t *out)
 {
-	int rc;
+	enum v_result rc;
 	struct jv *v = field_value(c, field, required, &rc);
 	if (!v)
 		return rc;

@@ -7,16 +7,21 @@
 
 #include "http.h"
 
-enum { V_ABSENT = 0, V_OK = 1, V_BAD = -1 };
+/* What a validator found in its field. */
+enum v_result {
+	V_BAD = -1,      /* present but invalid: the error is recorded in c->details */
+	V_ABSENT = 0,    /* missing or null (recorded as an error when the field is required) */
+	V_OK = 1,        /* present and valid: *out holds the typed value */
+};
 
 /* Each records its error under `field` and returns V_OK, V_ABSENT (missing or null; an error
  * too when `required`) or V_BAD. */
-int v_text(struct ctx *c, const char *field, bool required, long min, long max, const char **out);
+enum v_result v_text(struct ctx *c, const char *field, bool required, long min, long max, const char **out);
 /* A currency code from the service's table; stores its minor unit. */
-int v_currency(struct ctx *c, const char *field, bool required, const char **code, int *minor);
+enum v_result v_currency(struct ctx *c, const char *field, bool required, const char **code, int *minor);
 /* An amount (string or number literal) for a currency with `minor` digits; minor < 0 means
  * the currency is unknown and only the form is checked. */
-int v_money(struct ctx *c, const char *field, bool required, int minor, bool allow_zero,
+enum v_result v_money(struct ctx *c, const char *field, bool required, int minor, bool allow_zero,
 	int64_t *out);
 
 /* Flags every member of the body that is not in `known` (NULL-terminated). */

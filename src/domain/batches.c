@@ -56,14 +56,12 @@ int h_batches_create(struct ctx *c)
 int h_batches_list(struct ctx *c)
 {
 	static const char *const allowed[] = { "status", "limit", "cursor", NULL };
-	int limit;
-	long long cursor;
-	q_parse(c, allowed);
-	q_page(c, &limit, &cursor);
-	const char *status = q_status(c, batch_statuses);
-	if (c->ndetails)
-		return reply_validation(c);
-	return reply_batch_page(c, status, limit, cursor);
+	struct page p;
+	const char *status;
+	int rc = page_begin(c, allowed, batch_statuses, &status, &p);
+	if (rc != STEP_GO_ON)
+		return rc;
+	return reply_batch_page(c, status, &p);
 }
 
 int h_batches_get(struct ctx *c)
@@ -108,13 +106,13 @@ int h_batches_submit(struct ctx *c)
 	int rc;
 	if ((rc = lock_for_action(c, &b)))
 		return rc;
-	if (strcmp(b.status, "DRAFT") != 0)
-		return reply_invalid_state(c, b.status);
+	if ((rc = batch_check(c, BA_SUBMIT, b.status)))
+		return rc;
 	if (db_query(c->db, c->a, &reqs, SQL_BATCH_REQUESTS_LOCK, "i", b.id) < 0)
 		return HANDLER_DB_ERROR;
 	if (reqs.nrows == 0) {
 		c->ndetails = 0;
-		detail_str(c, "status", b.status);
+		detail_str(c, "status", batch_statuses[b.status]);
 		return reply_error(c, 409, "INVALID_STATE", "an empty batch cannot be submitted");
 	}
 	/* Read after the batch lock, with a locking read (the snapshot predates the lock,
@@ -152,29 +150,30 @@ int h_batches_cancel(struct ctx *c)
 	int rc;
 	if ((rc = lock_for_action(c, &b)))
 		return rc;
-	if (strcmp(b.status, "DRAFT") != 0 && strcmp(b.status, "SUBMITTED") != 0)
-		return reply_invalid_state(c, b.status);
+	if ((rc = batch_check(c, BA_CANCEL, b.status)))
+		return rc;
 	if (db_query(c->db, c->a, &reqs, SQL_BATCH_REQUESTS_LOCK, "i", b.id) < 0)
 		return HANDLER_DB_ERROR;
 	size_t changed = 0;
 	for (size_t i = 0; i < reqs.nrows; i++) {
-		const char *s = db_s(&reqs, i, 1);
-		if (strcmp(s, "APPROVED") == 0 || strcmp(s, "PAID") == 0) {
+		enum cancel_effect e = request_on_cancel(request_status_of(db_s(&reqs, i, 1)));
+		if (e == CANCEL_REFUSED) {
 			c->ndetails = 0;
-			detail_str(c, "status", b.status);
+			detail_str(c, "status", batch_statuses[b.status]);
 			return reply_error(c, 409, "INVALID_STATE",
 				"a batch with an APPROVED or PAID request cannot be cancelled");
 		}
-		changed += strcmp(s, "REJECTED") != 0;
+		changed += e == CANCEL_CANCELS;
 	}
 	if (db_exec(c->db, SQL_REQUESTS_CANCEL, "i", b.id) < 0 ||
 	    db_exec(c->db, SQL_BATCH_CANCEL, "i", b.id) < 0)
 		return HANDLER_DB_ERROR;
 	audit_add(c, "batch.cancelled", "batch", b.id, arena_printf(c->a,
-		"{\"from\":\"%s\",\"status\":\"CANCELLED\",\"requests\":%zu}", b.status, changed));
+		"{\"from\":\"%s\",\"status\":\"CANCELLED\",\"requests\":%zu}", batch_statuses[b.status],
+		changed));
 	for (size_t i = 0; i < reqs.nrows; i++) {
 		const char *s = db_s(&reqs, i, 1);
-		if (strcmp(s, "REJECTED") != 0)
+		if (request_on_cancel(request_status_of(s)) == CANCEL_CANCELS)
 			audit_add(c, "request.cancelled", "request", db_i(&reqs, i, 0), arena_printf(c->a,
 				"{\"from\":\"%s\",\"status\":\"CANCELLED\"}", s));
 	}

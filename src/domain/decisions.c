@@ -7,6 +7,7 @@
 #include "domain/lock.h"
 #include "domain/makers.h"
 #include "domain/repr.h"
+#include "page.h"
 #include "valid.h"
 
 #define COMMENT_MAX_CHARS 500
@@ -82,8 +83,8 @@ static int decide(struct ctx *c, bool approve)
 	v_no_unknown(c, known);
 	if (c->ndetails)
 		return reply_validation(c);
-	if (strcmp(q.status, "PENDING_APPROVAL") != 0)
-		return reply_invalid_state(c, q.status);
+	if ((rc = request_check(c, RA_DECIDE, q.status)))
+		return rc;
 	if ((rc = refuse_maker(c, q.id, false)))
 		return rc;
 
@@ -95,11 +96,12 @@ static int decide(struct ctx *c, bool approve)
 		return reply_error(c, 409, "ALREADY_DECIDED", "you have already decided on this request");
 	}
 	long long count = q.approval_count + approve;
-	const char *status = !approve ? "REJECTED"
-		: count >= q.required_approvals ? "APPROVED" : "PENDING_APPROVAL";
+	enum request_status to = !approve ? RS_REJECTED
+		: count >= q.required_approvals ? RS_APPROVED : RS_PENDING_APPROVAL;
+	const char *status = request_statuses[to];
 	if (db_exec(c->db, SQL_REQUEST_DECIDE, "sii", status, count, q.id) < 0)
 		return HANDLER_DB_ERROR;
-	if (strcmp(status, "APPROVED") == 0 && (rc = ledger_add(c, &q, "OBLIGATION")))
+	if (to == RS_APPROVED && (rc = ledger_add(c, &q, "OBLIGATION")))
 		return rc;
 
 	yajl_gen g = jw_new();
@@ -134,8 +136,8 @@ int h_requests_mark_paid(struct ctx *c)
 	v_no_unknown(c, known);
 	if (c->ndetails)
 		return reply_validation(c);
-	if (strcmp(q.status, "APPROVED") != 0)
-		return reply_invalid_state(c, q.status);
+	if ((rc = request_check(c, RA_PAY, q.status)))
+		return rc;
 	/* Only makers are barred: a treasurer who approved the request may pay it. */
 	if ((rc = refuse_maker(c, q.id, true)))
 		return rc;
@@ -147,12 +149,24 @@ int h_requests_mark_paid(struct ctx *c)
 	yajl_gen g = jw_new();
 	jw_open(g, NULL);
 	jw_str(g, "paymentReference", reference);
-	jw_str(g, "status", "PAID");
+	jw_str(g, "status", request_statuses[RS_PAID]);
 	jw_close(g);
 	audit_add(c, "request.paid", "request", q.id, jw_finish(c->a, g));
 	if ((rc = batch_touch(c, b.id, true)))
 		return rc;
 	return reply_request(c, 200, q.id, true);
+}
+
+static size_t decision_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t i)
+{
+	jw_open(g, NULL);
+	jw_id(g, "id", db_i(r, i, 0));
+	jw_id(g, "approverId", db_i(r, i, 1));
+	jw_str(g, "decision", db_s(r, i, 2));
+	jw_str(g, "comment", db_s(r, i, 3));
+	jw_time(g, "createdAt", db_s(r, i, 4));
+	jw_close(g);
+	return i + 1;
 }
 
 int h_approvals_list(struct ctx *c)
@@ -166,25 +180,12 @@ int h_approvals_list(struct ctx *c)
 		return HANDLER_DB_ERROR;
 	if (r.nrows == 0)
 		return reply_not_found(c);
-	int limit;
-	long long cursor;
-	q_parse(c, allowed);
-	q_page(c, &limit, &cursor);
-	if (c->ndetails)
-		return reply_validation(c);
-	if (db_query(c->db, c->a, &r, SQL_DECISIONS, "iiii", id, c->me.org_id,
-			cursor ? cursor : INT64_MAX, (long long)limit + 1) < 0)
+	struct page p;
+	int rc = page_begin(c, allowed, NULL, NULL, &p);
+	if (rc != STEP_GO_ON)
+		return rc;
+	if (db_query(c->db, c->a, &r, SQL_DECISIONS, "iiii", id, c->me.org_id, p.before,
+			p.fetch) < 0)
 		return HANDLER_DB_ERROR;
-	yajl_gen g = reply_list(c);
-	size_t n = page_len(&r, limit);
-	for (size_t i = 0; i < n; i++) {
-		jw_open(g, NULL);
-		jw_id(g, "id", db_i(&r, i, 0));
-		jw_id(g, "approverId", db_i(&r, i, 1));
-		jw_str(g, "decision", db_s(&r, i, 2));
-		jw_str(g, "comment", db_s(&r, i, 3));
-		jw_time(g, "createdAt", db_s(&r, i, 4));
-		jw_close(g);
-	}
-	return reply_list_done(c, page_next(&r, n));
+	return page_reply(c, &p, &r, decision_item);
 }

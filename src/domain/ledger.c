@@ -1,6 +1,7 @@
 /* The ledger (doc/openapi.yaml#Lifecycle, #paths): its entries, and balances per currency. */
 #include "domain/handlers.h"
 #include "domain/repr.h"
+#include "page.h"
 #include "valid.h"
 
 #define ENTRY_FROM \
@@ -20,46 +21,41 @@ static const char SQL_BALANCES[] =
 	" WHERE l.org_id = ? GROUP BY l.currency, cu.minor_unit ORDER BY l.currency";
 
 
+static size_t entry_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t i)
+{
+	char money[MONEY_FMT_MAX];
+	money_format(db_i(r, i, 4), (int)db_i(r, i, 7), money);
+	jw_open(g, NULL);
+	jw_id(g, "id", db_i(r, i, 0));
+	jw_id(g, "requestId", db_i(r, i, 1));
+	jw_id(g, "batchId", db_i(r, i, 2));
+	jw_str(g, "type", db_s(r, i, 3));
+	jw_str(g, "amount", money);
+	jw_str(g, "currency", db_s(r, i, 5));
+	jw_time(g, "createdAt", db_s(r, i, 6));
+	jw_close(g);
+	return i + 1;
+}
+
 int h_ledger_entries(struct ctx *c)
 {
 	static const char *const allowed[] = { "requestId", "limit", "cursor", NULL };
-	int limit;
-	long long cursor;
-	q_parse(c, allowed);
-	q_page(c, &limit, &cursor);
-	if (c->ndetails)
-		return reply_validation(c);
+	struct page p;
+	int rc = page_begin(c, allowed, NULL, NULL, &p);
+	if (rc != STEP_GO_ON)
+		return rc;
 	/* Any requestId that is no request of this organisation simply matches nothing. */
 	long long request = q_id(c, "requestId");
-	if (request < 0) {
-		reply_list(c);
-		return reply_list_done(c, 0);
-	}
-	long long before = cursor ? cursor : INT64_MAX;
+	if (request < 0)
+		return page_empty(c);
 	struct dbres r;
-	int rc = request
-		? db_query(c->db, c->a, &r, SQL_ENTRIES_REQUEST, "iiii", c->me.org_id, request, before,
-			(long long)limit + 1)
-		: db_query(c->db, c->a, &r, SQL_ENTRIES, "iii", c->me.org_id, before,
-			(long long)limit + 1);
+	rc = request
+		? db_query(c->db, c->a, &r, SQL_ENTRIES_REQUEST, "iiii", c->me.org_id, request,
+			p.before, p.fetch)
+		: db_query(c->db, c->a, &r, SQL_ENTRIES, "iii", c->me.org_id, p.before, p.fetch);
 	if (rc < 0)
 		return HANDLER_DB_ERROR;
-	yajl_gen g = reply_list(c);
-	size_t n = page_len(&r, limit);
-	for (size_t i = 0; i < n; i++) {
-		char money[MONEY_FMT_MAX];
-		money_format(db_i(&r, i, 4), (int)db_i(&r, i, 7), money);
-		jw_open(g, NULL);
-		jw_id(g, "id", db_i(&r, i, 0));
-		jw_id(g, "requestId", db_i(&r, i, 1));
-		jw_id(g, "batchId", db_i(&r, i, 2));
-		jw_str(g, "type", db_s(&r, i, 3));
-		jw_str(g, "amount", money);
-		jw_str(g, "currency", db_s(&r, i, 5));
-		jw_time(g, "createdAt", db_s(&r, i, 6));
-		jw_close(g);
-	}
-	return reply_list_done(c, page_next(&r, n));
+	return page_reply(c, &p, &r, entry_item);
 }
 
 /* One entry per currency the organisation's ledger holds: a short list, never paged, so

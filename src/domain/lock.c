@@ -26,7 +26,7 @@ int batch_find(struct ctx *c, long long id)
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_BATCH_FIND, "ii", id, c->me.org_id) < 0)
 		return HANDLER_DB_ERROR;
-	return r.nrows ? 0 : reply_not_found(c);
+	return r.nrows ? STEP_GO_ON : reply_not_found(c);
 }
 
 int batch_lock(struct ctx *c, long long id, struct batch_row *b)
@@ -42,12 +42,12 @@ int batch_lock(struct ctx *c, long long id, struct batch_row *b)
 		return reply_not_found(c);
 	*b = (struct batch_row){
 		.id = db_i(&r, 0, 0),
-		.status = db_s(&r, 0, 1),
+		.status = batch_status_of(db_s(&r, 0, 1)),
 		.version = db_i(&r, 0, 2),
 		.created_by = db_i(&r, 0, 3),
 		.submitted_by = db_i(&r, 0, 4),
 	};
-	return 0;
+	return STEP_GO_ON;
 }
 
 int request_lock(struct ctx *c, long long id, struct batch_row *b, struct request_row *q)
@@ -68,7 +68,7 @@ int request_lock(struct ctx *c, long long id, struct batch_row *b, struct reques
 	*q = (struct request_row){
 		.id = db_i(&r, 0, 0),
 		.batch_id = db_i(&r, 0, 1),
-		.status = db_s(&r, 0, 2),
+		.status = request_status_of(db_s(&r, 0, 2)),
 		.version = db_i(&r, 0, 3),
 		.amount = db_i(&r, 0, 4),
 		.currency = db_s(&r, 0, 5),
@@ -79,7 +79,7 @@ int request_lock(struct ctx *c, long long id, struct batch_row *b, struct reques
 		.required_approvals = db_i(&r, 0, 10),
 		.approval_count = db_i(&r, 0, 11),
 	};
-	return 0;
+	return STEP_GO_ON;
 }
 
 int batch_touch(struct ctx *c, long long batch_id, bool settle)
@@ -97,5 +97,5 @@ int batch_touch(struct ctx *c, long long batch_id, bool settle)
 	if (complete && db_affected(c->db) == 1)
 		audit_add(c, "batch.completed", "batch", batch_id,
 			"{\"from\":\"SUBMITTED\",\"status\":\"COMPLETED\"}");
-	return 0;
+	return STEP_GO_ON;
 }

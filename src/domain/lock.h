@@ -17,23 +17,25 @@
 #define REMIT_DOMAIN_LOCK_H
 #include <stdbool.h>
 
+#include "domain/lifecycle.h"
 #include "http.h"
 
 struct batch_row {
 	long long id, version, created_by, submitted_by;   /* submitted_by 0 when NULL */
-	const char *status;
+	enum batch_status status;
 };
 
 struct request_row {
 	long long id, batch_id, version, amount, created_by, required_approvals, approval_count;
-	const char *status, *currency, *name, *account, *purpose;
+	enum request_status status;
+	const char *currency, *name, *account, *purpose;
 };
 
-/* Each returns 0 with the rows locked (SELECT … FOR UPDATE), or the status of the reply it
+/* Each returns STEP_GO_ON with the rows locked (SELECT … FOR UPDATE), or the status of the reply it
  * made (404 for an id of no batch or request of the caller's organisation), or
  * HANDLER_DB_ERROR. */
 int batch_lock(struct ctx *c, long long id, struct batch_row *b);
-/* 0 when batch `id` belongs to the caller's organisation (a plain read, no lock), else the
+/* STEP_GO_ON when batch `id` belongs to the caller's organisation (a plain read, no lock), else the
  * 404 reply's status or HANDLER_DB_ERROR. */
 int batch_find(struct ctx *c, long long id);
 /* Locks the request's batch, then the request. */
@@ -41,7 +43,7 @@ int request_lock(struct ctx *c, long long id, struct batch_row *b, struct reques
 
 /* Records that one of the batch's requests changed: bumps the batch's version. With
  * `settle`, a batch whose every request is REJECTED, PAID or CANCELLED becomes COMPLETED
- * (with its audit event). 0 or HANDLER_DB_ERROR. */
+ * (with its audit event). STEP_GO_ON or HANDLER_DB_ERROR. */
 int batch_touch(struct ctx *c, long long batch_id, bool settle);
 
 #endif

@@ -3,10 +3,7 @@
 
 #include <string.h>
 
-const char *const batch_statuses[] = { "DRAFT", "SUBMITTED", "COMPLETED", "CANCELLED", NULL };
-const char *const request_statuses[] = { "DRAFT", "PENDING_APPROVAL", "APPROVED", "PAID",
-	"REJECTED", "CANCELLED", NULL };
-#define NREQUEST_STATUSES 6
+#define NREQUEST_STATUSES RS_COUNT
 
 /* REQUEST_COLS, by position. */
 enum { R_ID, R_BATCH, R_STATUS, R_AMOUNT, R_CURRENCY, R_NAME, R_ACCOUNT, R_PURPOSE, R_CREATED_BY,
@@ -210,25 +207,14 @@ int reply_batch(struct ctx *c, int status, long long id)
 	return reply_done(c);
 }
 
-int reply_batch_page(struct ctx *c, const char *status, int limit, long long cursor)
+int reply_batch_page(struct ctx *c, const char *status, const struct page *p)
 {
 	struct dbres r;
-	long long before = cursor ? cursor : INT64_MAX;
 	int rc = status
-		? db_query(c->db, c->a, &r, SQL_BATCH_PAGE_STATUS, "isii", c->me.org_id, status, before,
-			(long long)limit + 1)
-		: db_query(c->db, c->a, &r, SQL_BATCH_PAGE, "iii", c->me.org_id, before,
-			(long long)limit + 1);
+		? db_query(c->db, c->a, &r, SQL_BATCH_PAGE_STATUS, "isii", c->me.org_id, status,
+			p->before, p->fetch)
+		: db_query(c->db, c->a, &r, SQL_BATCH_PAGE, "iii", c->me.org_id, p->before, p->fetch);
 	if (rc < 0)
 		return HANDLER_DB_ERROR;
-	yajl_gen g = reply_list(c);
-	long long last = 0;
-	int n = 0;
-	size_t i = 0;
-	while (i < r.nrows && n < limit) {
-		last = db_i(&r, i, B_ID);
-		i = write_batch(c, g, &r, i);
-		n++;
-	}
-	return reply_list_done(c, i < r.nrows ? last : 0);
+	return page_reply(c, p, &r, write_batch);
 }

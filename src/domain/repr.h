@@ -5,12 +5,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "domain/lifecycle.h"
 #include "http.h"
 #include "money.h"
-
-/* The statuses, NULL-terminated, in lifecycle order (q_status, and `counts`). */
-extern const char *const batch_statuses[];
-extern const char *const request_statuses[];
+#include "page.h"
 
 /* A request's columns in the order write_request reads them, then the currency's minor unit.
  * Selected from `payment_requests r JOIN currencies cu ON cu.code = r.currency`. */
@@ -36,7 +34,7 @@ int reply_request(struct ctx *c, int status, long long id, bool latest);
 int reply_batch(struct ctx *c, int status, long long id);
 
 /* Replies with a page of the caller's batches, newest first, optionally of one status. */
-int reply_batch_page(struct ctx *c, const char *status, int limit, long long cursor);
+int reply_batch_page(struct ctx *c, const char *status, const struct page *p);
 
 /* Formats a decimal integer of minor units as SQL's SUM gives it (any number of digits,
  * optionally negative; NULL means 0) with `minor` fractional digits, never through a

@@ -7,6 +7,7 @@
 #include "domain/makers.h"
 #include "domain/repr.h"
 #include "iban.h"
+#include "page.h"
 #include "valid.h"
 
 #define NAME_MAX_CHARS 140
@@ -53,10 +54,10 @@ struct fields {
 };
 
 /* beneficiaryAccount: text, then IBAN normalisation and check (iban.h). */
-static int v_account(struct ctx *c, bool required, const char **out)
+static enum v_result v_account(struct ctx *c, bool required, const char **out)
 {
 	const char *s;
-	int rc = v_text(c, "beneficiaryAccount", required, 0, ACCOUNT_INPUT_MAX, &s);
+	enum v_result rc = v_text(c, "beneficiaryAccount", required, 0, ACCOUNT_INPUT_MAX, &s);
 	if (rc != V_OK)
 		return rc;
 	size_t len = strlen(s);
@@ -127,8 +128,8 @@ int h_requests_create(struct ctx *c)
 	v_no_unknown(c, known_fields);
 	if (c->ndetails)
 		return reply_validation(c);
-	if (!bumped && strcmp(b.status, "DRAFT") != 0)
-		return reply_invalid_state(c, b.status);
+	if (!bumped && (rc = batch_check(c, BA_EDIT, b.status)))
+		return rc;
 	if ((rc = check_room(c, batch)))
 		return rc;
 
@@ -147,6 +148,12 @@ int h_requests_create(struct ctx *c)
 	return reply_request(c, 201, id, false);
 }
 
+static size_t request_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t i)
+{
+	write_request(c->a, g, r, i);
+	return i + 1;
+}
+
 int h_requests_list(struct ctx *c)
 {
 	static const char *const allowed[] = { "status", "limit", "cursor", NULL };
@@ -158,26 +165,19 @@ int h_requests_list(struct ctx *c)
 		return HANDLER_DB_ERROR;
 	if (r.nrows == 0)
 		return reply_not_found(c);
-	int limit;
-	long long cursor;
-	q_parse(c, allowed);
-	q_page(c, &limit, &cursor);
-	const char *status = q_status(c, request_statuses);
-	if (c->ndetails)
-		return reply_validation(c);
-	long long before = cursor ? cursor : INT64_MAX;
-	int qrc = status
+	struct page p;
+	const char *status;
+	int rc = page_begin(c, allowed, request_statuses, &status, &p);
+	if (rc != STEP_GO_ON)
+		return rc;
+	rc = status
 		? db_query(c->db, c->a, &r, SQL_REQUESTS_STATUS, "iisii", batch, c->me.org_id, status,
-			before, (long long)limit + 1)
-		: db_query(c->db, c->a, &r, SQL_REQUESTS, "iiii", batch, c->me.org_id, before,
-			(long long)limit + 1);
-	if (qrc < 0)
+			p.before, p.fetch)
+		: db_query(c->db, c->a, &r, SQL_REQUESTS, "iiii", batch, c->me.org_id, p.before,
+			p.fetch);
+	if (rc < 0)
 		return HANDLER_DB_ERROR;
-	yajl_gen g = reply_list(c);
-	size_t n = page_len(&r, limit);
-	for (size_t i = 0; i < n; i++)
-		write_request(c->a, g, &r, i);
-	return reply_list_done(c, page_next(&r, n));
+	return page_reply(c, &p, &r, request_item);
 }
 
 int h_requests_get(struct ctx *c)
@@ -236,8 +236,8 @@ int h_requests_patch(struct ctx *c)
 		return HANDLER_DB_ERROR;
 	struct fields f = { q.amount, q.currency, q.name, q.account, q.purpose, old_minor };
 	q_parse(c, no_params);
-	int cur = v_currency(c, "currency", false, &f.currency, &f.minor);
-	int amt = v_money(c, "amount", false, cur == V_BAD ? -1 : f.minor, false, &f.amount);
+	enum v_result cur = v_currency(c, "currency", false, &f.currency, &f.minor);
+	enum v_result amt = v_money(c, "amount", false, cur == V_BAD ? -1 : f.minor, false, &f.amount);
 	if (cur == V_OK && amt == V_ABSENT)
 		rescale(c, q.amount, old_minor, f.currency, f.minor, &f.amount);
 	v_text(c, "beneficiaryName", false, 1, NAME_MAX_CHARS, &f.name);
@@ -246,8 +246,8 @@ int h_requests_patch(struct ctx *c)
 	v_no_unknown(c, known_fields);
 	if (c->ndetails)
 		return reply_validation(c);
-	if (strcmp(q.status, "DRAFT") != 0)
-		return reply_invalid_state(c, q.status);
+	if ((rc = request_check(c, RA_EDIT, q.status)))
+		return rc;
 
 	char old_money[MONEY_FMT_MAX], new_money[MONEY_FMT_MAX];
 	money_format(q.amount, old_minor, old_money);
@@ -295,8 +295,8 @@ int h_requests_delete(struct ctx *c)
 	q_parse(c, no_params);
 	if (c->ndetails)
 		return reply_validation(c);
-	if (strcmp(q.status, "DRAFT") != 0)
-		return reply_invalid_state(c, q.status);
+	if ((rc = request_check(c, RA_EDIT, q.status)))
+		return rc;
 	if (db_exec(c->db, SQL_REQUEST_DELETE, "i", id) < 0)
 		return HANDLER_DB_ERROR;
 	if ((rc = batch_touch(c, b.id, false)))

@@ -7,6 +7,7 @@
 #include "domain/handlers.h"
 #include "domain/people.h"
 #include "text.h"
+#include "page.h"
 #include "valid.h"
 
 static const char SQL_PING[] = "SELECT 1";
@@ -124,24 +125,23 @@ int h_me(struct ctx *c)
 	return reply_done(c);
 }
 
+static size_t user_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t i)
+{
+	write_user(g, r, i);
+	return i + 1;
+}
+
 int h_users_list(struct ctx *c)
 {
 	static const char *const allowed[] = { "limit", "cursor", NULL };
-	int limit;
-	long long cursor;
-	q_parse(c, allowed);
-	q_page(c, &limit, &cursor);
-	if (c->ndetails)
-		return reply_validation(c);
+	struct page p;
+	int rc = page_begin(c, allowed, NULL, NULL, &p);
+	if (rc != STEP_GO_ON)
+		return rc;
 	struct dbres r;
-	if (db_query(c->db, c->a, &r, SQL_USERS, "iii", c->me.org_id,
-			cursor ? cursor : INT64_MAX, (long long)limit + 1) < 0)
+	if (db_query(c->db, c->a, &r, SQL_USERS, "iii", c->me.org_id, p.before, p.fetch) < 0)
 		return HANDLER_DB_ERROR;
-	yajl_gen g = reply_list(c);
-	size_t n = page_len(&r, limit);
-	for (size_t i = 0; i < n; i++)
-		write_user(g, &r, i);
-	return reply_list_done(c, page_next(&r, n));
+	return page_reply(c, &p, &r, user_item);
 }
 
 /* `roles`: a non-empty array of role names → bit set; 0 after recording an error. */
@@ -282,29 +282,27 @@ int h_me_tokens_create(struct ctx *c)
 	return mint_token(c, c->me.user_id, false);
 }
 
+static size_t token_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t i)
+{
+	jw_open(g, NULL);
+	jw_id(g, "id", db_i(r, i, 0));
+	jw_str(g, "name", db_s(r, i, 1));
+	jw_time(g, "createdAt", db_s(r, i, 2));
+	jw_close(g);
+	return i + 1;
+}
+
 int h_me_tokens_list(struct ctx *c)
 {
 	static const char *const allowed[] = { "limit", "cursor", NULL };
-	int limit;
-	long long cursor;
-	q_parse(c, allowed);
-	q_page(c, &limit, &cursor);
-	if (c->ndetails)
-		return reply_validation(c);
+	struct page p;
+	int rc = page_begin(c, allowed, NULL, NULL, &p);
+	if (rc != STEP_GO_ON)
+		return rc;
 	struct dbres r;
-	if (db_query(c->db, c->a, &r, SQL_MY_TOKENS, "iii", c->me.user_id,
-			cursor ? cursor : INT64_MAX, (long long)limit + 1) < 0)
+	if (db_query(c->db, c->a, &r, SQL_MY_TOKENS, "iii", c->me.user_id, p.before, p.fetch) < 0)
 		return HANDLER_DB_ERROR;
-	yajl_gen g = reply_list(c);
-	size_t n = page_len(&r, limit);
-	for (size_t i = 0; i < n; i++) {
-		jw_open(g, NULL);
-		jw_id(g, "id", db_i(&r, i, 0));
-		jw_str(g, "name", db_s(&r, i, 1));
-		jw_time(g, "createdAt", db_s(&r, i, 2));
-		jw_close(g);
-	}
-	return reply_list_done(c, page_next(&r, n));
+	return page_reply(c, &p, &r, token_item);
 }
 
 int h_tokens_revoke(struct ctx *c)

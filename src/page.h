@@ -1,0 +1,34 @@
+/* One pager for every list endpoint (like redis's scanGenericCommand): the query's limit and
+ * cursor, the keyset bounds for the statement, and the page's answer with its nextCursor.
+ * Lists are newest first by id: a page is `WHERE id < before ORDER BY id DESC LIMIT fetch`,
+ * and the row past the limit only tells that there is a next page. */
+#ifndef REMIT_PAGE_H
+#define REMIT_PAGE_H
+#include <stddef.h>
+
+#include "http.h"
+
+struct page {
+	int limit;            /* items per page: 1..200, 50 by default */
+	long long before;     /* the cursor (an id), INT64_MAX on the first page */
+	long long fetch;      /* rows to select: limit + 1 */
+};
+
+/* Writes the item that starts at row `row` of `r` and returns the row after it (items of
+ * more than one row, such as a batch with one row per currency, return more than row + 1).
+ * Column 0 of an item's first row is its id: the cursor. */
+typedef size_t (*page_item_fn)(struct ctx *c, yajl_gen g, const struct dbres *r, size_t row);
+
+/* Parses a list's query: only `allowed` parameters (NULL-terminated), limit and cursor into
+ * `p`, and when `statuses` is given the status filter into *status (NULL when absent).
+ * STEP_GO_ON, or the status of the 400 VALIDATION_ERROR reply with every problem found. */
+int page_begin(struct ctx *c, const char *const allowed[], const char *const statuses[],
+	const char **status, struct page *p);
+
+/* Answers {"data":[…],"nextCursor"} with the items of `r` up to the page's limit. */
+int page_reply(struct ctx *c, const struct page *p, const struct dbres *r, page_item_fn item);
+
+/* Answers an empty last page (a filter that can match nothing). */
+int page_empty(struct ctx *c);
+
+#endif

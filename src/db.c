@@ -1,6 +1,5 @@
 #include "db.h"
 
-#include <errno.h>
 #include <mysql.h>
 #include <mysqld_error.h>
 #include <errmsg.h>
@@ -279,6 +278,29 @@ int db_exec(struct db *db, const char *sql, const char *types, ...)
 	return 0;
 }
 
+/* Copies the rows of a bound, stored result into res's cells (allocated for all of them). */
+static int fetch_rows(struct db *db, MYSQL_STMT *st, struct arena *a, struct dbres *res,
+	const MYSQL_BIND *bind)
+{
+	size_t ncols = res->ncols;
+	for (;;) {
+		int f = mysql_stmt_fetch(st);
+		if (f == MYSQL_NO_DATA)
+			return 0;
+		if (f != 0) {   /* MYSQL_DATA_TRUNCATED cannot happen with max_length buffers */
+			from_stmt(db, st);
+			return -1;
+		}
+		for (size_t c = 0; c < ncols; c++) {
+			bool null = *bind[c].is_null;
+			struct dbcell *cell = &res->cells[res->nrows * ncols + c];
+			cell->s = null ? NULL : arena_strndup(a, bind[c].buffer, *bind[c].length);
+			cell->len = null ? 0 : *bind[c].length;
+		}
+		res->nrows++;
+	}
+}
+
 /* Reads every row of an executed statement as text cells. */
 static int fetch_all(struct db *db, MYSQL_STMT *st, struct arena *a, struct dbres *res)
 {
@@ -319,22 +341,7 @@ static int fetch_all(struct db *db, MYSQL_STMT *st, struct arena *a, struct dbre
 		from_stmt(db, st);
 		goto out;
 	}
-	for (;;) {
-		int f = mysql_stmt_fetch(st);
-		if (f == MYSQL_NO_DATA)
-			break;
-		if (f != 0) {   /* MYSQL_DATA_TRUNCATED cannot happen with max_length buffers */
-			from_stmt(db, st);
-			goto out;
-		}
-		for (size_t c = 0; c < ncols; c++) {
-			struct dbcell *cell = &res->cells[res->nrows * ncols + c];
-			cell->s = nulls[c] ? NULL : arena_strndup(a, bind[c].buffer, lens[c]);
-			cell->len = nulls[c] ? 0 : lens[c];
-		}
-		res->nrows++;
-	}
-	rc = 0;
+	rc = fetch_rows(db, st, a, res, bind);
 out:
 	if (meta)
 		mysql_free_result(meta);

@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "hash.h"
-#include "log.h"
 #include "metrics.h"
 
 static const char SQL_CLAIM[] =

@@ -3,7 +3,6 @@
  * through: each would let a forbidden character reach a handler unseen. */
 #include "json.h"
 
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -19,6 +19,16 @@ struct page {
  * Column 0 of an item's first row is its id: the cursor. */
 typedef size_t (*page_item_fn)(struct ctx *c, yajl_gen g, const struct dbres *r, size_t row);
 
+/* A column of a row written as a JSON member, for items that are their row's columns. */
+struct column {
+	const char *name;     /* the member's name; NULL ends a table of columns */
+	char kind;            /* 'i' an id (string, 0 → null), 's' text, 't' a DB time as RFC 3339 */
+	int col;              /* the column's index in the row */
+};
+
+/* Writes row `row` of `r` as {members of `cols`}: one item of a list. */
+void write_columns(yajl_gen g, const struct dbres *r, size_t row, const struct column *cols);
+
 /* Parses a list's query: only `allowed` parameters (NULL-terminated), limit and cursor into
  * `p`, and when `statuses` is given the status filter into *status (NULL when absent).
  * STEP_GO_ON, or the status of the 400 VALIDATION_ERROR reply with every problem found. */
@@ -27,6 +37,10 @@ int page_begin(struct ctx *c, const char *const allowed[], const char *const sta
 
 /* Answers {"data":[…],"nextCursor"} with the items of `r` up to the page's limit. */
 int page_reply(struct ctx *c, const struct page *p, const struct dbres *r, page_item_fn item);
+
+/* The whole of a list that takes only limit and cursor: `sql` selects the page with three
+ * placeholders, the owner's id (`owner`), the cursor and the row count. */
+int page_list(struct ctx *c, const char *sql, long long owner, page_item_fn item);
 
 /* Answers an empty last page (a filter that can match nothing). */
 int page_empty(struct ctx *c);

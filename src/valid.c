@@ -1,7 +1,6 @@
 #include "valid.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "money.h"

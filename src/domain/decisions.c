@@ -159,30 +159,21 @@ int h_requests_mark_paid(struct ctx *c)
 
 static size_t decision_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t i)
 {
-	jw_open(g, NULL);
-	jw_id(g, "id", db_i(r, i, 0));
-	jw_id(g, "approverId", db_i(r, i, 1));
-	jw_str(g, "decision", db_s(r, i, 2));
-	jw_str(g, "comment", db_s(r, i, 3));
-	jw_time(g, "createdAt", db_s(r, i, 4));
-	jw_close(g);
+	static const struct column cols[] = { { "id", 'i', 0 }, { "approverId", 'i', 1 },
+		{ "decision", 's', 2 }, { "comment", 's', 3 }, { "createdAt", 't', 4 }, { NULL } };
+	write_columns(g, r, i, cols);
 	return i + 1;
 }
 
 int h_approvals_list(struct ctx *c)
 {
 	static const char *const allowed[] = { "limit", "cursor", NULL };
-	long long id = param_id(c, 0);
+	long long id;
 	struct dbres r;
-	if (!id)
-		return reply_not_found(c);
-	if (db_query(c->db, c->a, &r, SQL_REQUEST_EXISTS, "ii", id, c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
-	if (r.nrows == 0)
-		return reply_not_found(c);
 	struct page p;
-	int rc = page_begin(c, allowed, NULL, NULL, &p);
-	if (rc != STEP_GO_ON)
+	int rc;
+	if ((rc = find_param(c, &r, SQL_REQUEST_EXISTS, &id)) != STEP_GO_ON ||
+	    (rc = page_begin(c, allowed, NULL, NULL, &p)) != STEP_GO_ON)
 		return rc;
 	if (db_query(c->db, c->a, &r, SQL_DECISIONS, "iiii", id, c->me.org_id, p.before,
 			p.fetch) < 0)

@@ -4,6 +4,7 @@
 
 #include "audit.h"
 #include "domain/handlers.h"
+#include "domain/lock.h"
 #include "domain/people.h"
 #include "password.h"
 #include "text.h"
@@ -30,7 +31,6 @@ static const char SQL_USED[] = "UPDATE invitations SET used_at = NOW(3) WHERE id
 static const char SQL_END_SESSIONS[] =
 	"UPDATE tokens SET revoked_at = NOW(3)"
 	" WHERE user_id = ? AND kind = 'session' AND revoked_at IS NULL";
-static const char SQL_THROTTLE_CLEAR[] = "DELETE FROM sign_in_throttle WHERE key_hash = ?";
 
 int invitation_issue(struct ctx *c, long long user_id, char token[TOKEN_LEN + 1],
 	const char **expires_at)
@@ -54,14 +54,11 @@ int invitation_issue(struct ctx *c, long long user_id, char token[TOKEN_LEN + 1]
 int h_invitations_create(struct ctx *c)
 {
 	static const char *const known[] = { NULL };
-	long long user = param_id(c, 0);
+	long long user;
 	struct dbres r;
-	if (!user)
-		return reply_not_found(c);
-	if (db_query(c->db, c->a, &r, SQL_USER_LOCK, "ii", user, c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
-	if (r.nrows == 0)
-		return reply_not_found(c);
+	int rc;
+	if ((rc = find_param(c, &r, SQL_USER_LOCK, &user)) != STEP_GO_ON)
+		return rc;
 	q_parse(c, known);
 	v_no_unknown(c, known);
 	if (c->ndetails)
@@ -148,7 +145,7 @@ int h_invitations_accept(struct ctx *c)
 	    db_exec(c->db, SQL_END_SESSIONS, "i", user) < 0)
 		return HANDLER_DB_ERROR;
 	unsigned long long ended = db_affected(c->db);
-	if (db_exec(c->db, SQL_THROTTLE_CLEAR, "b", hash, sizeof hash) < 0)
+	if (throttle_clear(c, hash) < 0)
 		return HANDLER_DB_ERROR;
 	audit_add(c, "user.password_set", "user", user,
 		arena_printf(c->a, "{\"sessionsEnded\":%llu}", ended));

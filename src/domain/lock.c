@@ -21,12 +21,23 @@ static const char SQL_BATCH_COMPLETE[] =
 	"UPDATE batches SET status = 'COMPLETED', version = version + 1, updated_at = NOW(3)"
 	" WHERE id = ? AND status = 'SUBMITTED'";
 
+int find_own(struct ctx *c, struct dbres *r, const char *sql, long long id)
+{
+	if (db_query(c->db, c->a, r, sql, "ii", id, c->me.org_id) < 0)
+		return HANDLER_DB_ERROR;
+	return r->nrows ? STEP_GO_ON : reply_not_found(c);
+}
+
+int find_param(struct ctx *c, struct dbres *r, const char *sql, long long *id)
+{
+	*id = param_id(c, 0);
+	return *id ? find_own(c, r, sql, *id) : reply_not_found(c);
+}
+
 int batch_find(struct ctx *c, long long id)
 {
 	struct dbres r;
-	if (db_query(c->db, c->a, &r, SQL_BATCH_FIND, "ii", id, c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
-	return r.nrows ? STEP_GO_ON : reply_not_found(c);
+	return find_own(c, &r, SQL_BATCH_FIND, id);
 }
 
 int batch_lock(struct ctx *c, long long id, struct batch_row *b)
@@ -53,12 +64,9 @@ int batch_lock(struct ctx *c, long long id, struct batch_row *b)
 int request_lock(struct ctx *c, long long id, struct batch_row *b, struct request_row *q)
 {
 	struct dbres r;
-	if (db_query(c->db, c->a, &r, SQL_REQUEST_BATCH, "ii", id, c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
-	if (r.nrows == 0)
-		return reply_not_found(c);
-	int rc = batch_lock(c, db_i(&r, 0, 0), b);
-	if (rc)
+	int rc;
+	if ((rc = find_own(c, &r, SQL_REQUEST_BATCH, id)) != STEP_GO_ON ||
+	    (rc = batch_lock(c, db_i(&r, 0, 0), b)) != STEP_GO_ON)
 		return rc;
 	/* A request's batch never changes; a DELETE committed while we waited leaves no row. */
 	if (db_query(c->db, c->a, &r, SQL_REQUEST_LOCK, "ii", id, b->id) < 0)

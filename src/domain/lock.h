@@ -31,6 +31,14 @@ struct request_row {
 	const char *currency, *name, *account, *purpose;
 };
 
+/* Reads with `sql`, whose two placeholders are an id and the caller's organisation, into `r`:
+ * STEP_GO_ON when it found a row, else the 404 reply's status, or HANDLER_DB_ERROR. The
+ * plain read that comes before any lock (see above). */
+int find_own(struct ctx *c, struct dbres *r, const char *sql, long long id);
+
+/* find_own for the id in the route's first path parameter (*id, 0 and 404 when it is none). */
+int find_param(struct ctx *c, struct dbres *r, const char *sql, long long *id);
+
 /* Each returns STEP_GO_ON with the rows locked (SELECT … FOR UPDATE), or the status of the reply it
  * made (404 for an id of no batch or request of the caller's organisation), or
  * HANDLER_DB_ERROR. */

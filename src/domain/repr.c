@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "domain/lock.h"
+
 #define NREQUEST_STATUSES RS_COUNT
 
 /* REQUEST_COLS, by position. */
@@ -196,10 +198,9 @@ static size_t write_batch(struct ctx *c, yajl_gen g, const struct dbres *r, size
 int reply_batch(struct ctx *c, int status, long long id)
 {
 	struct dbres r;
-	if (db_query(c->db, c->a, &r, SQL_BATCH, "ii", id, c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
-	if (r.nrows == 0)
-		return reply_not_found(c);
+	int rc;
+	if ((rc = find_own(c, &r, SQL_BATCH, id)) != STEP_GO_ON)
+		return rc;
 	if (c->ndetails)
 		return reply_validation(c);
 	write_batch(c, reply_data(c, status), &r, 0);

@@ -157,18 +157,13 @@ static size_t request_item(struct ctx *c, yajl_gen g, const struct dbres *r, siz
 int h_requests_list(struct ctx *c)
 {
 	static const char *const allowed[] = { "status", "limit", "cursor", NULL };
-	long long batch = param_id(c, 0);
+	long long batch;
 	struct dbres r;
-	if (!batch)
-		return reply_not_found(c);
-	if (db_query(c->db, c->a, &r, SQL_BATCH_EXISTS, "ii", batch, c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
-	if (r.nrows == 0)
-		return reply_not_found(c);
 	struct page p;
 	const char *status;
-	int rc = page_begin(c, allowed, request_statuses, &status, &p);
-	if (rc != STEP_GO_ON)
+	int rc;
+	if ((rc = find_param(c, &r, SQL_BATCH_EXISTS, &batch)) != STEP_GO_ON ||
+	    (rc = page_begin(c, allowed, request_statuses, &status, &p)) != STEP_GO_ON)
 		return rc;
 	rc = status
 		? db_query(c->db, c->a, &r, SQL_REQUESTS_STATUS, "iisii", batch, c->me.org_id, status,
@@ -218,16 +213,55 @@ static void audit_change(yajl_gen g, const char *field, const char *from, const 
 	jw_close(g);
 }
 
-int h_requests_patch(struct ctx *c)
+/* The start of PATCH and DELETE: the request and its batch locked (404), If-Match (412). */
+static int lock_for_edit(struct ctx *c, struct batch_row *b, struct request_row *q)
 {
 	long long id = param_id(c, 0);
-	struct batch_row b;
-	struct request_row q;
 	int rc;
 	if (!id)
 		return reply_not_found(c);
-	if ((rc = request_lock(c, id, &b, &q)) || (rc = check_if_match(c, q.version)))
+	if ((rc = request_lock(c, id, b, q)) || (rc = check_if_match(c, q->version)))
 		return rc;
+	return STEP_GO_ON;
+}
+
+/* The audit event's data for a PATCH: {"field":{"from","to"},…} for each field that changes,
+ * NULL when none does. */
+static const char *changes(struct ctx *c, const struct request_row *q, const struct fields *f,
+	int old_minor)
+{
+	char old_money[MONEY_FMT_MAX], new_money[MONEY_FMT_MAX];
+	money_format(q->amount, old_minor, old_money);
+	money_format(f->amount, f->minor, new_money);
+	yajl_gen g = jw_new();
+	jw_open(g, NULL);
+	bool changed = false;
+	if (strcmp(old_money, new_money) != 0) {
+		audit_change(g, "amount", old_money, new_money);
+		changed = true;
+	}
+	static const char *const names[] = { "currency", "beneficiaryName", "beneficiaryAccount",
+		"purpose" };
+	const char *olds[] = { q->currency, q->name, q->account, q->purpose };
+	const char *news[] = { f->currency, f->name, f->account, f->purpose };
+	for (int i = 0; i < 4; i++)
+		if (strcmp(olds[i], news[i]) != 0) {
+			audit_change(g, names[i], olds[i], news[i]);
+			changed = true;
+		}
+	jw_close(g);
+	const char *data = jw_finish(c->a, g);
+	return changed ? data : NULL;
+}
+
+int h_requests_patch(struct ctx *c)
+{
+	struct batch_row b;
+	struct request_row q;
+	int rc;
+	if ((rc = lock_for_edit(c, &b, &q)))
+		return rc;
+	long long id = q.id;
 
 	/* Absent and null fields keep their value; `amount` is checked against the currency the
 	 * request will have, and a new currency alone must fit the amount it already has. */
@@ -249,28 +283,8 @@ int h_requests_patch(struct ctx *c)
 	if ((rc = request_check(c, RA_EDIT, q.status)))
 		return rc;
 
-	char old_money[MONEY_FMT_MAX], new_money[MONEY_FMT_MAX];
-	money_format(q.amount, old_minor, old_money);
-	money_format(f.amount, f.minor, new_money);
-	yajl_gen g = jw_new();
-	jw_open(g, NULL);
-	bool changed = false;
-	if (strcmp(old_money, new_money) != 0) {
-		audit_change(g, "amount", old_money, new_money);
-		changed = true;
-	}
-	static const char *const names[] = { "currency", "beneficiaryName", "beneficiaryAccount",
-		"purpose" };
-	const char *olds[] = { q.currency, q.name, q.account, q.purpose };
-	const char *news[] = { f.currency, f.name, f.account, f.purpose };
-	for (int i = 0; i < 4; i++)
-		if (strcmp(olds[i], news[i]) != 0) {
-			audit_change(g, names[i], olds[i], news[i]);
-			changed = true;
-		}
-	jw_close(g);
-	const char *data = jw_finish(c->a, g);
-	if (!changed)   /* nothing to do: no version, no event */
+	const char *data = changes(c, &q, &f, old_minor);
+	if (!data)   /* nothing to do: no version, no event */
 		return reply_request(c, 200, id, true);
 
 	if (db_exec(c->db, SQL_REQUEST_UPDATE, "issssi", (long long)f.amount, f.currency, f.name,
@@ -284,24 +298,21 @@ int h_requests_patch(struct ctx *c)
 
 int h_requests_delete(struct ctx *c)
 {
-	long long id = param_id(c, 0);
 	struct batch_row b;
 	struct request_row q;
 	int rc;
-	if (!id)
-		return reply_not_found(c);
-	if ((rc = request_lock(c, id, &b, &q)) || (rc = check_if_match(c, q.version)))
+	if ((rc = lock_for_edit(c, &b, &q)))
 		return rc;
 	q_parse(c, no_params);
 	if (c->ndetails)
 		return reply_validation(c);
 	if ((rc = request_check(c, RA_EDIT, q.status)))
 		return rc;
-	if (db_exec(c->db, SQL_REQUEST_DELETE, "i", id) < 0)
+	if (db_exec(c->db, SQL_REQUEST_DELETE, "i", q.id) < 0)
 		return HANDLER_DB_ERROR;
 	if ((rc = batch_touch(c, b.id, false)))
 		return rc;
-	audit_add(c, "request.deleted", "request", id,
+	audit_add(c, "request.deleted", "request", q.id,
 		arena_printf(c->a, "{\"batchId\":\"%lld\"}", b.id));
 	return reply_empty(c, 204);
 }

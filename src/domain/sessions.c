@@ -54,6 +54,11 @@ static const char SQL_USER_ROW[] = "SELECT " USER_COLS " FROM users WHERE id = ?
 static const char SQL_SESSION_END[] =
 	"UPDATE tokens SET revoked_at = NOW(3) WHERE id = ? AND revoked_at IS NULL";
 
+int throttle_clear(struct ctx *c, const unsigned char key[SHA256_LEN])
+{
+	return db_exec(c->db, SQL_THROTTLE_CLEAR, "b", key, SHA256_LEN);
+}
+
 void throttle_key(const char *org, size_t org_len, const char *email_key, size_t key_len,
 	unsigned char out[SHA256_LEN])
 {
@@ -145,7 +150,7 @@ static int session_tx(struct ctx *c, const unsigned char key[SHA256_LEN], const 
 	}
 	auth_new_token(token, hash);
 	if ((rehashed && db_exec(c->db, SQL_REHASH, "si", rehashed, c->me.user_id) < 0) ||
-	    db_exec(c->db, SQL_THROTTLE_CLEAR, "b", key, SHA256_LEN) < 0 ||
+	    throttle_clear(c, key) < 0 ||
 	    db_exec(c->db, SQL_SESSION_INSERT, "iib", c->me.org_id, c->me.user_id, hash, sizeof hash) < 0)
 		return -1;
 	long long id = db_insert_id(c->db);

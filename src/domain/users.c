@@ -1,12 +1,11 @@
 /* Health, the caller, users and their tokens (doc/openapi.yaml#paths). */
-#include <stdio.h>
 #include <string.h>
 
 #include "audit.h"
 #include "auth.h"
 #include "domain/handlers.h"
+#include "domain/lock.h"
 #include "domain/people.h"
-#include "text.h"
 #include "page.h"
 #include "valid.h"
 
@@ -97,10 +96,9 @@ void write_user(yajl_gen g, const struct dbres *r, size_t i)
 int reply_user(struct ctx *c, int status, long long id)
 {
 	struct dbres r;
-	if (db_query(c->db, c->a, &r, SQL_USER, "ii", id, c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
-	if (r.nrows == 0)
-		return reply_not_found(c);
+	int rc;
+	if ((rc = find_own(c, &r, SQL_USER, id)) != STEP_GO_ON)
+		return rc;
 	write_user(reply_data(c, status), &r, 0);
 	return reply_done(c);
 }
@@ -133,15 +131,7 @@ static size_t user_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t
 
 int h_users_list(struct ctx *c)
 {
-	static const char *const allowed[] = { "limit", "cursor", NULL };
-	struct page p;
-	int rc = page_begin(c, allowed, NULL, NULL, &p);
-	if (rc != STEP_GO_ON)
-		return rc;
-	struct dbres r;
-	if (db_query(c->db, c->a, &r, SQL_USERS, "iii", c->me.org_id, p.before, p.fetch) < 0)
-		return HANDLER_DB_ERROR;
-	return page_reply(c, &p, &r, user_item);
+	return page_list(c, SQL_USERS, c->me.org_id, user_item);
 }
 
 /* `roles`: a non-empty array of role names → bit set; 0 after recording an error. */
@@ -260,14 +250,11 @@ static int mint_token(struct ctx *c, long long user, bool with_user)
 
 int h_tokens_create(struct ctx *c)
 {
-	long long user = param_id(c, 0);
+	long long user;
 	struct dbres r;
-	if (!user)
-		return reply_not_found(c);
-	if (db_query(c->db, c->a, &r, SQL_USER, "ii", user, c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
-	if (r.nrows == 0)
-		return reply_not_found(c);
+	int rc;
+	if ((rc = find_param(c, &r, SQL_USER, &user)) != STEP_GO_ON)
+		return rc;
 	/* A token minted for a deactivated user would come to life if they were reactivated,
 	 * which deactivation rules out (API §5: for good). */
 	if (!db_i(&r, 0, 6)) {
@@ -284,39 +271,26 @@ int h_me_tokens_create(struct ctx *c)
 
 static size_t token_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t i)
 {
-	jw_open(g, NULL);
-	jw_id(g, "id", db_i(r, i, 0));
-	jw_str(g, "name", db_s(r, i, 1));
-	jw_time(g, "createdAt", db_s(r, i, 2));
-	jw_close(g);
+	static const struct column cols[] = { { "id", 'i', 0 }, { "name", 's', 1 },
+		{ "createdAt", 't', 2 }, { NULL } };
+	write_columns(g, r, i, cols);
 	return i + 1;
 }
 
 int h_me_tokens_list(struct ctx *c)
 {
-	static const char *const allowed[] = { "limit", "cursor", NULL };
-	struct page p;
-	int rc = page_begin(c, allowed, NULL, NULL, &p);
-	if (rc != STEP_GO_ON)
-		return rc;
-	struct dbres r;
-	if (db_query(c->db, c->a, &r, SQL_MY_TOKENS, "iii", c->me.user_id, p.before, p.fetch) < 0)
-		return HANDLER_DB_ERROR;
-	return page_reply(c, &p, &r, token_item);
+	return page_list(c, SQL_MY_TOKENS, c->me.user_id, token_item);
 }
 
 int h_tokens_revoke(struct ctx *c)
 {
 	static const char *const none[] = { NULL };
-	long long id = param_id(c, 0);
+	long long id;
 	struct dbres r;
-	if (!id)
-		return reply_not_found(c);
+	int rc;
 	/* Filtered by organisation before the lock, never while waiting for it (lock.h). */
-	if (db_query(c->db, c->a, &r, SQL_TOKEN_FIND, "ii", id, c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
-	if (r.nrows == 0)
-		return reply_not_found(c);
+	if ((rc = find_param(c, &r, SQL_TOKEN_FIND, &id)) != STEP_GO_ON)
+		return rc;
 	if (db_query(c->db, c->a, &r, SQL_TOKEN_LOCK, "i", id) < 0)
 		return HANDLER_DB_ERROR;
 	if (r.nrows == 0)
@@ -373,14 +347,11 @@ static int cut_off(struct ctx *c, long long id, unsigned long long *ended)
 
 int h_users_patch(struct ctx *c)
 {
-	long long id = param_id(c, 0);
+	long long id;
 	struct dbres r;
-	if (!id)
-		return reply_not_found(c);
-	if (db_query(c->db, c->a, &r, SQL_USER_LOCK, "ii", id, c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
-	if (r.nrows == 0)
-		return reply_not_found(c);
+	int rc;
+	if ((rc = find_param(c, &r, SQL_USER_LOCK, &id)) != STEP_GO_ON)
+		return rc;
 	struct user_patch p;
 	parse_patch(c, &p);
 	if (c->ndetails)

@@ -28,6 +28,7 @@ static const struct option {
 	{ STR(db_name) },
 	{ STR(listen) },
 	{ NUM(listen_mode, K_OCTAL, 0, 0777) },
+	{ NUM(listen_backlog, K_INT, 1, 65535) },
 	{ NUM(workers, K_INT, 0, 1024) },
 	{ NUM(log_level, K_LEVEL, 0, 0) },
 	{ NUM(max_body, K_LONG, 1, 64L << 20) },
@@ -35,6 +36,7 @@ static const struct option {
 	{ NUM(idem_retention, K_LONG, 1, 365L * 86400) },
 	{ NUM(purge_interval, K_INT, 0, 86400) },
 	{ NUM(tx_retries, K_INT, 0, 100) },
+	{ NUM(shed_after_ms, K_INT, 0, 600000) },
 #undef STR
 #undef NUM
 };
@@ -48,12 +50,14 @@ void config_defaults(struct config *c)
 	strcpy(c->db_name, "remit");
 	strcpy(c->listen, "/run/remit/remit.sock");
 	c->listen_mode = 0660;
+	c->listen_backlog = 1024;
 	c->log_level = LOG_INFO;
 	c->max_body = 65536;
 	c->idem_wait = 5;
 	c->idem_retention = 86400;
 	c->purge_interval = 60;
 	c->tx_retries = 5;
+	c->shed_after_ms = 1000;
 }
 
 static char *trim(char *s)

@@ -11,6 +11,7 @@ struct config {
 	char db_name[64];
 	char listen[256];        /* unix socket path of the FastCGI pool */
 	unsigned listen_mode;
+	int listen_backlog;       /* accept queue of the socket (the kernel caps it at somaxconn) */
 	int workers;             /* 0 → 2 × cores */
 	int log_level;           /* LOG_ERROR .. LOG_DEBUG */
 	long max_body;           /* bytes */
@@ -18,6 +19,7 @@ struct config {
 	long idem_retention;     /* seconds an idempotency key is kept */
 	int purge_interval;      /* seconds between purges of expired keys; 0 → never */
 	int tx_retries;          /* re-runs of a transaction after a deadlock or lock timeout */
+	int shed_after_ms;       /* a request that waited longer for a worker is answered 503; 0 → never */
 };
 
 /* Fills defaults, then reads `path`. Returns 0, or -1 after printing the offending line. */

@@ -15,6 +15,7 @@
 #include "idem.h"
 #include "log.h"
 #include "router.h"
+#include "shed.h"
 #include "text.h"
 
 #define PURGE_BATCH 500
@@ -66,7 +67,9 @@ static void serve(struct ctx *c, FCGX_Request *fr)
 	c->nq = 0;
 	c->request_id = request_id(c->a, fr);
 	http_read_request(c, fr);
-	int status = router_serve(c, fr);
+	int status = shed_check(c, fr);
+	if (!status)
+		status = router_serve(c, fr);
 	http_write_response(c, fr);
 	if (log_enabled(LOG_INFO)) {
 		char path[512], method[64];

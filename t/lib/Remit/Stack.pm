@@ -10,6 +10,10 @@ package Remit::Stack;
 #   ... $st->url, $st->dbh, $st->remit('verify-audit') ...
 #   $st->stop;             # nginx, the pool, MariaDB; then $st->findings
 #
+# in_flight => N is nginx's limit of requests in the pools at once (limit_conn; past it nginx
+# answers the JSON 503): by default 4 per worker of every pool, at least 32, so that the
+# tests' handful of concurrent clients never meets it.
+#
 # pools => N starts N pools (`remit serve` masters), each with its own config, socket and
 # log (remit.conf, remit-2.conf, ...), all on the one database, behind one nginx upstream
 # that takes turns between them: what several app hosts sharing a database look like.
@@ -40,7 +44,8 @@ my $MAX_SOCKET_PATH = 100;
 
 # The config keys in the order remit.conf lists them (others set by conf_set follow).
 my @CONF_ORDER = qw(db_socket db_host db_port db_user db_password db_name listen listen_mode
-    workers log_level max_body idem_wait idem_retention purge_interval tx_retries);
+    listen_backlog workers log_level max_body idem_wait idem_retention purge_interval
+    tx_retries shed_after_ms);
 
 # Fast and not crash-safe: good for a test database that lives for one test file.
 my @TEST_DB_OPTIONS = qw(
@@ -69,10 +74,13 @@ sub new {
         expected  => {},       # signals the caller declared it sends to workers
         findings  => [],
         pools     => $o{pools} // 1,
+        in_flight => $o{in_flight},
         log_from  => {},       # pool => offset in its log where this stack's run begins
         cmd_seq   => 0,
     }, $class;
     croak "pools must be a positive integer" unless $self->{pools} =~ /^[1-9]\d*$/;
+    croak "in_flight must be a positive integer"
+        if defined $o{in_flight} && $o{in_flight} !~ /^[1-9]\d*$/;
 
     if (defined $o{state}) {
         $self->{state} = _abs($o{state});
@@ -128,6 +136,15 @@ sub master_pid  { $_[0]{pid}{ _pool($_[1]) } }
 sub db_pid      { $_[0]{pid}{db} }
 sub nginx_pid   { $_[0]{pid}{nginx} }
 sub findings    { @{ $_[0]{findings} } }
+
+# nginx's limit of requests in the pools at once (@IN_FLIGHT@ in nginx/remit.conf.in).
+sub in_flight {
+    my ($self) = @_;
+    return $self->{in_flight} if $self->{in_flight};
+    my $workers = $self->_conf->{workers} || 8;    # 0: remit picks 2 × cores
+    my $n = 4 * $workers * $self->{pools};
+    return $n < 32 ? 32 : $n;
+}
 
 # Pool 1 is "remit" (remit.conf, remit.sock, remit.log), pool N is "remit-N": the name of its
 # files and of its master among the components.
@@ -362,6 +379,7 @@ sub _conf {
         db_name        => 'remit',
         listen         => $self->socket_path,
         listen_mode    => '0666',
+        listen_backlog => 1024,
         workers        => 4,
         log_level      => 'info',
         max_body       => 65536,
@@ -369,6 +387,7 @@ sub _conf {
         idem_retention => 86400,
         purge_interval => 60,
         tx_retries     => 5,
+        shed_after_ms  => 1000,
         %{ $self->{conf} },
     };
     $conf->{listen} = $self->socket_path($n) if defined $n && $n > 1;
@@ -517,7 +536,8 @@ sub start_nginx {
 sub _write_nginx_conf {
     my ($self, $dir) = @_;
     my $site = _slurp("$TOP/nginx/remit.conf.in") // croak "read nginx/remit.conf.in: $!";
-    my %subst = (PORT => $self->{port}, SOCKET => $self->socket_path);
+    my %subst = (PORT => $self->{port}, SOCKET => $self->socket_path,
+        IN_FLIGHT => $self->in_flight);
     $site =~ s{\@([A-Z_]+)\@}{$subst{$1} // croak "nginx/remit.conf.in: unknown \@$1\@"}ge;
     my $upstream = '';
     if ($self->{pools} > 1) {
@@ -535,13 +555,16 @@ sub _write_nginx_conf {
     my $user = $> == 0 ? "user root;\n" : '';
     _spew("$dir/nginx.conf", <<"EOF");
 # written by t/lib/Remit/Stack.pm: one nginx for the stack in this directory
-${user}worker_processes 1;
+${user}worker_processes auto;
+# Sized for a burst (nginx/remit.conf.in, "Under a burst"): two connections per client in
+# the pool, four descriptors per connection of headroom.
+worker_rlimit_nofile 16384;
 daemon off;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
 
 events {
-    worker_connections 512;
+    worker_connections 4096;
 }
 
 http {

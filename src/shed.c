@@ -51,6 +51,6 @@ int shed_check(struct ctx *c, FCGX_Request *fr)
 		return 0;
 	log_write(LOG_INFO, "request shed", "\"rid\":\"%s\",\"waited_ms\":%ld", c->request_id, waited);
 	c->rs.retry_after = true;
-	return reply_error(c, 503, "SERVICE_UNAVAILABLE",
-		"the service is overloaded; nothing was done: retry after the time in Retry-After");
+	return reply_error(c, 503, "SERVICE_UNAVAILABLE", "overloaded: the request waited too long "
+		"for a worker; nothing was done, retry after Retry-After seconds");
 }

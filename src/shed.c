@@ -49,7 +49,7 @@ int shed_check(struct ctx *c, FCGX_Request *fr)
 	long waited = shed_waited_ms(fr);
 	if (waited <= c->cfg->shed_after_ms)
 		return 0;
-	log_write(LOG_INFO, "request shed", "\"rid\":\"%s\",\"waited_ms\":%ld", c->request_id, waited);
+	log_write(LOG_DEBUG, "request shed", "\"rid\":\"%s\",\"waited_ms\":%ld", c->request_id, waited);
 	c->rs.retry_after = true;
 	return reply_error(c, 503, "SERVICE_UNAVAILABLE", "overloaded: the request waited too long "
 		"for a worker; nothing was done, retry after Retry-After seconds");

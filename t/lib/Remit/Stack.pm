@@ -11,8 +11,8 @@ package Remit::Stack;
 #   $st->stop;             # nginx, the pool, MariaDB; then $st->findings
 #
 # in_flight => N is nginx's limit of requests in the pools at once (limit_conn; past it nginx
-# answers the JSON 503): by default 4 per worker of every pool, at least 32, so that the
-# tests' handful of concurrent clients never meets it.
+# answers the JSON 503): by default 2 per worker of every pool, at least 16 (Remit::Test
+# makes it at least 32, so that the tests' handfuls of concurrent clients never meet it).
 #
 # pools => N starts N pools (`remit serve` masters), each with its own config, socket and
 # log (remit.conf, remit-2.conf, ...), all on the one database, behind one nginx upstream
@@ -142,8 +142,8 @@ sub in_flight {
     my ($self) = @_;
     return $self->{in_flight} if $self->{in_flight};
     my $workers = $self->_conf->{workers} || 8;    # 0: remit picks 2 × cores
-    my $n = 4 * $workers * $self->{pools};
-    return $n < 32 ? 32 : $n;
+    my $n = 2 * $workers * $self->{pools};
+    return $n < 16 ? 16 : $n;
 }
 
 # Pool 1 is "remit" (remit.conf, remit.sock, remit.log), pool N is "remit-N": the name of its

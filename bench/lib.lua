@@ -24,6 +24,9 @@ function setup(thread)
    threads[nthreads] = thread
 end
 
+-- The threads, for a script's own done().
+function threads_list() return threads end
+
 non2xx, by_status, seq = 0, {}, 0
 
 function count(status)

@@ -32,6 +32,7 @@ static const struct option {
 	{ STR(listen) },
 	{ NUM(listen_mode, K_OCTAL, 0, 0777) },
 	{ STR(listen_group) },
+	{ NUM(listen_backlog, K_INT, 1, 65535) },
 	{ NUM(workers, K_INT, 0, 1024) },
 	{ NUM(log_level, K_LEVEL, 0, 0) },
 	{ NUM(max_body, K_LONG, 1, 64L << 20) },
@@ -42,6 +43,7 @@ static const struct option {
 	{ NUM(pw_opslimit, K_LONG, 1, 64) },
 	{ NUM(pw_memlimit, K_LONG, 8192, 1L << 30) },
 	{ NUM(db_connect_timeout, K_INT, 1, 60) },
+	{ NUM(shed_after_ms, K_INT, 0, 600000) },
 #undef STR
 #undef NUM
 };
@@ -55,6 +57,7 @@ void config_defaults(struct config *c)
 	strcpy(c->db_name, "remit");
 	strcpy(c->listen, "/run/remit/remit.sock");
 	c->listen_mode = 0660;
+	c->listen_backlog = 1024;
 	c->log_level = LOG_INFO;
 	c->max_body = 65536;
 	c->idem_wait = 5;
@@ -66,6 +69,7 @@ void config_defaults(struct config *c)
 	c->pw_opslimit = 2;
 	c->pw_memlimit = 64L << 20;
 	c->db_connect_timeout = 2;
+	c->shed_after_ms = 1000;
 }
 
 static char *trim(char *s)

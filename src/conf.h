@@ -24,6 +24,7 @@ struct config {
 	char listen[256];        /* unix socket path of the FastCGI pool */
 	unsigned listen_mode;
 	char listen_group[64];   /* group of the socket (nginx's); empty → the process's */
+	int listen_backlog;       /* accept queue of the socket (the kernel caps it at somaxconn) */
 	int workers;             /* 0 → 2 × cores */
 	int log_level;           /* LOG_ERROR .. LOG_DEBUG */
 	long max_body;           /* bytes */
@@ -36,6 +37,7 @@ struct config {
 	int db_connect_timeout;  /* seconds one connection attempt to one node may take */
 	struct db_node nodes[MAX_DB_NODES];   /* filled by config_load from the keys above */
 	int nnodes;
+	int shed_after_ms;       /* a request that waited longer for a worker is answered 503; 0 → never */
 };
 
 /* Fills defaults, then reads `path`. Returns 0, or -1 after printing the offending line. */

@@ -169,10 +169,26 @@ static int socket_group(const struct config *cfg)
 	return 0;
 }
 
+/* The kernel silently caps a listen backlog at net.core.somaxconn: a queue smaller than
+ * nginx's in-flight limit would make nginx answer 502 (EAGAIN on connect) instead of the
+ * queue absorbing the burst. Say so at start rather than under load. */
+static void warn_somaxconn(int backlog)
+{
+	FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
+	long max = 0;
+	if (!f)
+		return;
+	if (fscanf(f, "%ld", &max) == 1 && max < backlog)
+		log_write(LOG_WARN, "listen backlog capped by net.core.somaxconn",
+			"\"listen_backlog\":%d,\"somaxconn\":%ld", backlog, max);
+	fclose(f);
+}
+
 static int open_socket(const struct config *cfg)
 {
 	unlink(cfg->listen);   /* a stale socket of a previous run */
-	int fd = FCGX_OpenSocket(cfg->listen, 1024);
+	warn_somaxconn(cfg->listen_backlog);
+	int fd = FCGX_OpenSocket(cfg->listen, cfg->listen_backlog);
 	if (fd < 0) {
 		fprintf(stderr, "remit: cannot listen on %s: %s\n", cfg->listen, strerror(errno));
 		return -1;

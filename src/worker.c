@@ -17,6 +17,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "router.h"
+#include "shed.h"
 #include "text.h"
 
 /* The purge deletes expired keys PURGE_BATCH at a time (one transaction each) for at most
@@ -73,7 +74,9 @@ static void serve(struct ctx *c, FCGX_Request *fr)
 	c->nq = 0;
 	c->request_id = request_id(c->a, fr);
 	http_read_request(c, fr);
-	int status = router_serve(c, fr);
+	int status = shed_check(c, fr);
+	if (!status)
+		status = router_serve(c, fr);
 	http_write_response(c, fr);
 	metrics_request_end(status, c->rs.replayed, ms_since(&t0) / 1e3);
 	if (log_enabled(LOG_INFO)) {

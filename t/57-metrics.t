@@ -86,7 +86,7 @@ subtest 'mutations, replays and 422 key outcomes' => sub {
 subtest 'a busy worker and a 409 in progress' => sub {
     my $org = $s->new_org;
     my $creator = $s->new_user($org->{token}, roles => ['CREATOR']);
-    $s->conf_set(idem_wait => 2);
+    $s->conf_set(idem_wait => 5);   # a wide window for the scrape on a loaded machine
     $s->stop_remit;
     $s->start_remit;
     # The key claimed by a transaction that stays open: a request with that key waits for it

@@ -33,8 +33,6 @@ use Time::HiRes qw(sleep time);
 use Remit::Stack;
 
 our $GALERA = $ENV{REMIT_GALERA} // '/usr/lib/galera/libgalera_smm.so';
-my $APP_USER = 'remit';
-my $APP_PASSWORD = 'remit-cluster';
 
 my @LIVE;
 
@@ -57,6 +55,8 @@ sub new {
     } else {
         my $name = substr(($o{name} // 'cluster') =~ s/[^\w.-]+/_/gr, 0, 16);
         $self->{state} = tempdir("$name-XXXX", DIR => Remit::Stack::_tmp_base());
+        # nginx's unprivileged workers must traverse it to reach each app host's socket.
+        chmod 0711, $self->{state};
         $self->{keep} = $ENV{REMIT_KEEP} ? 1 : 0;
     }
     my %common = (durable => $self->{durable}, (defined $o{bin} ? (bin => $o{bin}) : ()));
@@ -104,6 +104,7 @@ sub start {
     my $gcomm = 'gcomm://' . join ',', map { "127.0.0.1:$_->{wsrep_ports}[0]" } @nodes;
     $_->{gcomm} = $gcomm for @nodes;
 
+    $self->_share_secrets;
     # Node 1 bootstraps the cluster and gets the schema; the others join by SST.
     $nodes[0]{new_cluster} = 1;
     _start_node($nodes[0]);
@@ -111,10 +112,9 @@ sub start {
     $nodes[0]->create_database;
     $nodes[0]->write_config;
     $nodes[0]->migrate;
-    my $db = $nodes[0]->_conf->{db_name};
-    $nodes[0]->dbh->do($_) for (
-        "CREATE USER IF NOT EXISTS '$APP_USER'\@'127.0.0.1' IDENTIFIED BY '$APP_PASSWORD'",
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON `$db`.* TO '$APP_USER'\@'127.0.0.1'");
+    # The pool's user holds the role remit_app only, as on a single stack (README, "Database
+    # accounts"); accounts and grants replicate to the joiners.
+    $nodes[0]->grant_app;
     for my $n (@nodes[1 .. $#nodes]) {
         _start_node($n);
         $n->write_config;
@@ -123,7 +123,7 @@ sub start {
     for my $i (1 .. $self->{hosts}) {
         my $app = $self->app($i);
         $app->conf_set(db_nodes => $self->db_nodes(($i - 1) % $self->{nodes} + 1),
-            db_socket => '', db_user => $APP_USER, db_password => $APP_PASSWORD,
+            db_socket => '',
             db_connect_timeout => 1, workers => $self->{workers}, tx_retries => 10,
             %{ $self->{conf} });
         $app->write_config;
@@ -173,6 +173,20 @@ sub _start_node {
         $n->_forget('db');
         @{ $n->{wsrep_ports} }[1, 2] = map { Remit::Stack::_free_port() } 1, 2;
     }
+}
+
+# One set of database accounts for the whole cluster, since Galera replicates them: every
+# part (node, app host, front) keeps node 1's passwords in its state dir.
+sub _share_secrets {
+    my ($self) = @_;
+    my $first = $self->node(1);
+    my $old = umask 077;
+    for my $part ($self->nodes, $self->apps, $self->{front}) {
+        next if $part == $first;
+        Remit::Stack::_spew($part->state_dir . "/.db-$_-password", $first->_secret($_))
+            for qw(owner app);
+    }
+    umask $old;
 }
 
 # wsrep status of node $i (or undef when it does not answer).
@@ -250,6 +264,9 @@ sub _db_args {
         "--wsrep-sst-receive-address=127.0.0.1:$sst",
         '--wsrep-slave-threads=2',
         '--binlog-format=ROW',
+        # Galera replicates as if binary logging were on: the owner (not SUPER) may create
+        # the migrations' triggers only with this (README, "Database accounts").
+        '--log-bin-trust-function-creators=1',
         '--innodb-autoinc-lock-mode=2',
         '--default-storage-engine=InnoDB',
         ($self->{new_cluster} ? ('--wsrep-new-cluster') : ()),

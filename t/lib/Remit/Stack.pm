@@ -10,6 +10,10 @@ package Remit::Stack;
 #   ... $st->url, $st->dbh, $st->remit('verify-audit') ...
 #   $st->stop;             # nginx, the pool, MariaDB; then $st->findings
 #
+# in_flight => N is nginx's limit of requests in the pools at once (limit_conn; past it nginx
+# answers the JSON 503): by default 2 per worker of every pool, at least 16 (Remit::Test
+# makes it at least 32, so that the tests' handfuls of concurrent clients never meet it).
+#
 # pools => N starts N pools (`remit serve` masters), each with its own config, socket and
 # log (remit.conf, remit-2.conf, ...), all on the one database, behind one nginx upstream
 # that takes turns between them: what several app hosts sharing a database look like.
@@ -40,8 +44,8 @@ my $MAX_SOCKET_PATH = 100;
 
 # The config keys in the order remit.conf lists them (others set by conf_set follow).
 my @CONF_ORDER = qw(db_socket db_host db_port db_user db_password db_name migrate_user
-    migrate_password listen listen_mode listen_group workers log_level max_body idem_wait
-    idem_retention purge_interval tx_retries);
+    migrate_password listen listen_mode listen_group listen_backlog workers log_level max_body
+    idem_wait idem_retention purge_interval tx_retries shed_after_ms);
 
 # The database accounts (README "Database accounts"): the schema's owner runs `remit
 # migrate`; the pool's user holds only the role remit_app that the migrations grant.
@@ -79,10 +83,13 @@ sub new {
         expected  => {},       # signals the caller declared it sends to workers
         findings  => [],
         pools     => $o{pools} // 1,
+        in_flight => $o{in_flight},
         log_from  => {},       # pool => offset in its log where this stack's run begins
         cmd_seq   => 0,
     }, $class;
     croak "pools must be a positive integer" unless $self->{pools} =~ /^[1-9]\d*$/;
+    croak "in_flight must be a positive integer"
+        if defined $o{in_flight} && $o{in_flight} !~ /^[1-9]\d*$/;
 
     if (defined $o{state}) {
         $self->{state} = _abs($o{state});
@@ -138,6 +145,15 @@ sub master_pid  { $_[0]{pid}{ _pool($_[1]) } }
 sub db_pid      { $_[0]{pid}{db} }
 sub nginx_pid   { $_[0]{pid}{nginx} }
 sub findings    { @{ $_[0]{findings} } }
+
+# nginx's limit of requests in the pools at once (@IN_FLIGHT@ in nginx/remit.conf.in).
+sub in_flight {
+    my ($self) = @_;
+    return $self->{in_flight} if $self->{in_flight};
+    my $workers = $self->_conf->{workers} || 8;    # 0: remit picks 2 × cores
+    my $n = 2 * $workers * $self->{pools};
+    return $n < 16 ? 16 : $n;
+}
 
 # Pool 1 is "remit" (remit.conf, remit.sock, remit.log), pool N is "remit-N": the name of its
 # files and of its master among the components.
@@ -515,6 +531,7 @@ sub _conf {
         listen         => $self->socket_path,
         listen_mode    => '0660',
         listen_group   => (_nginx_user())[1] // '',
+        listen_backlog => 1024,
         workers        => 4,
         log_level      => 'info',
         max_body       => 65536,
@@ -522,6 +539,7 @@ sub _conf {
         idem_retention => 86400,
         purge_interval => 60,
         tx_retries     => 5,
+        shed_after_ms  => 1000,
         %{ $self->{conf} },
     };
     $conf->{listen} = $self->socket_path($n) if defined $n && $n > 1;
@@ -673,7 +691,8 @@ sub start_nginx {
 sub _write_nginx_conf {
     my ($self, $dir) = @_;
     my $site = _slurp("$TOP/nginx/remit.conf.in") // croak "read nginx/remit.conf.in: $!";
-    my %subst = (PORT => $self->{port}, SOCKET => $self->socket_path, DOC => "$TOP/doc");
+    my %subst = (PORT => $self->{port}, SOCKET => $self->socket_path, DOC => "$TOP/doc",
+        IN_FLIGHT => $self->in_flight);
     $site =~ s{\@([A-Z_]+)\@}{$subst{$1} // croak "nginx/remit.conf.in: unknown \@$1\@"}ge;
     my $upstream = '';
     if ($self->{pools} > 1) {
@@ -698,17 +717,26 @@ sub _write_nginx_conf {
     }
     _spew("$dir/nginx.conf", <<"EOF");
 # written by t/lib/Remit/Stack.pm: one nginx for the stack in this directory
+# Sized for a burst (nginx/remit.conf.in, "Under a burst"). One worker: nginx shares this
+# host's cores with the pool and MariaDB, one event loop answers a shed request in tens of
+# microseconds, and a second one spinning on a burst's 503s only takes CPU from the pool.
+# 8,192 connections: clients and, for those in the pool, their FastCGI connection.
 ${user}worker_processes 1;
+worker_rlimit_nofile 16384;
 daemon off;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
 
 events {
-    worker_connections 512;
+    worker_connections 8192;
 }
 
 http {
-    access_log $dir/access.log;
+    # The combined format's core plus the request's time and id: bench/run reads the
+    # latency of admitted requests from here. Buffered: a burst is not a write per request.
+    log_format remit '\$remote_addr [\$time_local] "\$request" \$status \$body_bytes_sent '
+                     'rt=\$request_time rid=\$remit_request_id';
+    access_log $dir/access.log remit buffer=64k flush=1s;
     client_body_temp_path $dir/tmp/body;
     fastcgi_temp_path $dir/tmp/fastcgi;
     proxy_temp_path $dir/tmp/proxy;

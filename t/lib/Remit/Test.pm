@@ -53,6 +53,8 @@ sub stack {
     my ($class, %o) = @_;
     my $start = exists $o{start} ? delete $o{start} : 1;
     my $self = $class->new(%o);
+    # Tests fire a few concurrent clients at a pool of four: no shedding unless asked for.
+    $self->{in_flight} //= $self->in_flight < 32 ? 32 : $self->in_flight;
     push @STACKS, $self;
     $self->start if $start;
     return $self;

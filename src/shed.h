@@ -1,0 +1,19 @@
+/* Load shedding: a request that waited too long before a worker picked it up is answered
+ * 503 at once, without touching the database (README.md, "Under a burst"). */
+#ifndef REMIT_SHED_H
+#define REMIT_SHED_H
+
+#include "http.h"
+
+struct FCGX_Request;
+
+/* How long the request waited between nginx handing it over (the REMIT_START param nginx
+ * sets to $msec) and now, in milliseconds; -1 when nginx sent no usable start time. */
+long shed_waited_ms(struct FCGX_Request *fr);
+
+/* 0 when the request is to be served; else it has been answered 503 SERVICE_UNAVAILABLE
+ * with Retry-After, because it waited longer than the config's shed_after_ms, and the
+ * status is returned. */
+int shed_check(struct ctx *c, struct FCGX_Request *fr);
+
+#endif

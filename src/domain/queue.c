@@ -1,0 +1,81 @@
+/* The organisation's requests across batches, and the work queues of the frontend
+ * (API §5, v1.1: GET /api/v1/requests with ?status=, ?batchId= and ?actionableBy=me). */
+#include <string.h>
+
+#include "domain/handlers.h"
+#include "domain/repr.h"
+#include "valid.h"
+
+/* One statement for every combination of filters, so its text stays static (the db layer
+ * caches statements by address). A filter that is off binds its neutral value: '' for the
+ * status, 0 for the batch and for "actionable".
+ *
+ * Actionable by the caller: an APPROVER may decide a PENDING_APPROVAL request they have not
+ * decided yet; a TREASURER may mark an APPROVED one paid (having approved it is no bar,
+ * §7); and for both the caller is none of the request's makers: its creator, whoever
+ * submitted its batch, whoever changed it. A change is what writes a request.updated event
+ * (a PATCH that changes nothing writes none and makes nobody a maker), so the audit log,
+ * which nothing can rewrite, is where changers are found. */
+static const char SQL_QUEUE[] =
+	"SELECT " REQUEST_COLS " FROM payment_requests r"
+	" JOIN currencies cu ON cu.code = r.currency"
+	" JOIN batches b ON b.id = r.batch_id"
+	" WHERE r.org_id = ? AND r.id < ?"
+	" AND (? = '' OR r.status = ?)"
+	" AND (? = 0 OR r.batch_id = ?)"
+	" AND (? = 0 OR ("
+	"   ((? = 1 AND r.status = 'PENDING_APPROVAL' AND NOT EXISTS (SELECT 1 FROM decisions d"
+	"       WHERE d.request_id = r.id AND d.approver_id = ?))"
+	"    OR (? = 1 AND r.status = 'APPROVED'))"
+	"   AND r.created_by <> ? AND (b.submitted_by IS NULL OR b.submitted_by <> ?)"
+	"   AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.org_id = r.org_id"
+	"       AND e.object_id = r.id AND e.object_type = 'request'"
+	"       AND e.action = 'request.updated' AND e.actor_id = ?)))"
+	" ORDER BY r.id DESC LIMIT ?";
+
+/* ?actionableBy=: absent → false; "me" → true; anything else is a validation error. */
+static bool q_actionable(struct ctx *c)
+{
+	const char *v = q_get(c, "actionableBy");
+	if (!v)
+		return false;
+	if (strcmp(v, "me") != 0) {
+		detail_str(c, "actionableBy", "the only value is \"me\"");
+		return false;
+	}
+	return true;
+}
+
+int h_requests_queue(struct ctx *c)
+{
+	static const char *const allowed[] = { "status", "batchId", "actionableBy", "limit",
+		"cursor", NULL };
+	int limit;
+	long long cursor;
+	q_parse(c, allowed);
+	q_page(c, &limit, &cursor);
+	const char *status = q_status(c, request_statuses);
+	bool actionable = q_actionable(c);
+	if (c->ndetails)
+		return reply_validation(c);
+	/* A batchId that is no batch of this organisation matches nothing, like any other id. */
+	long long batch = q_id(c, "batchId");
+	if (batch < 0) {
+		reply_list(c);
+		return reply_list_done(c, 0);
+	}
+	long long me = c->me.user_id;
+	long long approver = (c->me.roles & ROLE_APPROVER) != 0;
+	long long treasurer = (c->me.roles & ROLE_TREASURER) != 0;
+	struct dbres r;
+	if (db_query(c->db, c->a, &r, SQL_QUEUE, "iissiiiiiiiiii", c->me.org_id,
+			cursor ? cursor : INT64_MAX, status ? status : "", status ? status : "",
+			batch, batch, (long long)actionable, approver, me, treasurer, me, me, me,
+			(long long)limit + 1) < 0)
+		return HANDLER_DB_ERROR;
+	yajl_gen g = reply_list(c);
+	size_t n = page_len(&r, limit);
+	for (size_t i = 0; i < n; i++)
+		write_request(c->a, g, &r, i);
+	return reply_list_done(c, page_next(&r, n));
+}

@@ -517,7 +517,7 @@ sub start_nginx {
 sub _write_nginx_conf {
     my ($self, $dir) = @_;
     my $site = _slurp("$TOP/nginx/remit.conf.in") // croak "read nginx/remit.conf.in: $!";
-    my %subst = (PORT => $self->{port}, SOCKET => $self->socket_path);
+    my %subst = (PORT => $self->{port}, SOCKET => $self->socket_path, WWW => "$TOP/www/public");
     $site =~ s{\@([A-Z_]+)\@}{$subst{$1} // croak "nginx/remit.conf.in: unknown \@$1\@"}ge;
     my $upstream = '';
     if ($self->{pools} > 1) {

@@ -3,6 +3,7 @@
 
 #include "domain/handlers.h"
 #include "domain/lock.h"
+#include "domain/makers.h"
 #include "domain/repr.h"
 #include "valid.h"
 
@@ -137,6 +138,8 @@ int h_batches_submit(struct ctx *c)
 	}
 	if (db_exec(c->db, SQL_BATCH_SUBMIT, "ii", c->me.user_id, b.id) < 0)
 		return HANDLER_DB_ERROR;
+	if ((rc = makers_add_batch(c, b.id)))
+		return rc;
 	return reply_batch(c, 200, b.id);
 }
 

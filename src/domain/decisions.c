@@ -4,6 +4,7 @@
 
 #include "domain/handlers.h"
 #include "domain/lock.h"
+#include "domain/makers.h"
 #include "domain/repr.h"
 #include "valid.h"
 
@@ -48,6 +49,20 @@ static int ledger_add(struct ctx *c, const struct request_row *q, const char *ty
 		q->amount, q->currency) < 0 ? HANDLER_DB_ERROR : 0;
 }
 
+/* 403 `code` when the caller is a maker of request `id` (makers.h), naming what made them
+ * one; else 0. */
+static int refuse_maker(struct ctx *c, long long id, const char *code, const char *act)
+{
+	int made = maker_of(c, id);
+	if (made < 0)
+		return HANDLER_DB_ERROR;
+	if (!made)
+		return 0;
+	const char *why = made & MADE_CREATED ? "you created"
+		: made & MADE_CHANGED ? "you changed" : "whose batch you submitted";
+	return reply_error(c, 403, code, arena_printf(c->a, "you may not %s a request %s", act, why));
+}
+
 /* Approve or reject: validation, then the state, then separation of duties, then one
  * decision per approver (the UNIQUE key decisions_once is the arbiter). */
 static int decide(struct ctx *c, bool approve)
@@ -66,10 +81,8 @@ static int decide(struct ctx *c, bool approve)
 		return reply_validation(c);
 	if (strcmp(q.status, "PENDING_APPROVAL") != 0)
 		return reply_invalid_state(c, q.status);
-	if (q.created_by == c->me.user_id || b.submitted_by == c->me.user_id)
-		return reply_error(c, 403, "SELF_APPROVAL_FORBIDDEN", q.created_by == c->me.user_id
-			? "you may not decide on a request you created"
-			: "you may not decide on a request whose batch you submitted");
+	if ((rc = refuse_maker(c, q.id, "SELF_APPROVAL_FORBIDDEN", "decide on")))
+		return rc;
 
 	const char *decision = approve ? "APPROVED" : "REJECTED";
 	if (db_exec(c->db, SQL_DECISION_INSERT, "iiiss", c->me.org_id, q.id, c->me.user_id,
@@ -120,6 +133,9 @@ int h_requests_mark_paid(struct ctx *c)
 		return reply_validation(c);
 	if (strcmp(q.status, "APPROVED") != 0)
 		return reply_invalid_state(c, q.status);
+	/* Only makers are barred: a treasurer who approved the request may pay it. */
+	if ((rc = refuse_maker(c, q.id, "SELF_PAYMENT_FORBIDDEN", "mark paid")))
+		return rc;
 
 	if (db_exec(c->db, SQL_REQUEST_PAY, "isi", c->me.user_id, reference, q.id) < 0)
 		return HANDLER_DB_ERROR;

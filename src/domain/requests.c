@@ -3,6 +3,7 @@
 
 #include "domain/handlers.h"
 #include "domain/lock.h"
+#include "domain/makers.h"
 #include "domain/repr.h"
 #include "iban.h"
 #include "valid.h"
@@ -108,7 +109,7 @@ int h_requests_create(struct ctx *c)
 			f.currency, f.name, f.account, f.purpose, c->me.user_id) < 0)
 		return HANDLER_DB_ERROR;
 	long long id = db_insert_id(c->db);
-	if (!bumped && (rc = batch_touch(c, batch, false)))
+	if ((rc = maker_add(c, id, MADE_CREATED)) || (!bumped && (rc = batch_touch(c, batch, false))))
 		return rc;
 	yajl_gen g = jw_new();
 	jw_open(g, NULL);
@@ -248,7 +249,7 @@ int h_requests_patch(struct ctx *c)
 	if (db_exec(c->db, SQL_REQUEST_UPDATE, "issssi", (long long)f.amount, f.currency, f.name,
 			f.account, f.purpose, id) < 0)
 		return HANDLER_DB_ERROR;
-	if ((rc = batch_touch(c, b.id, false)))
+	if ((rc = maker_add(c, id, MADE_CHANGED)) || (rc = batch_touch(c, b.id, false)))
 		return rc;
 	audit_add(c, "request.updated", "request", id, data);
 	return reply_request(c, 200, id, true);

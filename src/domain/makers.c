@@ -1,0 +1,35 @@
+/* Recording and reading the makers of a request (see makers.h). */
+#include "domain/makers.h"
+
+#include "domain/handlers.h"
+
+/* A bit set grows: a creator who later changes the request is both. */
+static const char SQL_MAKER_ADD[] =
+	"INSERT INTO request_makers (request_id, user_id, made) VALUES (?, ?, ?)"
+	" ON DUPLICATE KEY UPDATE made = made | ?";
+static const char SQL_MAKERS_ADD_BATCH[] =
+	"INSERT INTO request_makers (request_id, user_id, made)"
+	" SELECT id, ?, 4 FROM payment_requests WHERE batch_id = ?"
+	" ON DUPLICATE KEY UPDATE made = made | 4";
+static const char SQL_MAKER_OF[] =
+	"SELECT made FROM request_makers WHERE request_id = ? AND user_id = ? LOCK IN SHARE MODE";
+
+int maker_add(struct ctx *c, long long id, int made)
+{
+	return db_exec(c->db, SQL_MAKER_ADD, "iiii", id, c->me.user_id, (long long)made,
+		(long long)made) < 0 ? HANDLER_DB_ERROR : 0;
+}
+
+int makers_add_batch(struct ctx *c, long long batch)
+{
+	return db_exec(c->db, SQL_MAKERS_ADD_BATCH, "ii", c->me.user_id, batch) < 0
+		? HANDLER_DB_ERROR : 0;
+}
+
+int maker_of(struct ctx *c, long long id)
+{
+	struct dbres r;
+	if (db_query(c->db, c->a, &r, SQL_MAKER_OF, "ii", id, c->me.user_id) < 0)
+		return -1;
+	return r.nrows ? (int)db_i(&r, 0, 0) : 0;
+}

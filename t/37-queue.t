@@ -7,7 +7,8 @@ use Remit::Test;
 # GET /api/v1/requests (API §5, v1.1): the organisation's requests across batches, newest
 # first, paged, with the filters status, batchId and actionableBy=me — the approvals and
 # treasury queues of the frontend. actionableBy=me is checked for every role against every
-# kind of maker (creator, changer, submitter) and for a PATCH that changed nothing.
+# kind of maker (creator, changer, submitter: request_makers) and for a PATCH that changed
+# nothing, and what it leaves out the decisions refuse.
 my $s = Remit::Test->stack;
 
 sub ok_req {
@@ -171,6 +172,20 @@ queues_are('actionableBy=me after approvals',
     treasurer => [ $r3, $r1 ],
     viewer    => [],
 );
+
+subtest 'what the queue leaves out, the decisions refuse' => sub {
+    my $try = sub {
+        my ($who, $id, $what, $json) = @_;
+        return $s->req(POST => "/api/v1/requests/$id/$what", token => $tok->($who), idem => 1,
+            json => $json // {});
+    };
+    is_error $try->('editor', $r2, 'approve'), 403, 'SELF_APPROVAL_FORBIDDEN', 'editor approving r2';
+    is_error $try->('creator', $r1, 'mark-paid'), 403, 'SELF_PAYMENT_FORBIDDEN', 'creator paying r1';
+    is_error $try->('submitter', $r3, 'mark-paid'), 403, 'SELF_PAYMENT_FORBIDDEN', 'submitter paying r3';
+    is_error $try->('a1', $r2, 'approve'), 409, 'ALREADY_DECIDED', 'a1 deciding r2 again';
+    is $s->dbh->selectrow_array('SELECT COUNT(*) FROM decisions WHERE request_id = ?', undef, $r2), 1,
+        'r2 still has one decision';
+};
 
 act('treasurer', $r1, 'mark-paid', { paymentReference => 'REF1' });
 act('a2', $r2, 'reject', { comment => 'no' });

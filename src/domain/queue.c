@@ -12,14 +12,11 @@
  *
  * Actionable by the caller: an APPROVER may decide a PENDING_APPROVAL request they have not
  * decided yet; a TREASURER may mark an APPROVED one paid (having approved it is no bar,
- * §7); and for both the caller is none of the request's makers: its creator, whoever
- * submitted its batch, whoever changed it. A change is what writes a request.updated event
- * (a PATCH that changes nothing writes none and makes nobody a maker), so the audit log,
- * which nothing can rewrite, is where changers are found. */
+ * §7); and for both the caller is none of the request's makers (request_makers: creator,
+ * changer, submitter), which is what approve, reject and mark-paid check too. */
 static const char SQL_QUEUE[] =
 	"SELECT " REQUEST_COLS " FROM payment_requests r"
 	" JOIN currencies cu ON cu.code = r.currency"
-	" JOIN batches b ON b.id = r.batch_id"
 	" WHERE r.org_id = ? AND r.id < ?"
 	" AND (? = '' OR r.status = ?)"
 	" AND (? = 0 OR r.batch_id = ?)"
@@ -27,11 +24,9 @@ static const char SQL_QUEUE[] =
 	"   ((? = 1 AND r.status = 'PENDING_APPROVAL' AND NOT EXISTS (SELECT 1 FROM decisions d"
 	"       WHERE d.request_id = r.id AND d.approver_id = ?))"
 	"    OR (? = 1 AND r.status = 'APPROVED'))"
-	"   AND r.created_by <> ? AND (b.submitted_by IS NULL OR b.submitted_by <> ?)"
-	"   AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.org_id = r.org_id"
-	"       AND e.object_id = r.id AND e.object_type = 'request'"
-	"       AND e.action = 'request.updated' AND e.actor_id = ?)))"
-	" ORDER BY r.id DESC LIMIT ?";
+	"   AND NOT EXISTS (SELECT 1 FROM request_makers m"
+	"       WHERE m.request_id = r.id AND m.user_id = ?)))"
+" ORDER BY r.id DESC LIMIT ?";
 
 /* ?actionableBy=: absent → false; "me" → true; anything else is a validation error. */
 static bool q_actionable(struct ctx *c)
@@ -68,9 +63,9 @@ int h_requests_queue(struct ctx *c)
 	long long approver = (c->me.roles & ROLE_APPROVER) != 0;
 	long long treasurer = (c->me.roles & ROLE_TREASURER) != 0;
 	struct dbres r;
-	if (db_query(c->db, c->a, &r, SQL_QUEUE, "iissiiiiiiiiii", c->me.org_id,
+	if (db_query(c->db, c->a, &r, SQL_QUEUE, "iissiiiiiiii", c->me.org_id,
 			cursor ? cursor : INT64_MAX, status ? status : "", status ? status : "",
-			batch, batch, (long long)actionable, approver, me, treasurer, me, me, me,
+			batch, batch, (long long)actionable, approver, me, treasurer, me,
 			(long long)limit + 1) < 0)
 		return HANDLER_DB_ERROR;
 	yajl_gen g = reply_list(c);

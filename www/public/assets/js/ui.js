@@ -179,12 +179,15 @@ export async function act(opts) {
 		replace(status, text, ...more);
 	};
 	say('busy', 'Sending…');
+	let succeeded = false;
 	try {
 		const r = await call(opts.method, opts.path, {
 			body: opts.body, ifMatch: opts.ifMatch, intent, retrySafe: opts.retrySafe,
 			onRetry: (n, why) => say('retrying', `Retrying (attempt ${n + 1}: ${why})…`),
 		});
-		control._intent = null;
+		// The intent stays on the control: pressing it again with the same input (the second
+		// click of a slow double click, landing after a fast answer) replays, never repeats.
+		succeeded = true;
 		say('ok', r.replayed ? `${opts.label || 'Done'} (already done: this was a repeat)` : (opts.label || 'Done'));
 		announce(opts.label || 'Done');
 		if (opts.done) await opts.done(r);
@@ -209,13 +212,15 @@ export async function act(opts) {
 		return null;
 	} finally {
 		delete control.dataset.busy;
-		control.disabled = false;
 		control.removeAttribute('aria-busy');
+		// After a success the screen is usually redrawn; until then a second click is void.
+		if (succeeded) setTimeout(() => { control.disabled = false; }, 1000);
+		else control.disabled = false;
 	}
 }
 
-export function statusBox() {
-	return h('p', { class: 'status', role: 'status' });
+export function statusBox(tag = 'p') {
+	return h(tag, { class: 'status', role: 'status' });
 }
 
 // ---- confirmation, flash, re-render -------------------------------------------------------
@@ -247,3 +252,6 @@ export function rerender() { window.dispatchEvent(new HashChangeEvent('hashchang
 
 // The label `act` shows for a result: a replay is the success it is.
 export const doneText = (label, r) => r.replayed ? `${label} (already done: this was a repeat of the same action)` : label;
+
+// A status as a badge; "PENDING_APPROVAL" reads (and wraps) as "PENDING APPROVAL".
+export const badge = (status, text) => h('span', { class: 'badge ' + status }, text ?? status.replace(/_/g, ' '));

@@ -108,7 +108,7 @@ function rulesForm(rules) {
 	const form = h('form', { id: 'rules', class: 'card', novalidate: true },
 		h('p', null, 'A request needs the most approvals of the rules it matches (same currency, amount at least the minimum), else 1.'),
 		h('div', { class: 'table-wrap' }, h('table', null,
-			h('thead', null, h('tr', null, h('th', null, 'Currency'), h('th', null, 'From amount'), h('th', null, 'Approvals'), h('th', null, ''))),
+			h('thead', null, h('tr', null, h('th', null, 'Currency'), h('th', null, 'From amount'), h('th', null, 'Approvals'), h('th', null, h('span', { class: 'visually-hidden' }, 'Remove')))),
 			body)),
 		h('div', { class: 'actions' },
 			h('button', { type: 'button', class: 'secondary', onclick: () => addRow({ currency: 'EUR', minAmount: '0', approvals: 2 }) }, 'Add rule'),

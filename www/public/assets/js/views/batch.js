@@ -6,7 +6,7 @@
 import { auth, get, all } from '../api.js';
 import {
 	h, replace, money, masked, groups, when, act, field, select, statusBox, parseAmount,
-	CURRENCIES, fieldErrors, confirmDialog, flash, rerender, doneText, totals, userLabel,
+	CURRENCIES, fieldErrors, confirmDialog, flash, rerender, doneText, totals, userLabel, badge,
 } from '../ui.js';
 import { timeline } from './timeline.js';
 
@@ -38,13 +38,13 @@ export async function render({ parts }) {
 
 	return h('div', null,
 		h('p', null, h('a', { href: '#/batches' }, '← Batches')),
-		h('h1', null, batch.name, ' ', h('span', { class: 'badge ' + batch.status }, batch.status)),
+		h('h1', null, batch.name, ' ', badge(batch.status)),
 		batch.description ? h('p', null, batch.description) : '',
 		h('dl', { class: 'props card' },
 			h('dt', null, 'Totals'), h('dd', null, batch.totals.length
 				? batch.totals.map(t => h('div', null, `${money(t.amount, t.currency)} in ${t.count} request${t.count === 1 ? '' : 's'}`)) : '—'),
 			h('dt', null, 'Requests'), h('dd', null, Object.entries(batch.counts).filter(([, n]) => n)
-				.map(([s, n]) => h('span', { class: 'badge ' + s }, `${n} ${s}`)), reqs.length ? '' : 'none'),
+				.map(([s, n]) => badge(s, `${n} ${s.replace(/_/g, ' ')}`)), reqs.length ? '' : 'none'),
 			h('dt', null, 'Created'), h('dd', null, when(batch.createdAt), ' by ', userLabel(batch.createdBy, me)),
 			batch.submittedAt ? [h('dt', null, 'Submitted'), h('dd', null, when(batch.submittedAt), ' by ', userLabel(batch.submittedBy, me))] : ''),
 		actions, actStatus,
@@ -69,26 +69,26 @@ function requestTable(reqs, { canEdit, dup, me, editSlot, batch }) {
 	return h('div', { class: 'table-wrap' }, h('table', null,
 		h('caption', { class: 'visually-hidden' }, 'Requests of this batch'),
 		h('thead', null, h('tr', null, h('th', { class: 'num' }, 'Amount'), h('th', null, 'Beneficiary'),
-			h('th', { class: 'hide-narrow' }, 'Account'), h('th', null, 'Status'), h('th', null, ''))),
+			h('th', { class: 'hide-narrow' }, 'Account'), h('th', null, 'Status'), h('th', null, h('span', { class: 'visually-hidden' }, 'Actions')))),
 		h('tbody', null, reqs.map(r => {
 			const dups = dup(r.beneficiaryAccount, r.amount, r.currency, r.id);
 			return h('tr', { 'data-id': r.id },
 				h('td', { class: 'num' }, money(r.amount, r.currency)),
 				h('td', null, h('a', { href: `#/requests/${r.id}` }, r.beneficiaryName),
 					r.purpose ? h('div', { class: 'muted' }, r.purpose) : '',
-					dups.length ? h('div', { class: 'warning' }, `Possible duplicate: same account, amount and currency requested in the last 30 days (request ${dups.map(d => d.id).join(', ')}).`) : ''),
+					dups.length ? h('div', { class: 'warning' }, `Possible duplicate of request ${dups.map(d => d.id).join(', ')}: same account, amount and currency within 30 days.`) : ''),
 				h('td', { class: 'hide-narrow mono' }, masked(r.beneficiaryAccount)),
-				h('td', null, h('span', { class: 'badge ' + r.status }, r.status),
+				h('td', null, badge(r.status),
 					r.status === 'PENDING_APPROVAL' ? h('div', { class: 'muted' }, `${r.approvalCount} of ${r.requiredApprovals} approvals`) : ''),
 				h('td', null, canEdit ? h('div', { class: 'actions' },
 					h('button', { type: 'button', class: 'secondary', 'aria-label': `Edit request ${r.id} (${r.beneficiaryName})`,
 						onclick: () => { replace(editSlot, requestForm({ batch, dup, edit: r })); editSlot.querySelector('input').focus(); } }, 'Edit'),
-					deleteButton(r)) : ''));
+					...deleteButton(r)) : ''));
 		}))));
 }
 
 function deleteButton(r) {
-	const status = statusBox();
+	const status = statusBox('span');
 	const btn = h('button', { type: 'button', class: 'secondary', 'aria-label': `Delete request ${r.id} (${r.beneficiaryName})`,
 		onclick: async () => {
 			if (!await confirmDialog('Delete this request?', h('p', null, `${money(r.amount, r.currency)} to ${r.beneficiaryName}`), 'Delete')) return;
@@ -101,7 +101,7 @@ function deleteButton(r) {
 				},
 				done: () => { flash('Request deleted'); rerender(); } });
 		} }, 'Delete');
-	return h('span', null, btn, status);
+	return [btn, status];
 }
 
 // Add a request, or edit one (`edit`: the request). Money is typed as text and sent as the

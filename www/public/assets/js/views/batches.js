@@ -1,7 +1,7 @@
 // Batches: the list (status filter kept in the URL, totals per currency, counts by status)
 // and the create form. API: GET /batches?status=&limit=&cursor=, POST /batches.
 import { auth, get } from '../api.js';
-import { h, replace, money, when, act, field, statusBox } from '../ui.js';
+import { h, replace, money, when, act, field, statusBox, badge } from '../ui.js';
 import { go, setParams } from '../main.js';
 
 const STATUSES = ['DRAFT', 'SUBMITTED', 'COMPLETED', 'CANCELLED'];
@@ -45,10 +45,10 @@ function batchTable(rows) {
 			h('th', { class: 'hide-narrow' }, 'Created'))),
 		h('tbody', null, rows.map(b => h('tr', null,
 			h('td', null, h('a', { href: `#/batches/${b.id}` }, b.name)),
-			h('td', null, h('span', { class: 'badge ' + b.status }, b.status)),
+			h('td', null, badge(b.status)),
 			h('td', { class: 'num' }, b.totals.length ? b.totals.map(t => h('div', null, `${money(t.amount, t.currency)} (${t.count})`)) : '—'),
 			h('td', { class: 'hide-narrow' }, Object.entries(b.counts).filter(([, n]) => n)
-				.map(([s, n]) => h('span', { class: 'badge ' + s }, `${n} ${s}`)), ''),
+				.map(([s, n]) => badge(s, `${n} ${s.replace(/_/g, ' ')}`)), ''),
 			h('td', { class: 'hide-narrow' }, when(b.createdAt))))));
 }
 

@@ -4,7 +4,7 @@
 // GET /ledger/entries?requestId={id}, GET /audit?objectId={id}, GET /requests?actionableBy=me&batchId=
 // (whether the caller may act now), then POST approve / reject / mark-paid.
 import { auth, get, all } from '../api.js';
-import { h, money, groups, when, userLabel } from '../ui.js';
+import { h, money, groups, when, userLabel, badge } from '../ui.js';
 import { decideControls, payControls, progress, whyNot } from './decide.js';
 import { timeline } from './timeline.js';
 
@@ -30,7 +30,7 @@ export async function render({ parts }) {
 	const s = r.snapshot;
 	return h('div', null,
 		h('p', null, h('a', { href: `#/batches/${r.batchId}` }, '← ', batch.name)),
-		h('h1', null, `Request ${r.id} `, h('span', { class: 'badge ' + r.status }, r.status)),
+		h('h1', null, `Request ${r.id} `, badge(r.status)),
 		h('dl', { class: 'props card' },
 			h('dt', null, 'Amount'), h('dd', null, money(r.amount, r.currency)),
 			h('dt', null, 'Beneficiary'), h('dd', null, r.beneficiaryName),

@@ -7,19 +7,25 @@
 
 #include "idem_key.h"
 
+/* A deactivated user's credentials are revoked when they are deactivated; `u.active` is checked
+ * as well so that no credential can outlive it. */
 static const char SQL_TOKEN[] =
-	"SELECT t.id, u.id, u.org_id, u.roles FROM tokens t JOIN users u ON u.id = t.user_id"
-	" WHERE t.token_hash = ? AND t.revoked_at IS NULL";
+	"SELECT t.id, u.id, u.org_id, u.roles, t.kind, t.expires_at"
+	" FROM tokens t JOIN users u ON u.id = t.user_id"
+	" WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.active = 1"
+	" AND (t.expires_at IS NULL OR t.expires_at > NOW(3))";
 /* A POST that carries a key also reads the answer stored under it, if a live one was
  * committed: a replay then costs this one statement (idem_answer_seen). The row of an
  * attempt still running is not visible to this consistent read, nor is an expired one: both
  * take the claim's path. */
 static const char SQL_TOKEN_KEY[] =
-	"SELECT t.id, u.id, u.org_id, u.roles, k.fingerprint, k.status, k.etag, k.body"
+	"SELECT t.id, u.id, u.org_id, u.roles, t.kind, t.expires_at,"
+	" k.fingerprint, k.status, k.etag, k.body"
 	" FROM tokens t JOIN users u ON u.id = t.user_id"
 	" LEFT JOIN idempotency_keys k ON k.user_id = u.id AND k.idem_key = ?"
 	" AND k.expires_at > NOW(3)"
-	" WHERE t.token_hash = ? AND t.revoked_at IS NULL";
+	" WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.active = 1"
+	" AND (t.expires_at IS NULL OR t.expires_at > NOW(3))";
 
 static int unauthenticated(struct ctx *c)
 {
@@ -57,20 +63,27 @@ int auth_authenticate(struct ctx *c)
 	c->me.user_id = db_i(&r, 0, 1);
 	c->me.org_id = db_i(&r, 0, 2);
 	c->me.roles = (unsigned)db_i(&r, 0, 3);
-	if (key && db_s(&r, 0, 4) && db_s(&r, 0, 5)) {
-		c->seen = (struct idem_seen){ key, db_s(&r, 0, 4), db_len(&r, 0, 4),
-			(int)db_i(&r, 0, 5), db_i(&r, 0, 6), db_s(&r, 0, 7), db_len(&r, 0, 7) };
+	c->me.session = strcmp(db_s(&r, 0, 4), "session") == 0;
+	c->me.expires_at = db_s(&r, 0, 5);
+	if (key && db_s(&r, 0, 6) && db_s(&r, 0, 7)) {
+		c->seen = (struct idem_seen){ key, db_s(&r, 0, 6), db_len(&r, 0, 6),
+			(int)db_i(&r, 0, 7), db_i(&r, 0, 8), db_s(&r, 0, 9), db_len(&r, 0, 9) };
 	}
 	return 0;
 }
 
 void auth_new_token(char token[TOKEN_LEN + 1], unsigned char hash[SHA256_LEN])
 {
+	auth_new_secret(TOKEN_PREFIX, token, hash);
+}
+
+void auth_new_secret(const char prefix[5], char token[TOKEN_LEN + 1], unsigned char hash[SHA256_LEN])
+{
 	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	unsigned char raw[33] = { 0 };
 	if (getrandom(raw, 32, 0) != 32)
 		abort();   /* no randomness from the kernel: never hand out a weak token */
-	memcpy(token, TOKEN_PREFIX, 4);
+	memcpy(token, prefix, 4);
 	char *o = token + 4;
 	for (int i = 0; i < 33; i += 3) {   /* 32 bytes → 43 characters, no padding */
 		unsigned v = (unsigned)raw[i] << 16 | (unsigned)raw[i + 1] << 8 | raw[i + 2];

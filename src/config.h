@@ -18,6 +18,8 @@ struct config {
 	long idem_retention;     /* seconds an idempotency key is kept */
 	int purge_interval;      /* seconds between purges of expired keys; 0 → never */
 	int tx_retries;          /* re-runs of a transaction after a deadlock or lock timeout */
+	long pw_opslimit;        /* Argon2id passes (crypto_pwhash opslimit) */
+	long pw_memlimit;        /* Argon2id memory in bytes (crypto_pwhash memlimit) */
 };
 
 /* Fills defaults, then reads `path`. Returns 0, or -1 after printing the offending line. */

@@ -100,7 +100,7 @@ void http_write_response(struct ctx *c, FCGX_Request *fr)
 	if (rs->www_authenticate)
 		n += snprintf(head + n, sizeof head - (size_t)n, "WWW-Authenticate: Bearer\r\n");
 	if (rs->retry_after)
-		n += snprintf(head + n, sizeof head - (size_t)n, "Retry-After: 1\r\n");
+		n += snprintf(head + n, sizeof head - (size_t)n, "Retry-After: %ld\r\n", rs->retry_after);
 	if (rs->replayed)
 		n += snprintf(head + n, sizeof head - (size_t)n, "Idempotent-Replayed: true\r\n");
 	n += snprintf(head + n, sizeof head - (size_t)n, "\r\n");

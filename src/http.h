@@ -56,6 +56,8 @@ struct qparam {
 struct caller {
 	long long user_id, org_id, token_id;
 	unsigned roles;
+	bool session;              /* signed in with a password (API §7), not an API token */
+	const char *expires_at;    /* the session's end (DB text), NULL for API tokens */
 };
 
 /* The committed answer stored under the request's Idempotency-Key, read with the token
@@ -77,7 +79,8 @@ struct response {
 	size_t body_len;
 	long long etag;            /* version for ETag, 0 for none */
 	const char *allow;         /* 405 */
-	bool retry_after, www_authenticate, replayed;
+	long retry_after;          /* seconds for Retry-After, 0 for none (true: 1 s) */
+	bool www_authenticate, replayed;
 };
 
 struct ctx {

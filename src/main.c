@@ -9,10 +9,12 @@
 #include "auth.h"
 #include "config.h"
 #include "db.h"
+#include "domain/people.h"
 #include "http.h"
 #include "idem.h"
 #include "log.h"
 #include "migrate.h"
+#include "password.h"
 #include "pool.h"
 #include "text.h"
 
@@ -21,6 +23,8 @@ static const char SQL_ADMIN[] =
 	"INSERT INTO users (org_id, email, email_key, name, roles) VALUES (?, ?, ?, ?, 1)";
 static const char SQL_TOKEN[] =
 	"INSERT INTO tokens (org_id, user_id, name, token_hash) VALUES (?, ?, 'bootstrap', ?)";
+static const char SQL_INVITEE[] =
+	"SELECT id, active FROM users WHERE org_id = ? AND email_key = ? FOR UPDATE";
 
 static void usage(void)
 {
@@ -30,7 +34,10 @@ static void usage(void)
 		"  migrate               apply the database migrations\n"
 		"  bootstrap --org NAME --email EMAIL [--name NAME]\n"
 		"                        create an organisation and its first ADMIN; prints\n"
-		"                        {\"orgId\",\"userId\",\"token\"}\n"
+		"                        {\"orgId\",\"userId\",\"token\",\"invitation\"}\n"
+		"  invite --org ID --email EMAIL\n"
+		"                        a new invitation for that user (a forgotten password);\n"
+		"                        prints {\"orgId\",\"userId\",\"invitation\",\"expiresAt\"}\n"
 		"  purge-idempotency     delete expired idempotency keys\n"
 		"  verify-audit          check every organisation's audit hash chain\n"
 		"The config file defaults to $REMIT_CONFIG.\n");
@@ -128,14 +135,78 @@ static int bootstrap(struct db *db, const struct config *cfg, int argc, char **a
 	audit_add(&c, "user.created", "user", c.me.user_id, jw_finish(&a, g));
 	audit_add(&c, "token.created", "token", token_id,
 		arena_printf(&a, "{\"userId\":\"%lld\"}", c.me.user_id));
-	if (audit_flush(&c) < 0 || db_commit(db) < 0)
+	char invitation[TOKEN_LEN + 1];
+	const char *expires;
+	if (invitation_issue(&c, c.me.user_id, invitation, &expires) < 0 ||
+	    audit_flush(&c) < 0 || db_commit(db) < 0)
 		goto out;
-	printf("{\"orgId\":\"%lld\",\"userId\":\"%lld\",\"token\":\"%s\"}\n", c.me.org_id,
-		c.me.user_id, token);
+	printf("{\"orgId\":\"%lld\",\"userId\":\"%lld\",\"token\":\"%s\",\"invitation\":\"%s\"}\n",
+		c.me.org_id, c.me.user_id, token, invitation);
 	rc = 0;
 out:
 	if (rc) {
 		fprintf(stderr, "remit: bootstrap failed: %s\n", db_error(db));
+		db_rollback(db);
+	}
+	yajl_gen_free(c.rs.gen);
+	arena_free(&a);
+	return rc;
+}
+
+/* An operator's invitation for an existing, active user: how an organisation whose last
+ * ADMIN forgot the password gets back in. The audit event has no actor (the operator). */
+static int invite(struct db *db, const struct config *cfg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "org", required_argument, NULL, 'o' },
+		{ "email", required_argument, NULL, 'e' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *org = NULL, *email = NULL;
+	int ch;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch == 'o')
+			org = optarg;
+		else if (ch == 'e')
+			email = optarg;
+		else
+			return 2;
+	}
+	long long org_id = id_parse(org);
+	if (!org_id || !email) {
+		fprintf(stderr, "remit: invite needs --org ID and --email ADDRESS\n");
+		return 2;
+	}
+	struct arena a = { 0 };
+	struct ctx c;
+	memset(&c, 0, sizeof c);
+	c.a = &a;
+	c.db = db;
+	c.cfg = cfg;
+	c.request_id = "invite";
+	c.me.org_id = org_id;
+	http_reset_response(&c);
+	struct dbres r;
+	char token[TOKEN_LEN + 1];
+	const char *expires, *why = NULL;
+	int rc = 1;
+	if (db_begin(db) < 0 || db_query(db, &a, &r, SQL_INVITEE, "is", org_id,
+			lower_az(&a, email, strlen(email))) < 0)
+		goto out;
+	if (r.nrows == 0 || !db_i(&r, 0, 1)) {
+		why = r.nrows ? "the user is deactivated" : "no such user in that organisation";
+		goto out;
+	}
+	if (invitation_issue(&c, db_i(&r, 0, 0), token, &expires) < 0 || audit_flush(&c) < 0 ||
+	    db_commit(db) < 0)
+		goto out;
+	printf("{\"orgId\":\"%lld\",\"userId\":\"%lld\",\"invitation\":\"%s\",\"expiresAt\":\"%.10sT%sZ\"}\n",
+		org_id, db_i(&r, 0, 0), token, expires, expires + 11);
+	rc = 0;
+out:
+	if (rc) {
+		fprintf(stderr, "remit: invite failed: %s\n", why ? why : db_error(db));
 		db_rollback(db);
 	}
 	yajl_gen_free(c.rs.gen);
@@ -168,6 +239,10 @@ int main(int argc, char **argv)
 	if (config_load(&cfg, config_path) < 0)
 		return 2;
 	log_set_level(cfg.log_level);
+	if (password_init() < 0) {
+		fprintf(stderr, "remit: libsodium failed to initialise\n");
+		return 1;
+	}
 	const char *cmd = argv[i];
 	int sub_argc = argc - i;
 	char **sub_argv = argv + i;
@@ -183,6 +258,10 @@ int main(int argc, char **argv)
 	} else if (strcmp(cmd, "bootstrap") == 0) {
 		struct db *db = connect_or_die(&cfg);
 		rc = bootstrap(db, &cfg, sub_argc, sub_argv);
+		db_free(db);
+	} else if (strcmp(cmd, "invite") == 0) {
+		struct db *db = connect_or_die(&cfg);
+		rc = invite(db, &cfg, sub_argc, sub_argv);
 		db_free(db);
 	} else if (strcmp(cmd, "purge-idempotency") == 0) {
 		struct db *db = connect_or_die(&cfg);

@@ -18,6 +18,7 @@
 enum {
 	R_TX = 1,    /* a mutation: runs in one transaction, retried on deadlock */
 	R_IDEM = 2,  /* needs an Idempotency-Key, claimed in that transaction */
+	R_BODY = 4,  /* reads a JSON body, but runs its own transactions (sign-in) */
 	ROLE_NONE = 0,   /* no token needed */
 	ROLE_ANY = 31,   /* any authenticated user */
 };
@@ -33,7 +34,14 @@ static const struct route {
 	{ "POST",   "/api/v1/users",                     h_users_create,      ROLE_ADMIN,     R_TX | R_IDEM },
 	{ "GET",    "/api/v1/users",                     h_users_list,        ROLE_ADMIN,     0 },
 	{ "POST",   "/api/v1/users/{}/tokens",           h_tokens_create,     ROLE_ADMIN,     R_TX },
-	{ "DELETE", "/api/v1/tokens/{}",                 h_tokens_revoke,     ROLE_ADMIN,     R_TX },
+	{ "DELETE", "/api/v1/tokens/{}",                 h_tokens_revoke,     ROLE_ANY,       R_TX },
+	{ "PATCH",  "/api/v1/users/{}",                  h_users_patch,       ROLE_ADMIN,     R_TX },
+	{ "POST",   "/api/v1/users/{}/invitations",      h_invitations_create, ROLE_ADMIN,    R_TX },
+	{ "POST",   "/api/v1/invitations/accept",        h_invitations_accept, ROLE_NONE,     R_TX },
+	{ "POST",   "/api/v1/sessions",                  h_sessions_create,   ROLE_NONE,      R_BODY },
+	{ "DELETE", "/api/v1/sessions/current",          h_sessions_end,      ROLE_ANY,       R_TX },
+	{ "POST",   "/api/v1/me/tokens",                 h_me_tokens_create,  ROLE_ANY,       R_TX },
+	{ "GET",    "/api/v1/me/tokens",                 h_me_tokens_list,    ROLE_ANY,       0 },
 	{ "GET",    "/api/v1/approval-rules",            h_rules_get,         ROLE_ANY,       0 },
 	{ "PUT",    "/api/v1/approval-rules",            h_rules_put,         ROLE_ADMIN,     R_TX },
 	{ "POST",   "/api/v1/batches",                   h_batches_create,    ROLE_CREATOR,   R_TX | R_IDEM },
@@ -291,7 +299,11 @@ int router_serve(struct ctx *c, FCGX_Request *fr)
 	bool api = strncmp(path, "/api/v1", 7) == 0 && (path[7] == '\0' || path[7] == '/');
 	if (db_connect(c->db) < 0 && (api || strcmp(path, "/healthz") == 0))
 		return db_failure(c);
-	if (api) {
+	char allow[64];
+	int i = router_match(c->rq.method, path, c->params, allow, sizeof allow);
+	/* API §1: the routes that take no token (sign-in, accepting an invitation) are exactly
+	 * those methods on those paths; any other method there needs a token first. */
+	if (api && !(i >= 0 && routes[i].roles == ROLE_NONE)) {
 		int a = auth_authenticate(c);
 		/* The first statement is where a connection the server dropped is found out. */
 		if (a == HANDLER_DB_ERROR && !db_connected(c->db) && db_connect(c->db) == 0)
@@ -301,8 +313,6 @@ int router_serve(struct ctx *c, FCGX_Request *fr)
 		if (a)
 			return a;
 	}
-	char allow[64];
-	int i = router_match(c->rq.method, path, c->params, allow, sizeof allow);
 	if (i == -1)
 		return reply_error(c, 404, "NOT_FOUND", "no such resource");
 	if (i == -2) {
@@ -316,7 +326,7 @@ int router_serve(struct ctx *c, FCGX_Request *fr)
 	for (int p = 0; p < MAX_PATH_PARAMS && c->params[p]; p++)
 		c->params[p] = arena_strndup(c->a, c->params[p], strcspn(c->params[p], "/"));
 	int rc;
-	if (r->flags & R_TX && (rc = read_body(c, fr)))
+	if (r->flags & (R_TX | R_BODY) && (rc = read_body(c, fr)))
 		return rc;
 	if (r->flags & R_IDEM && (rc = parse_idem_key(c, fr)))
 		return rc;

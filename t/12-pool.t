@@ -125,7 +125,7 @@ sub restart_pool {
 
 # ---- (e) the commands, on the fresh stack ----------------------------------------------
 
-subtest 'remit bootstrap prints {orgId, userId, token} and exits 0' => sub {
+subtest 'remit bootstrap prints {orgId, userId, token, invitation} and exits 0' => sub {
     my $before = join ' ', map { count("SELECT COUNT(*) FROM $_") }
         qw(orgs users tokens audit_events);
     my $r = $s->remit('bootstrap', '--org', 'Acme Ltd', '--email', "Boss-$$\@Acme.test",
@@ -136,8 +136,8 @@ subtest 'remit bootstrap prints {orgId, userId, token} and exits 0' => sub {
     is scalar @lines, 1, 'one line on stdout';
     my $j = eval { $JSON->decode($lines[0] // '') };
     is ref $j, 'HASH', 'a JSON object';
-    is_deeply [ sort keys %{ $j // {} } ], [qw(orgId token userId)], 'orgId, userId, token';
-    ok !ref $j->{$_} && length($j->{$_} // ''), "$_ is a string" for qw(orgId userId token);
+    is_deeply [ sort keys %{ $j // {} } ], [qw(invitation orgId token userId)], 'orgId, userId, token, invitation';
+    ok !ref $j->{$_} && length($j->{$_} // ''), "$_ is a string" for qw(orgId userId token invitation);
     my $me = $s->req(GET => '/api/v1/me', token => $j->{token});
     is $me->{status}, 200, 'the token works';
     is $me->{json}{data}{id}, $j->{userId}, 'as that user';
@@ -146,12 +146,12 @@ subtest 'remit bootstrap prints {orgId, userId, token} and exits 0' => sub {
     is $me->{json}{data}{name}, 'The Boss', 'name';
     is_deeply $me->{json}{data}{roles}, ['ADMIN'], 'an ADMIN';
     is count('SELECT name FROM orgs WHERE id = ?', $j->{orgId}), 'Acme Ltd', 'the organisation';
-    is count('SELECT COUNT(*) FROM audit_events WHERE org_id = ?', $j->{orgId}), 3,
-        'three audit events (org, user, token)';
+    is count('SELECT COUNT(*) FROM audit_events WHERE org_id = ?', $j->{orgId}), 4,
+        'four audit events (org, user, token, invitation)';
     my @after = map { count("SELECT COUNT(*) FROM $_") } qw(orgs users tokens audit_events);
     my @b = split ' ', $before;
-    is_deeply \@after, [ $b[0] + 1, $b[1] + 1, $b[2] + 1, $b[3] + 3 ],
-        'one org, one user, one token, three events more';
+    is_deeply \@after, [ $b[0] + 1, $b[1] + 1, $b[2] + 1, $b[3] + 4 ],
+        'one org, one user, one token, four events more';
 };
 
 subtest 'remit bootstrap with a bad email (or no --org) exits non-zero and creates nothing' => sub {

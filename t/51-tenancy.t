@@ -81,6 +81,24 @@ sub new_token {
     return must($r, 201, 'token');
 }
 
+sub invitation {
+    my ($t, $user) = @_;
+    return must($s->req(POST => "/api/v1/users/$user->{id}/invitations", token => $t->{admin}{token},
+        json => {}), 201, 'invitation')->{token};
+}
+
+# The sign-in of a user of $t with a password, made once: {orgId, email, password}.
+my %SIGNED_UP;
+sub signed_up {
+    my ($t) = @_;
+    return $SIGNED_UP{$t} //= do {
+        my $u = $s->new_user($t->{admin}{token});
+        must($s->req(POST => '/api/v1/invitations/accept',
+            json => { token => invitation($t, $u), password => 'matrix password 2' }), 200, 'accept');
+        { orgId => $t->{org}, email => $u->{email}, password => 'matrix password 2' };
+    };
+}
+
 sub revoke { must($s->req(DELETE => "/api/v1/tokens/$_[1]", token => $_[0]{admin}{token}), 204, 'revoke') }
 
 sub dbcol {
@@ -90,6 +108,8 @@ sub dbcol {
 
 my @SNAP = (
     [ users => 'COUNT(*) FROM users' ], [ tokens => 'COUNT(*) FROM tokens' ],
+    [ user_state => "CONCAT(COALESCE(SUM(active), 0), '/', COALESCE(SUM(roles), 0), '/', COALESCE(SUM(LENGTH(name)), 0)) FROM users" ],
+    [ invitations => 'COUNT(*) FROM invitations WHERE used_at IS NULL AND voided_at IS NULL' ],
     [ revoked => 'COUNT(*) FROM tokens WHERE revoked_at IS NOT NULL' ],
     [ rules => 'COUNT(*) FROM approval_rules' ],
     [ rules_sum => 'COALESCE(SUM(approvals * 1000 + min_amount), 0) FROM approval_rules' ],
@@ -165,7 +185,9 @@ my $RANDOM = '999999999';
 
 my @ID_ROUTES = (
     { method => 'POST',   path => '/api/v1/users/%s/tokens',      kind => 'user', json => {} },
-    { method => 'DELETE', path => '/api/v1/tokens/%s',            kind => 'token' },
+    { method => 'DELETE', path => '/api/v1/tokens/%s',            kind => 'token', any_role => 1 },
+    { method => 'PATCH',  path => '/api/v1/users/%s',             kind => 'user', json => { name => 'x' } },
+    { method => 'POST',   path => '/api/v1/users/%s/invitations', kind => 'user', json => {} },
     { method => 'GET',    path => '/api/v1/batches/%s',           kind => 'batch' },
     { method => 'POST',   path => '/api/v1/batches/%s/requests',  kind => 'batch', json => {%REQ}, idem => 1 },
     { method => 'GET',    path => '/api/v1/batches/%s/requests',  kind => 'batch' },
@@ -244,10 +266,12 @@ subtest 'the order of checks does not tell a foreign id from an unknown one' => 
         same_as_random($rt, $B->{all}, \@ids, 'an unknown query parameter', query => '?zz=1');
         same_as_random($rt, $B->{all}, \@ids, 'bad JSON', raw => '{bad') if $rt->{json};
         same_as_random($rt, $B->{all}, \@ids, 'no Idempotency-Key', idem => 0) if $rt->{idem};
-        # The role comes before the object: B's VIEWER gets 403 for A's ids and unknown ones alike.
+        # The role comes before the object: B's VIEWER gets 403 for A's ids and unknown ones
+        # alike; where any role may act on its own objects (revoking a token), 404 comes first.
         if ($mut) {
             my $ref = same_as_random($rt, $B->{viewer}, \@ids, "B's VIEWER");
-            is_error $ref, 403, 'FORBIDDEN', "$rt->{method} $rt->{path}: B's VIEWER: 403 for an unknown id";
+            my @want = $rt->{any_role} ? (404, 'NOT_FOUND') : (403, 'FORBIDDEN');
+            is_error $ref, @want, "$rt->{method} $rt->{path}: B's VIEWER: $want[0] for an unknown id";
         }
     }
     is state_now(), $before, 'nothing changed';
@@ -312,7 +336,14 @@ my %MAY = (
     'POST /api/v1/users' => 'ADMIN',
     'GET /api/v1/users' => 'ADMIN',
     'POST /api/v1/users/{id}/tokens' => 'ADMIN',
-    'DELETE /api/v1/tokens/{id}' => 'ADMIN',
+    'DELETE /api/v1/tokens/{id}' => 'any',    # its owner or an ADMIN (v1.1)
+    'PATCH /api/v1/users/{id}' => 'ADMIN',
+    'POST /api/v1/users/{id}/invitations' => 'ADMIN',
+    'POST /api/v1/invitations/accept' => 'any',    # needs no token at all
+    'POST /api/v1/sessions' => 'any',              # needs no token at all
+    'DELETE /api/v1/sessions/current' => 'any',
+    'POST /api/v1/me/tokens' => 'any',
+    'GET /api/v1/me/tokens' => 'any',
     'GET /api/v1/approval-rules' => 'any',
     'PUT /api/v1/approval-rules' => 'ADMIN',
     'POST /api/v1/batches' => 'CREATOR',
@@ -345,7 +376,16 @@ my %MAKE = (
         { email => "matrix$seq-$$\@example.test", name => "M$seq", roles => ['VIEWER'] } ] },
     'GET /api/v1/users' => sub { [ 200, '/api/v1/users' ] },
     'POST /api/v1/users/{id}/tokens' => sub { [ 201, "/api/v1/users/$A->{viewer}{id}/tokens", { name => 'm' } ] },
-    'DELETE /api/v1/tokens/{id}' => sub { [ 204, '/api/v1/tokens/' . new_token($A, $A->{viewer})->{id} ] },
+    'DELETE /api/v1/tokens/{id}' => sub { [ 204, '/api/v1/tokens/' . new_token($A, $_[0])->{id} ] },
+    'PATCH /api/v1/users/{id}' => sub { $seq++; [ 200, "/api/v1/users/$A->{viewer}{id}", { name => "V$seq" } ] },
+    'POST /api/v1/users/{id}/invitations' => sub { [ 201, "/api/v1/users/$A->{viewer}{id}/invitations", {} ] },
+    'POST /api/v1/invitations/accept' => sub { [ 200, '/api/v1/invitations/accept',
+        { token => invitation($A, $s->new_user($A->{admin}{token})), password => 'matrix password 1' } ] },
+    'POST /api/v1/sessions' => sub { [ 201, '/api/v1/sessions', signed_up($A) ] },
+    # Called with an API token, as the matrix does: not a session, nothing to end.
+    'DELETE /api/v1/sessions/current' => sub { [ 404, '/api/v1/sessions/current' ] },
+    'POST /api/v1/me/tokens' => sub { [ 201, '/api/v1/me/tokens', { name => 'm' } ] },
+    'GET /api/v1/me/tokens' => sub { [ 200, '/api/v1/me/tokens' ] },
     'GET /api/v1/approval-rules' => sub { [ 200, '/api/v1/approval-rules' ] },
     'PUT /api/v1/approval-rules' => sub { [ 200, '/api/v1/approval-rules',
         { rules => [ { currency => 'EUR', minAmount => '500.00', approvals => 2 } ] } ] },
@@ -389,7 +429,8 @@ subtest 'the role matrix: allowed is not 403, forbidden is 403 FORBIDDEN and cha
             $cells++;
             # Forbidden calls all get one object; if one of them went through, the next would
             # see it changed, and the state check fails anyway.
-            my $req = $may ? $MAKE{$route}->() : ($shared{$route} //= $MAKE{$route}->());
+            my $req = $may ? $MAKE{$route}->($users{$who})
+                : ($shared{$route} //= $MAKE{$route}->($users{$who}));
             my ($status, $path, $json) = @$req;
             my %o = (token => $users{$who}{token}, ($method eq 'POST' ? (idem => 1) : ()),
                 (defined $json ? (json => $json) : ()));
@@ -430,7 +471,7 @@ sub all_rows {
         die "GET $path: $r->{status} $r->{body}" unless $r->{status} == 200;
         push @rows, @{ $r->{json}{data} };
         $cursor = $r->{json}{nextCursor};
-        die "GET $path: more than 100 pages" if ++$pages > 100;
+        die "GET $path: more than 1000 pages" if ++$pages > 1000;
     } while (defined $cursor);
     return \@rows;
 }

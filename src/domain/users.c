@@ -5,23 +5,43 @@
 #include "audit.h"
 #include "auth.h"
 #include "domain/handlers.h"
+#include "domain/people.h"
 #include "text.h"
 #include "valid.h"
 
 static const char SQL_PING[] = "SELECT 1";
 static const char SQL_USER[] =
-	"SELECT id, email, name, roles, org_id, created_at FROM users WHERE id = ? AND org_id = ?";
+	"SELECT " USER_COLS " FROM users WHERE id = ? AND org_id = ?";
 static const char SQL_USERS[] =
-	"SELECT id, email, name, roles, org_id, created_at FROM users"
-	" WHERE org_id = ? AND id < ? ORDER BY id DESC LIMIT ?";
+	"SELECT " USER_COLS " FROM users WHERE org_id = ? AND id < ? ORDER BY id DESC LIMIT ?";
 static const char SQL_USER_INSERT[] =
 	"INSERT INTO users (org_id, email, email_key, name, roles) VALUES (?, ?, ?, ?, ?)";
 static const char SQL_TOKEN_INSERT[] =
 	"INSERT INTO tokens (org_id, user_id, name, token_hash) VALUES (?, ?, ?, ?)";
 static const char SQL_TOKEN_CREATED[] = "SELECT created_at FROM tokens WHERE id = ?";
+/* Sessions live in the tokens table too, but are not API tokens: their ids answer 404 here. */
 static const char SQL_TOKEN_LOCK[] =
-	"SELECT revoked_at IS NOT NULL FROM tokens WHERE id = ? AND org_id = ? FOR UPDATE";
+	"SELECT revoked_at IS NOT NULL, user_id FROM tokens"
+	" WHERE id = ? AND org_id = ? AND kind = 'token' FOR UPDATE";
+static const char SQL_MY_TOKENS[] =
+	"SELECT id, name, created_at FROM tokens WHERE user_id = ? AND kind = 'token'"
+	" AND revoked_at IS NULL AND id < ? ORDER BY id DESC LIMIT ?";
 static const char SQL_TOKEN_REVOKE[] = "UPDATE tokens SET revoked_at = NOW(3) WHERE id = ?";
+
+static const char SQL_USER_LOCK[] =
+	"SELECT name, roles, active FROM users WHERE id = ? AND org_id = ? FOR UPDATE";
+/* Locks every active ADMIN of the organisation but one: two PATCHes that would each remove
+ * one of the last two ADMINs serialise here, and the second sees the first's change. */
+static const char SQL_OTHER_ADMINS[] =
+	"SELECT id FROM users WHERE org_id = ? AND id <> ? AND active = 1 AND (roles & 1) <> 0"
+	" FOR UPDATE";
+static const char SQL_USER_UPDATE[] =
+	"UPDATE users SET name = ?, roles = ?, active = ? WHERE id = ?";
+static const char SQL_REVOKE_ALL[] =
+	"UPDATE tokens SET revoked_at = NOW(3) WHERE user_id = ? AND revoked_at IS NULL";
+static const char SQL_VOID_INVITATIONS[] =
+	"UPDATE invitations SET voided_at = NOW(3)"
+	" WHERE user_id = ? AND used_at IS NULL AND voided_at IS NULL";
 
 static const char *const role_names[] = { "ADMIN", "CREATOR", "APPROVER", "TREASURER", "VIEWER" };
 #define NROLES 5
@@ -52,19 +72,26 @@ static void write_roles(yajl_gen g, unsigned roles)
 	jw_array_close(g);
 }
 
-static void write_user(yajl_gen g, const struct dbres *r, size_t i)
+/* The members of a user object, without its braces (h_me adds to them). */
+static void user_members(yajl_gen g, const struct dbres *r, size_t i)
 {
-	jw_open(g, NULL);
 	jw_id(g, "id", db_i(r, i, 0));
 	jw_str(g, "email", db_s(r, i, 1));
 	jw_str(g, "name", db_s(r, i, 2));
 	write_roles(g, (unsigned)db_i(r, i, 3));
 	jw_id(g, "orgId", db_i(r, i, 4));
 	jw_time(g, "createdAt", db_s(r, i, 5));
+	jw_bool(g, "active", db_i(r, i, 6) != 0);
+}
+
+void write_user(yajl_gen g, const struct dbres *r, size_t i)
+{
+	jw_open(g, NULL);
+	user_members(g, r, i);
 	jw_close(g);
 }
 
-static int reply_user(struct ctx *c, int status, long long id)
+int reply_user(struct ctx *c, int status, long long id)
 {
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_USER, "ii", id, c->me.org_id) < 0)
@@ -81,7 +108,18 @@ int h_me(struct ctx *c)
 	q_parse(c, none);
 	if (c->ndetails)
 		return reply_validation(c);
-	return reply_user(c, 200, c->me.user_id);
+	struct dbres r;
+	if (db_query(c->db, c->a, &r, SQL_USER, "ii", c->me.user_id, c->me.org_id) < 0)
+		return HANDLER_DB_ERROR;
+	if (r.nrows == 0)
+		return reply_not_found(c);
+	yajl_gen g = reply_data(c, 200);
+	jw_open(g, NULL);
+	user_members(g, &r, 0);
+	jw_str(g, "authenticatedBy", c->me.session ? "session" : "token");
+	jw_time(g, "expiresAt", c->me.expires_at);
+	jw_close(g);
+	return reply_done(c);
 }
 
 int h_users_list(struct ctx *c)
@@ -132,6 +170,15 @@ static unsigned parse_roles(struct ctx *c)
 	return roles;
 }
 
+char *lower_az(struct arena *a, const char *s, size_t len)
+{
+	char *key = arena_strndup(a, s, len);
+	for (size_t i = 0; i < len; i++)
+		if (key[i] >= 'A' && key[i] <= 'Z')
+			key[i] = (char)(key[i] - 'A' + 'a');
+	return key;
+}
+
 /* Exactly one '@' with something on each side; the key compares case-insensitively (A-Z). */
 static char *email_key(struct ctx *c, const char *email)
 {
@@ -140,11 +187,7 @@ static char *email_key(struct ctx *c, const char *email)
 		detail_str(c, "email", "must be an address with one @ and text on each side");
 		return NULL;
 	}
-	char *key = arena_strndup(c->a, email, strlen(email));
-	for (char *p = key; *p; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p - 'A' + 'a');
-	return key;
+	return lower_az(c->a, email, strlen(email));
 }
 
 int h_users_create(struct ctx *c)
@@ -178,19 +221,14 @@ int h_users_create(struct ctx *c)
 	return reply_user(c, 201, id);
 }
 
-int h_tokens_create(struct ctx *c)
+/* Mints an API token for `user` from the body {name?}: 201 {id, token, [userId,] name,
+ * createdAt}. `with_user`: the ADMIN route also names the owner. */
+static int mint_token(struct ctx *c, long long user, bool with_user)
 {
 	static const char *const known[] = { "name", NULL };
 	static const char *const none[] = { NULL };
-	long long user = param_id(c, 0);
-	struct dbres r;
-	if (!user)
-		return reply_not_found(c);
-	if (db_query(c->db, c->a, &r, SQL_USER, "ii", user, c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
-	if (r.nrows == 0)
-		return reply_not_found(c);
 	const char *name = NULL;
+	struct dbres r;
 	q_parse(c, none);
 	v_text(c, "name", false, 0, 140, &name);
 	v_no_unknown(c, known);
@@ -210,11 +248,55 @@ int h_tokens_create(struct ctx *c)
 	jw_open(g, NULL);
 	jw_id(g, "id", id);
 	jw_str(g, "token", token);
-	jw_id(g, "userId", user);
+	if (with_user)
+		jw_id(g, "userId", user);
 	jw_str(g, "name", name);
 	jw_time(g, "createdAt", db_s(&r, 0, 0));
 	jw_close(g);
 	return reply_done(c);
+}
+
+int h_tokens_create(struct ctx *c)
+{
+	long long user = param_id(c, 0);
+	struct dbres r;
+	if (!user)
+		return reply_not_found(c);
+	if (db_query(c->db, c->a, &r, SQL_USER, "ii", user, c->me.org_id) < 0)
+		return HANDLER_DB_ERROR;
+	if (r.nrows == 0)
+		return reply_not_found(c);
+	return mint_token(c, user, true);
+}
+
+int h_me_tokens_create(struct ctx *c)
+{
+	return mint_token(c, c->me.user_id, false);
+}
+
+int h_me_tokens_list(struct ctx *c)
+{
+	static const char *const allowed[] = { "limit", "cursor", NULL };
+	int limit;
+	long long cursor;
+	q_parse(c, allowed);
+	q_page(c, &limit, &cursor);
+	if (c->ndetails)
+		return reply_validation(c);
+	struct dbres r;
+	if (db_query(c->db, c->a, &r, SQL_MY_TOKENS, "iii", c->me.user_id,
+			cursor ? cursor : INT64_MAX, (long long)limit + 1) < 0)
+		return HANDLER_DB_ERROR;
+	yajl_gen g = reply_list(c);
+	size_t n = page_len(&r, limit);
+	for (size_t i = 0; i < n; i++) {
+		jw_open(g, NULL);
+		jw_id(g, "id", db_i(&r, i, 0));
+		jw_str(g, "name", db_s(&r, i, 1));
+		jw_time(g, "createdAt", db_s(&r, i, 2));
+		jw_close(g);
+	}
+	return reply_list_done(c, page_next(&r, n));
 }
 
 int h_tokens_revoke(struct ctx *c)
@@ -228,6 +310,10 @@ int h_tokens_revoke(struct ctx *c)
 		return HANDLER_DB_ERROR;
 	if (r.nrows == 0)
 		return reply_not_found(c);
+	long long owner = db_i(&r, 0, 1);
+	/* API §5: an unknown id answers 404 before someone else's token answers 403. */
+	if (owner != c->me.user_id && !(c->me.roles & ROLE_ADMIN))
+		return reply_error(c, 403, "FORBIDDEN", "only the token's owner or an ADMIN may revoke it");
 	q_parse(c, none);
 	if (c->ndetails)
 		return reply_validation(c);
@@ -235,6 +321,95 @@ int h_tokens_revoke(struct ctx *c)
 		return reply_empty(c, 204);   /* already revoked: nothing changes, no event */
 	if (db_exec(c->db, SQL_TOKEN_REVOKE, "i", id) < 0)
 		return HANDLER_DB_ERROR;
-	audit_add(c, "token.revoked", "token", id, "{}");
+	audit_add(c, "token.revoked", "token", id,
+		arena_printf(c->a, "{\"userId\":\"%lld\"}", owner));
 	return reply_empty(c, 204);
+}
+
+/* The validated body of a PATCH /users/{id}: each field NULL/-1 when left out or null. */
+struct user_patch {
+	const char *name;
+	unsigned roles;       /* 0: unchanged */
+	int active;           /* -1: unchanged */
+};
+
+static void parse_patch(struct ctx *c, struct user_patch *p)
+{
+	static const char *const known[] = { "name", "roles", "active", NULL };
+	static const char *const none[] = { NULL };
+	*p = (struct user_patch){ NULL, 0, -1 };
+	q_parse(c, none);
+	v_text(c, "name", false, 1, 140, &p->name);
+	struct jv *v = json_get(c->body, "roles");
+	if (v && v->t != J_NULL)
+		p->roles = parse_roles(c);
+	v = json_get(c->body, "active");
+	if (v && v->t == J_BOOL)
+		p->active = v->b;
+	else if (v && v->t != J_NULL)
+		detail_str(c, "active", "must be true or false");
+	v_no_unknown(c, known);
+}
+
+/* Ends every credential of a user that is being deactivated: for good (API §5). */
+static int cut_off(struct ctx *c, long long id, unsigned long long *ended)
+{
+	if (db_exec(c->db, SQL_REVOKE_ALL, "i", id) < 0)
+		return -1;
+	*ended = db_affected(c->db);
+	return db_exec(c->db, SQL_VOID_INVITATIONS, "i", id);
+}
+
+int h_users_patch(struct ctx *c)
+{
+	long long id = param_id(c, 0);
+	struct dbres r;
+	if (!id)
+		return reply_not_found(c);
+	if (db_query(c->db, c->a, &r, SQL_USER_LOCK, "ii", id, c->me.org_id) < 0)
+		return HANDLER_DB_ERROR;
+	if (r.nrows == 0)
+		return reply_not_found(c);
+	struct user_patch p;
+	parse_patch(c, &p);
+	if (c->ndetails)
+		return reply_validation(c);
+	const char *old_name = db_s(&r, 0, 0);
+	unsigned old_roles = (unsigned)db_i(&r, 0, 1);
+	int old_active = (int)db_i(&r, 0, 2);
+	const char *name = p.name ? p.name : old_name;
+	unsigned roles = p.roles ? p.roles : old_roles;
+	int active = p.active >= 0 ? p.active : old_active;
+	if (strcmp(name, old_name) == 0 && roles == old_roles && active == old_active)
+		return reply_user(c, 200, id);   /* nothing changes: no event (API §1) */
+	bool was_admin = old_active && (old_roles & ROLE_ADMIN);
+	if (was_admin && !(active && (roles & ROLE_ADMIN))) {
+		struct dbres a;
+		if (db_query(c->db, c->a, &a, SQL_OTHER_ADMINS, "ii", c->me.org_id, id) < 0)
+			return HANDLER_DB_ERROR;
+		if (a.nrows == 0) {
+			detail_str(c, "reason", "LAST_ACTIVE_ADMIN");
+			return reply_error(c, 409, "INVALID_STATE",
+				"the organisation must keep at least one active ADMIN");
+		}
+	}
+	if (db_exec(c->db, SQL_USER_UPDATE, "siii", name, (long long)roles,
+			(long long)active, id) < 0)
+		return HANDLER_DB_ERROR;
+	unsigned long long ended = 0;
+	if (old_active && !active && cut_off(c, id, &ended) < 0)
+		return HANDLER_DB_ERROR;
+	yajl_gen g = jw_new();
+	jw_open(g, NULL);
+	if (strcmp(name, old_name) != 0)
+		jw_str(g, "name", name);
+	if (roles != old_roles)
+		write_roles(g, roles);
+	if (active != old_active)
+		jw_bool(g, "active", active);
+	if (ended)
+		jw_int(g, "credentialsRevoked", (long long)ended);
+	jw_close(g);
+	audit_add(c, "user.updated", "user", id, jw_finish(c->a, g));
+	return reply_user(c, 200, id);
 }

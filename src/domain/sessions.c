@@ -1,0 +1,227 @@
+/* Sessions (API §7): signing in with a password, its throttle, signing out.
+ *
+ * An attempt is counted as a failure before its password is checked, in a transaction of
+ * its own that holds the throttle row's lock: so no number of concurrent attempts gets more
+ * password checks than the throttle allows, on any pool sharing the database, and a locked
+ * key costs one short transaction and no hash. A success then clears the count. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+#include "domain/handlers.h"
+#include "domain/people.h"
+#include "log.h"
+#include "password.h"
+#include "valid.h"
+
+#define FREE_FAILURES 5   /* failures before the first lock */
+#define MAX_LOCK 900      /* seconds */
+
+/* Creates the row, or locks the existing one, without a gap lock for twins to deadlock on. */
+static const char SQL_THROTTLE_TOUCH[] =
+	"INSERT INTO sign_in_throttle (key_hash, failures) VALUES (?, 0)"
+	" ON DUPLICATE KEY UPDATE key_hash = key_hash";
+static const char SQL_THROTTLE_READ[] =
+	"SELECT failures, CEILING(TIMESTAMPDIFF(MICROSECOND, NOW(3), locked_until) / 1000000)"
+	" FROM sign_in_throttle WHERE key_hash = ? FOR UPDATE";
+static const char SQL_THROTTLE_COUNT[] =
+	"UPDATE sign_in_throttle SET failures = ?, updated_at = NOW(3),"
+	" locked_until = IF(? > 0, NOW(3) + INTERVAL ? SECOND, NULL) WHERE key_hash = ?";
+static const char SQL_THROTTLE_CLEAR[] = "DELETE FROM sign_in_throttle WHERE key_hash = ?";
+static const char SQL_SIGNIN_USER[] =
+	"SELECT id, password_hash, active FROM users WHERE org_id = ? AND email_key = ?";
+static const char SQL_USER_RECHECK[] =
+	"SELECT password_hash FROM users WHERE id = ? AND active = 1 FOR UPDATE";
+static const char SQL_SESSION_INSERT[] =
+	"INSERT INTO tokens (org_id, user_id, token_hash, kind, expires_at)"
+	" VALUES (?, ?, ?, 'session', NOW(3) + INTERVAL 12 HOUR)";
+static const char SQL_SESSION_EXPIRES[] = "SELECT expires_at FROM tokens WHERE id = ?";
+static const char SQL_USER_ROW[] = "SELECT " USER_COLS " FROM users WHERE id = ?";
+static const char SQL_SESSION_END[] =
+	"UPDATE tokens SET revoked_at = NOW(3) WHERE id = ? AND revoked_at IS NULL";
+
+void throttle_key(const char *org, size_t org_len, const char *email_key, size_t key_len,
+	unsigned char out[SHA256_LEN])
+{
+	char head[48];
+	int n = snprintf(head, sizeof head, "%zu:%zu:", org_len, key_len);
+	size_t len = (size_t)n + org_len + key_len;
+	char *buf = malloc(len);
+	if (!buf)
+		abort();
+	memcpy(buf, head, (size_t)n);
+	memcpy(buf + n, org, org_len);
+	memcpy(buf + n + org_len, email_key, key_len);
+	sha256(buf, len, out);
+	free(buf);
+}
+
+/* Seconds a key is locked for after its n-th consecutive failure: 2^(n-5), at most 900. */
+static long lock_seconds(long n)
+{
+	if (n < FREE_FAILURES)
+		return 0;
+	return n - FREE_FAILURES >= 10 ? MAX_LOCK : (1L << (n - FREE_FAILURES)) < MAX_LOCK
+		? 1L << (n - FREE_FAILURES) : MAX_LOCK;
+}
+
+/* One transaction: 0 when the attempt may go on (it is counted), the seconds a lock has
+ * left (> 0; nothing counted), or -1 on a database error (rolled back). */
+static long throttle_tx(struct ctx *c, const unsigned char key[SHA256_LEN])
+{
+	struct dbres r;
+	if (db_begin(c->db) < 0 || db_exec(c->db, SQL_THROTTLE_TOUCH, "b", key, SHA256_LEN) < 0 ||
+	    db_query(c->db, c->a, &r, SQL_THROTTLE_READ, "b", key, SHA256_LEN) < 0 || r.nrows != 1)
+		return -1;
+	long left = (long)db_i(&r, 0, 1);
+	if (left > 0) {
+		db_rollback(c->db);
+		return left;
+	}
+	long n = (long)db_i(&r, 0, 0) + 1, lock = lock_seconds(n);
+	if (db_exec(c->db, SQL_THROTTLE_COUNT, "iiib", (long long)n, (long long)lock,
+			(long long)lock, key, SHA256_LEN) < 0 || db_commit(c->db) < 0)
+		return -1;
+	return 0;
+}
+
+static long throttle_enter(struct ctx *c, const unsigned char key[SHA256_LEN])
+{
+	for (int attempt = 0;; attempt++) {
+		long rc = throttle_tx(c, key);
+		if (rc >= 0)
+			return rc;
+		db_rollback(c->db);
+		if (!db_err_retryable(c->db) || attempt >= c->cfg->tx_retries)
+			return -1;
+	}
+}
+
+static int invalid_credentials(struct ctx *c, long long user, const char *why)
+{
+	log_write(LOG_INFO, "sign-in failed", "\"rid\":\"%s\",\"user\":%lld,\"reason\":\"%s\"",
+		c->request_id, user, why);
+	return reply_error(c, 401, "INVALID_CREDENTIALS", "the organisation, email or password is wrong");
+}
+
+/* The session's transaction: the user is still active with the password just verified (a
+ * deactivation or a new password may have committed while the hash ran), the count is
+ * cleared, the session stored and audited. Returns the status, or -1 (to roll back). */
+static int session_tx(struct ctx *c, const unsigned char key[SHA256_LEN], const char *verified)
+{
+	char token[TOKEN_LEN + 1];
+	unsigned char hash[SHA256_LEN];
+	struct dbres r, e;
+	if (db_begin(c->db) < 0 || db_query(c->db, c->a, &r, SQL_USER_RECHECK, "i", c->me.user_id) < 0)
+		return -1;
+	if (r.nrows == 0 || !db_s(&r, 0, 0) || strcmp(db_s(&r, 0, 0), verified) != 0) {
+		db_rollback(c->db);
+		return invalid_credentials(c, c->me.user_id, "changed while checking");
+	}
+	auth_new_token(token, hash);
+	if (db_exec(c->db, SQL_THROTTLE_CLEAR, "b", key, SHA256_LEN) < 0 ||
+	    db_exec(c->db, SQL_SESSION_INSERT, "iib", c->me.org_id, c->me.user_id, hash, sizeof hash) < 0)
+		return -1;
+	long long id = db_insert_id(c->db);
+	if (db_query(c->db, c->a, &e, SQL_SESSION_EXPIRES, "i", id) < 0)
+		return -1;
+	const char *expires = db_s(&e, 0, 0);
+	yajl_gen g = jw_new();
+	jw_open(g, NULL);
+	jw_time(g, "expiresAt", expires);
+	jw_close(g);
+	audit_add(c, "session.created", "session", id, jw_finish(c->a, g));
+	if (audit_flush(c) < 0 || db_query(c->db, c->a, &r, SQL_USER_ROW, "i", c->me.user_id) < 0 || r.nrows != 1)
+		return -1;
+	g = reply_data(c, 201);
+	jw_open(g, NULL);
+	jw_str(g, "token", token);
+	jw_time(g, "expiresAt", expires);
+	jw_key(g, "user");
+	write_user(g, &r, 0);
+	jw_close(g);
+	if (db_commit(c->db) < 0)
+		return -1;
+	return reply_done(c);
+}
+
+static int start_session(struct ctx *c, const unsigned char key[SHA256_LEN], const char *verified)
+{
+	for (int attempt = 0;; attempt++) {
+		http_reset_response(c);
+		int rc = session_tx(c, key, verified);
+		if (rc >= 0)
+			return rc;
+		db_rollback(c->db);
+		if (!db_err_retryable(c->db) || attempt >= c->cfg->tx_retries) {
+			http_reset_response(c);
+			return HANDLER_DB_ERROR;
+		}
+	}
+}
+
+/* A required string member; records the error. */
+static const struct jv *want_str(struct ctx *c, const char *field)
+{
+	const struct jv *v = json_get(c->body, field);
+	if (!v || v->t == J_NULL)
+		detail_str(c, field, "is required");
+	else if (v->t != J_STR)
+		detail_str(c, field, "must be a string");
+	else
+		return v;
+	return NULL;
+}
+
+/* Every way to fail runs the same statements and one Argon2id verification (of a dummy hash
+ * when there is no usable one), and answers the same body. */
+int h_sessions_create(struct ctx *c)
+{
+	static const char *const known[] = { "orgId", "email", "password", NULL };
+	static const char *const none[] = { NULL };
+	q_parse(c, none);
+	const struct jv *org = want_str(c, "orgId"), *email = want_str(c, "email"),
+		*pw = want_str(c, "password");
+	v_no_unknown(c, known);
+	if (c->ndetails)
+		return reply_validation(c);
+	const char *ekey = lower_az(c->a, email->s, email->len);
+	unsigned char key[SHA256_LEN];
+	throttle_key(org->s, org->len, ekey, email->len, key);
+	long left = throttle_enter(c, key);
+	if (left < 0)
+		return HANDLER_DB_ERROR;
+	if (left > 0) {
+		log_write(LOG_INFO, "sign-in throttled", "\"rid\":\"%s\",\"retryAfter\":%ld",
+			c->request_id, left);
+		c->rs.retry_after = left;
+		return reply_error(c, 429, "TOO_MANY_ATTEMPTS", "too many failed sign-ins; retry later");
+	}
+	struct dbres r;
+	long long org_id = org->len == strlen(org->s) ? id_parse(org->s) : 0;
+	if (db_query(c->db, c->a, &r, SQL_SIGNIN_USER, "iS", org_id, ekey, email->len) < 0)
+		return HANDLER_DB_ERROR;
+	const char *stored = r.nrows && db_i(&r, 0, 2) ? db_s(&r, 0, 1) : NULL;
+	long long user = r.nrows ? db_i(&r, 0, 0) : 0;
+	if (!password_verify(c->cfg, stored, pw->s, pw->len))
+		return invalid_credentials(c, user, !r.nrows ? "unknown" : !db_i(&r, 0, 2) ? "inactive"
+			: !stored ? "no password" : "wrong password");
+	c->me.org_id = org_id;
+	c->me.user_id = user;
+	return start_session(c, key, stored);
+}
+
+int h_sessions_end(struct ctx *c)
+{
+	static const char *const none[] = { NULL };
+	q_parse(c, none);
+	if (!c->me.session)
+		return reply_not_found(c);   /* an API token is no session: nothing revoked */
+	if (c->ndetails)
+		return reply_validation(c);
+	if (db_exec(c->db, SQL_SESSION_END, "i", c->me.token_id) < 0)
+		return HANDLER_DB_ERROR;
+	audit_add(c, "session.ended", "session", c->me.token_id, "{}");
+	return reply_empty(c, 204);
+}

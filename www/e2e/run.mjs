@@ -26,6 +26,8 @@ async function page(user, opts) {
 	return p;
 }
 const flash = p => p.waitForSelector('.flash');
+// Removes the message of the previous action, so that waiting for the next one waits for it.
+const clear = p => p.evaluate(() => { for (const f of document.querySelectorAll('.flash')) f.remove(); });
 
 // Does the stack have password sign-in (API §7)? Before it does, people sign in with tokens.
 const sessions = (await api(null, 'POST', '/sessions', {})).status !== 401;
@@ -71,12 +73,14 @@ scenarios['double click on every money button makes one effect'] = async () => {
 		await p.selectOption('#newreq-currency', cur);
 		await p.fill('#newreq-beneficiaryName', 'Zed Ltd');
 		await p.fill('#newreq-beneficiaryAccount', 'DE89 3704 0044 0532 0130 00');
+		await clear(p);
 		await p.dblclick('#add-request');
 		await flash(p);
 	}
 	eq((await list(t.maker.token, `/batches/${bid}/requests`)).length, 2, 'add request ×2 (double clicks): two requests');
 
 	await p.dblclick('#submit-batch');
+	await clear(p);
 	await p.dblclick('#confirm-ok');
 	await p.waitForSelector('.flash:has-text("Batch submitted")');
 	eq((await ok(t.maker.token, 'GET', `/batches/${bid}`)).status, 'SUBMITTED', 'submit: batch SUBMITTED');
@@ -85,11 +89,13 @@ scenarios['double click on every money button makes one effect'] = async () => {
 
 	const a = await page(t.a1);
 	await screen(a, '#/approvals');
+	await clear(a);
 	await a.dblclick(`tr[data-id="${r1}"] button.approve`);
 	await a.waitForSelector(`.flash:has-text("Request ${r1} approved")`);
 	eq((await list(t.a1.token, `/requests/${r1}/approvals`)).length, 1, 'approve: one decision');
 	eq((await list(t.a1.token, `/ledger/entries?requestId=${r1}`)).length, 1, 'approve: one OBLIGATION entry');
 	await a.fill(`#decide-${r2}-comment`, 'not this month');
+	await clear(a);
 	await a.dblclick(`tr[data-id="${r2}"] button.reject`);
 	await a.waitForSelector(`.flash:has-text("Request ${r2} rejected")`);
 	eq((await list(t.a1.token, `/requests/${r2}/approvals`)).map(d => d.decision), ['REJECTED'], 'reject: one decision');
@@ -99,6 +105,7 @@ scenarios['double click on every money button makes one effect'] = async () => {
 	await screen(tr, '#/treasury');
 	await tr.fill(`#pay-${r1}-paymentReference`, 'WIRE-1');
 	await tr.dblclick(`tr[data-id="${r1}"] button.mark-paid`);
+	await clear(tr);
 	await tr.dblclick('#confirm-ok');
 	await tr.waitForSelector(`.flash:has-text("Request ${r1} marked paid")`);
 	const entries = await list(t.tr.token, `/ledger/entries?requestId=${r1}`);
@@ -126,6 +133,7 @@ scenarios['lost response: retried with the same key, one effect, success shown']
 	await p.fill('#newreq-amount', '42.10');
 	await p.fill('#newreq-beneficiaryName', 'Lost Response GmbH');
 	await p.fill('#newreq-beneficiaryAccount', 'DE89370400440532013000');
+	await clear(p);
 	await p.click('#add-request');
 	const f = await p.waitForSelector('.flash');
 	check(/Request added/.test(await f.textContent()), 'success shown', await f.textContent());
@@ -190,6 +198,7 @@ scenarios['two contexts edit one request: the second sees the 412 flow'] = async
 		await p.click(`tr[data-id="${rid}"] button:has-text("Edit")`);
 	}
 	await a.fill('#editreq-purpose', 'invoice 17');
+	await clear(a);
 	await a.click('#save-request');
 	await a.waitForSelector('.flash:has-text("Request saved")');
 	await b.fill('#editreq-beneficiaryName', 'Second Writer AG');
@@ -242,11 +251,13 @@ scenarios['keyboard only: create, add, submit, approve, pay'] = async () => {
 	await tabTo(m, '#newreq-currency'); await m.keyboard.type('USD');
 	await tabTo(m, '#newreq-beneficiaryName'); await m.keyboard.type('Keys Inc');
 	await tabTo(m, '#newreq-beneficiaryAccount'); await m.keyboard.type('GB82WEST12345698765432');
+	await clear(m);
 	await m.keyboard.press('Enter');
 	await m.waitForSelector('.flash:has-text("Request added")');
 	await tabTo(m, '#submit-batch'); await m.keyboard.press('Enter');
 	await m.waitForSelector('#confirm[open]');
 	check(await m.evaluate(() => document.activeElement.id) === 'confirm-ok', 'the confirmation takes the focus');
+	await clear(m);
 	await m.keyboard.press('Enter');
 	await m.waitForSelector('.flash:has-text("Batch submitted")');
 	const bid = m.url().match(/batches\/(\d+)/)[1];
@@ -257,6 +268,7 @@ scenarios['keyboard only: create, add, submit, approve, pay'] = async () => {
 	await keyboardSignIn(a, t.a1);
 	await a.goto(URL + '/?k=1#/approvals');
 	await a.waitForSelector('main:not([aria-busy]) h1');
+	await clear(a);
 	await tabTo(a, `tr[data-id="${req.id}"] button.approve`); await a.keyboard.press('Enter');
 	await a.waitForSelector(`.flash:has-text("Request ${req.id} approved")`);
 	const tr = await page(null);
@@ -266,6 +278,7 @@ scenarios['keyboard only: create, add, submit, approve, pay'] = async () => {
 	await tabTo(tr, `#pay-${req.id}-paymentReference`); await tr.keyboard.type('KEY-1');
 	await tr.keyboard.press('Enter');
 	await tr.waitForSelector('#confirm[open]');
+	await clear(tr);
 	await tr.keyboard.press('Enter');
 	await tr.waitForSelector(`.flash:has-text("Request ${req.id} marked paid")`);
 	eq((await ok(t.tr.token, 'GET', `/requests/${req.id}`)).status, 'PAID', 'approved and paid by keyboard');
@@ -302,6 +315,7 @@ scenarios['whole flow: invitations, batch in two currencies, two approvals, paym
 		await adminPage.fill('#newuser-email', `${who}-${org.orgId}@example.test`);
 		await adminPage.fill('#newuser-name', who);
 		for (const r of roles) await adminPage.check(`#newuser-${r}`);
+		await clear(adminPage);
 		await adminPage.click('#add-user');
 		await adminPage.waitForSelector('.flash');
 		const row = adminPage.locator(`tr[data-email="${who}-${org.orgId}@example.test"]`);
@@ -329,11 +343,13 @@ scenarios['whole flow: invitations, batch in two currencies, two approvals, paym
 		await adminPage.selectOption('#newreq-currency', cur);
 		await adminPage.fill('#newreq-beneficiaryName', name);
 		await adminPage.fill('#newreq-beneficiaryAccount', 'FR14 2004 1010 0505 0001 3M02 606');
+		await clear(adminPage);
 		await adminPage.click('#add-request');
 		await adminPage.waitForSelector('.flash:has-text("Request added")');
 	}
 	await shot(adminPage, 'batch-draft');
 	await adminPage.click('#submit-batch');
+	await clear(adminPage);
 	await adminPage.click('#confirm-ok');
 	await adminPage.waitForSelector('.flash:has-text("Batch submitted")');
 	const token = await adminPage.evaluate(() => JSON.parse(sessionStorage.getItem('remit.session')).token);
@@ -350,6 +366,7 @@ scenarios['whole flow: invitations, batch in two currencies, two approvals, paym
 	const totalsText = await ann.textContent('#bulk-totals');
 	check(/1,250\.50/.test(totalsText) && /99\.99/.test(totalsText), 'bulk: totals per currency confirmed', totalsText);
 	await shot(ann, 'bulk-approve-confirm');
+	await clear(ann);
 	await ann.click('#confirm-ok');
 	await ann.waitForSelector('.flash:has-text("Bulk approval: 3 of 3 approved")');
 	await shot(ann, 'approvals-after-bulk');
@@ -358,6 +375,7 @@ scenarios['whole flow: invitations, batch in two currencies, two approvals, paym
 	check(/1 of 2 EUR approvals/.test(await ben.textContent('main')), 'progress "1 of 2 EUR approvals" shown');
 	await shot(ben, 'approvals');
 	for (const r of reqs) {
+		await clear(ben);
 		await ben.click(`tr[data-id="${r.id}"] button.approve`);
 		await ben.waitForSelector(`.flash:has-text("Request ${r.id} approved")`);
 	}
@@ -367,6 +385,7 @@ scenarios['whole flow: invitations, batch in two currencies, two approvals, paym
 	for (const r of reqs) {
 		await tess.fill(`#pay-${r.id}-paymentReference`, 'PAY-' + r.id);
 		await tess.click(`tr[data-id="${r.id}"] button.mark-paid`);
+		await clear(tess);
 		await tess.click('#confirm-ok');
 		await tess.waitForSelector(`.flash:has-text("Request ${r.id} marked paid")`);
 	}
@@ -400,6 +419,7 @@ scenarios['expired session: sign in again without losing what was typed'] = asyn
 	await p.click('#add-request');
 	await p.waitForSelector('#reauth[open]');
 	await p.fill('#reauth-form-password', pw);
+	await clear(p);
 	await p.click('#reauth-form button[type=submit]');
 	await p.waitForSelector('.flash:has-text("Request added")');
 	const reqs = await list(t.maker.token, `/batches/${batch.id}/requests`);

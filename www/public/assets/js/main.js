@@ -145,4 +145,6 @@ document.querySelector('.skip').addEventListener('click', ev => {
 	document.getElementById('main').focus();
 });
 document.addEventListener('remit:signedin', () => { announce('Signed in'); });
-render();
+// Roles may have changed since sign-in (or the session ended): ask once per page load.
+if (auth.token) refreshMe().catch(() => {}).finally(render);
+else render();

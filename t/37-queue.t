@@ -235,6 +235,14 @@ subtest 'paging: limit and cursor walk every request once, newest first' => sub 
     ok !defined $last->{json}{nextCursor}, 'the last page has nextCursor null';
 };
 
+subtest 'the queues read one status through an index' => sub {
+    my $rows = $s->dbh->selectall_arrayref(
+        q{SELECT column_name FROM information_schema.statistics WHERE table_schema = DATABASE()
+          AND table_name = 'payment_requests' AND index_name = 'requests_org_status'
+          ORDER BY seq_in_index});
+    is_deeply [ map { lc $_->[0] } @$rows ], [qw(org_id status id)], 'requests_org_status (org_id, status, id)';
+};
+
 subtest 'reading the queue writes nothing' => sub {
     my $count = sub { $s->dbh->selectrow_array('SELECT COUNT(*) FROM audit_events') };
     my $before = $count->();

@@ -66,7 +66,10 @@ async function render() {
 	let name = parts[0] || 'batches';
 	if (name === 'batches' && parts[1]) name = 'batch';
 	if (name === 'requests' && parts[1]) name = 'request';
-	if (!auth.token && name !== 'accept') name = 'signin';
+	if (!auth.token && name !== 'accept' && name !== 'signin') {
+		sessionStorage.setItem('remit.after', location.hash);   // back here once signed in
+		name = 'signin';
+	}
 	if (!views[name]) name = 'batches';
 	const nav = name === 'batch' ? 'batches' : name === 'request' ? '' : name;
 	renderNav(nav);

@@ -38,7 +38,7 @@ export async function render({ params }) {
 				`${label} (${t === 'mine' ? mine.length : t === 'others' ? pending.length - mine.length : pending.length})`))),
 		rows.length ? '' : h('p', { class: 'muted' }, tab === 'mine' ? 'Nothing needs you now.' : 'Nothing here.'),
 		rows.some(r => mineIds.has(r.id)) ? h('div', { class: 'actions' }, bulkBtn, bulkStatus) : '',
-		h('div', { class: 'table-wrap' }, rows.length ? h('table', null,
+		h('div', { class: 'table-wrap' }, rows.length ? h('table', { class: 'stack' },
 			h('caption', { class: 'visually-hidden' }, 'Requests waiting for approval'),
 			h('thead', null, h('tr', null, h('th', null, h('span', { class: 'visually-hidden' }, 'Select')),
 				h('th', { class: 'num' }, 'Amount'), h('th', null, 'Beneficiary'), h('th', null, 'Progress'), h('th', null, 'Decision'))),

@@ -66,7 +66,7 @@ function duplicateFinder(recent) {
 
 function requestTable(reqs, { canEdit, dup, me, editSlot, batch }) {
 	if (!reqs.length) return h('p', { class: 'muted' }, 'No requests yet.');
-	return h('div', { class: 'table-wrap' }, h('table', null,
+	return h('div', { class: 'table-wrap' }, h('table', { class: 'stack' },
 		h('caption', { class: 'visually-hidden' }, 'Requests of this batch'),
 		h('thead', null, h('tr', null, h('th', { class: 'num' }, 'Amount'), h('th', null, 'Beneficiary'),
 			h('th', { class: 'hide-narrow' }, 'Account'), h('th', null, 'Status'), h('th', null, h('span', { class: 'visually-hidden' }, 'Actions')))),

@@ -22,7 +22,7 @@ export async function render() {
 		h('h1', null, 'Treasury'),
 		h('p', null, `${mine.length} approved request${mine.length === 1 ? '' : 's'} to pay`,
 			mine.length ? ': ' + totals(mine.map(r => r.snapshot || r)).map(t => money(t.amount, t.currency)).join(', ') : '', '.'),
-		approved.length ? h('div', { class: 'table-wrap' }, h('table', null,
+		approved.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'stack' },
 			h('caption', { class: 'visually-hidden' }, 'Approved requests'),
 			h('thead', null, h('tr', null, h('th', { class: 'num' }, 'Amount'), h('th', null, 'Beneficiary'),
 				h('th', { class: 'hide-narrow' }, 'Approved'), h('th', null, 'Payment'))),

@@ -188,6 +188,27 @@ scenarios['the maker cannot approve their own request'] = async () => {
 	eq((await list(t.self.token, `/requests/${rid}/approvals`)).length, 0, 'no decision was recorded');
 };
 
+// ---- the API's field errors beside their fields -----------------------------------------
+scenarios["field errors: the API's details beside the fields, nothing stored"] = async () => {
+	const t = await team();
+	const { batch } = await batchWith(t.maker, []);
+	const p = await page(t.maker);
+	await screen(p, `#/batches/${batch.id}`);
+	await p.fill('#newreq-amount', '10.123');
+	await p.click('#add-request');
+	check(/at most 2 decimals/.test(await p.textContent('#newreq-amount-error')), 'too many decimals: refused before sending');
+	await p.fill('#newreq-amount', '10.12');
+	await p.fill('#newreq-beneficiaryName', 'Checksum Ltd');
+	await p.fill('#newreq-beneficiaryAccount', 'DE89 3704 0044 0532 0130 01');   // bad check digits
+	await p.click('#add-request');
+	await p.waitForSelector('#newreq-beneficiaryAccount[aria-invalid="true"]');
+	check((await p.textContent('#newreq-beneficiaryAccount-error')).length > 0, "the API's message for beneficiaryAccount is beside it");
+	check(await p.evaluate(() => document.activeElement.id) === 'newreq-beneficiaryAccount', 'and the field has the focus');
+	eq(await p.inputValue('#newreq-beneficiaryName'), 'Checksum Ltd', 'what was typed stays');
+	eq((await list(t.maker.token, `/batches/${batch.id}/requests`)).length, 0, 'nothing was stored');
+	await shot(p, 'field-errors');
+};
+
 // ---- two people edit one request --------------------------------------------------------
 scenarios['two contexts edit one request: the second sees the 412 flow'] = async () => {
 	const t = await team();

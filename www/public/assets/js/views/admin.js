@@ -61,7 +61,7 @@ function userRow(u) {
 			label: 'API token created (shown once)',
 			done: r => replace(secret, h('p', { class: 'secret mono' }, r.data.token)) }) }, 'New API token');
 	return h('tr', { 'data-email': u.email },
-		h('td', null, h('strong', null, u.name), h('div', { class: 'mono' }, u.email), h('div', { class: 'muted' }, `id ${u.id}`),
+		h('td', null, h('strong', null, u.name), h('div', { class: 'mono' }, u.email), h('div', { class: 'muted' }, `id ${u.id} · `, h('a', { href: `#/audit?objectId=${u.id}` }, 'history')),
 			u.active === false ? h('span', { class: 'badge CANCELLED' }, 'inactive') : ''),
 		h('td', null, form),
 		h('td', null, h('div', { class: 'actions' }, invite, token, toggle), status, secret));

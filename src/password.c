@@ -44,3 +44,8 @@ bool password_verify(const struct config *cfg, const char *hash, const char *pw,
 		log_write(LOG_WARN, "dummy password hash unavailable or matched", "\"ok\":false");
 	return false;
 }
+
+bool password_needs_rehash(const struct config *cfg, const char *hash)
+{
+	return crypto_pwhash_str_needs_rehash(hash, cfg->pw_opslimit, (size_t)cfg->pw_memlimit) != 0;
+}

@@ -23,4 +23,8 @@ int password_hash(const struct config *cfg, const char *pw, size_t len,
  * the same time, and is always false. */
 bool password_verify(const struct config *cfg, const char *hash, const char *pw, size_t len);
 
+/* True when `hash` was made with another cost than the configured one: a sign-in that
+ * verified it stores a new hash of the password. */
+bool password_needs_rehash(const struct config *cfg, const char *hash);
+
 #endif

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "domain/people.h"
 #include "http.h"
 #include "idem.h"
 #include "log.h"
@@ -86,6 +87,9 @@ static void purge(struct db *db)
 	long n = idem_purge(db, PURGE_BATCH, PURGE_MAX_BATCHES);
 	if (n != 0)
 		log_write(n < 0 ? LOG_WARN : LOG_INFO, "purged idempotency keys", "\"deleted\":%ld", n);
+	n = sessions_purge(db);
+	if (n != 0)
+		log_write(n < 0 ? LOG_WARN : LOG_INFO, "purged sign-in throttle rows", "\"deleted\":%ld", n);
 }
 
 int worker_run(const struct config *cfg, int listen_fd, int index)

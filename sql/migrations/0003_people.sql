@@ -48,5 +48,5 @@ CREATE TABLE sign_in_throttle (
   locked_until DATETIME(3) NULL,
   updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   KEY sign_in_throttle_updated (updated_at),
-  CONSTRAINT sign_in_throttle_failures CHECK (failures >= 0)
+  CONSTRAINT sign_in_throttle_failures CHECK (failures >= 1)
 ) ENGINE=InnoDB;

@@ -26,6 +26,9 @@ int invitation_issue(struct ctx *c, long long user_id, char token[TOKEN_LEN + 1]
 void throttle_key(const char *org, size_t org_len, const char *email_key, size_t key_len,
 	unsigned char out[SHA256_LEN]);
 
+/* Deletes sign-in throttle rows idle for a day (at most 1000 a call): the count or -1. */
+long sessions_purge(struct db *db);
+
 /* `s` lower-cased A-Z only (API §1), in `a`. */
 char *lower_az(struct arena *a, const char *s, size_t len);
 

@@ -1,7 +1,7 @@
 /* Sessions (API §7): signing in with a password, its throttle, signing out.
  *
  * An attempt is counted as a failure before its password is checked, in a transaction of
- * its own that holds the throttle row's lock: so no number of concurrent attempts gets more
+ * its own that holds the throttle row's lock (FOR UPDATE, then INSERT or UPDATE): so no number of concurrent attempts gets more
  * password checks than the throttle allows, on any pool sharing the database, and a locked
  * key costs one short transaction and no hash. A success then clears the count. */
 #include <stdio.h>
@@ -18,16 +18,22 @@
 #define FREE_FAILURES 5   /* failures before the first lock */
 #define MAX_LOCK 900      /* seconds */
 
-/* Creates the row, or locks the existing one, without a gap lock for twins to deadlock on. */
-static const char SQL_THROTTLE_TOUCH[] =
-	"INSERT INTO sign_in_throttle (key_hash, failures) VALUES (?, 0)"
-	" ON DUPLICATE KEY UPDATE key_hash = key_hash";
+/* READ COMMITTED for the throttle's transaction: a locking read of a key that has no row yet
+ * takes no gap lock there, so twins of a new key do not deadlock on their INSERTs; the second
+ * waits for the first, gets a duplicate key error and runs again, finding the row. */
+static const char SQL_READ_COMMITTED[] = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED";
 static const char SQL_THROTTLE_READ[] =
 	"SELECT failures, CEILING(TIMESTAMPDIFF(MICROSECOND, NOW(3), locked_until) / 1000000)"
 	" FROM sign_in_throttle WHERE key_hash = ? FOR UPDATE";
+static const char SQL_THROTTLE_FIRST[] =
+	"INSERT INTO sign_in_throttle (key_hash, failures) VALUES (?, 1)";
 static const char SQL_THROTTLE_COUNT[] =
 	"UPDATE sign_in_throttle SET failures = ?, updated_at = NOW(3),"
 	" locked_until = IF(? > 0, NOW(3) + INTERVAL ? SECOND, NULL) WHERE key_hash = ?";
+/* A failure that locks the key locks it from its own end, not from its start. */
+static const char SQL_THROTTLE_RESTAMP[] =
+	"UPDATE sign_in_throttle SET locked_until = NOW(3) + INTERVAL ? SECOND"
+	" WHERE key_hash = ? AND failures = ?";
 static const char SQL_THROTTLE_CLEAR[] = "DELETE FROM sign_in_throttle WHERE key_hash = ?";
 static const char SQL_SIGNIN_USER[] =
 	"SELECT id, password_hash, active FROM users WHERE org_id = ? AND email_key = ?";
@@ -37,6 +43,12 @@ static const char SQL_SESSION_INSERT[] =
 	"INSERT INTO tokens (org_id, user_id, token_hash, kind, expires_at)"
 	" VALUES (?, ?, ?, 'session', NOW(3) + INTERVAL 12 HOUR)";
 static const char SQL_SESSION_EXPIRES[] = "SELECT expires_at FROM tokens WHERE id = ?";
+static const char SQL_REHASH[] = "UPDATE users SET password_hash = ? WHERE id = ?";
+/* Rows of keys left alone for a day, and not locked now: the table stays as small as the
+ * recent failures. */
+static const char SQL_THROTTLE_PURGE[] =
+	"DELETE FROM sign_in_throttle WHERE updated_at < NOW(3) - INTERVAL 1 DAY"
+	" AND (locked_until IS NULL OR locked_until < NOW(3)) LIMIT 1000";
 static const char SQL_USER_ROW[] = "SELECT " USER_COLS " FROM users WHERE id = ?";
 static const char SQL_SESSION_END[] =
 	"UPDATE tokens SET revoked_at = NOW(3) WHERE id = ? AND revoked_at IS NULL";
@@ -66,34 +78,42 @@ static long lock_seconds(long n)
 		? 1L << (n - FREE_FAILURES) : MAX_LOCK;
 }
 
-/* One transaction: 0 when the attempt may go on (it is counted), the seconds a lock has
- * left (> 0; nothing counted), or -1 on a database error (rolled back). */
-static long throttle_tx(struct ctx *c, const unsigned char key[SHA256_LEN])
+/* One transaction: 0 when the attempt may go on (it is counted as failure *n), the seconds a
+ * lock has left (> 0; nothing counted), or -1 on a database error (rolled back). */
+static long throttle_tx(struct ctx *c, const unsigned char key[SHA256_LEN], long *n)
 {
 	struct dbres r;
-	if (db_begin(c->db) < 0 || db_exec(c->db, SQL_THROTTLE_TOUCH, "b", key, SHA256_LEN) < 0 ||
-	    db_query(c->db, c->a, &r, SQL_THROTTLE_READ, "b", key, SHA256_LEN) < 0 || r.nrows != 1)
+	if (db_exec_raw(c->db, SQL_READ_COMMITTED, sizeof SQL_READ_COMMITTED - 1) < 0 ||
+	    db_begin(c->db) < 0 ||
+	    db_query(c->db, c->a, &r, SQL_THROTTLE_READ, "b", key, SHA256_LEN) < 0)
 		return -1;
+	*n = 1;
+	if (r.nrows == 0)
+		return db_exec(c->db, SQL_THROTTLE_FIRST, "b", key, SHA256_LEN) < 0 ||
+			db_commit(c->db) < 0 ? -1 : 0;
 	long left = (long)db_i(&r, 0, 1);
 	if (left > 0) {
 		db_rollback(c->db);
 		return left;
 	}
-	long n = (long)db_i(&r, 0, 0) + 1, lock = lock_seconds(n);
-	if (db_exec(c->db, SQL_THROTTLE_COUNT, "iiib", (long long)n, (long long)lock,
+	*n = (long)db_i(&r, 0, 0) + 1;
+	long lock = lock_seconds(*n);
+	if (db_exec(c->db, SQL_THROTTLE_COUNT, "iiib", (long long)*n, (long long)lock,
 			(long long)lock, key, SHA256_LEN) < 0 || db_commit(c->db) < 0)
 		return -1;
 	return 0;
 }
 
-static long throttle_enter(struct ctx *c, const unsigned char key[SHA256_LEN])
+/* A twin's first INSERT of the key may lose (duplicate key): that is a retry too. */
+static long throttle_enter(struct ctx *c, const unsigned char key[SHA256_LEN], long *n)
 {
 	for (int attempt = 0;; attempt++) {
-		long rc = throttle_tx(c, key);
+		long rc = throttle_tx(c, key, n);
 		if (rc >= 0)
 			return rc;
 		db_rollback(c->db);
-		if (!db_err_retryable(c->db) || attempt >= c->cfg->tx_retries)
+		if (!(db_err_retryable(c->db) || db_errno(c->db) == DB_DUP_ENTRY) ||
+		    attempt >= c->cfg->tx_retries)
 			return -1;
 	}
 }
@@ -108,7 +128,8 @@ static int invalid_credentials(struct ctx *c, long long user, const char *why)
 /* The session's transaction: the user is still active with the password just verified (a
  * deactivation or a new password may have committed while the hash ran), the count is
  * cleared, the session stored and audited. Returns the status, or -1 (to roll back). */
-static int session_tx(struct ctx *c, const unsigned char key[SHA256_LEN], const char *verified)
+static int session_tx(struct ctx *c, const unsigned char key[SHA256_LEN], const char *verified,
+	const char *rehashed)
 {
 	char token[TOKEN_LEN + 1];
 	unsigned char hash[SHA256_LEN];
@@ -120,7 +141,8 @@ static int session_tx(struct ctx *c, const unsigned char key[SHA256_LEN], const 
 		return invalid_credentials(c, c->me.user_id, "changed while checking");
 	}
 	auth_new_token(token, hash);
-	if (db_exec(c->db, SQL_THROTTLE_CLEAR, "b", key, SHA256_LEN) < 0 ||
+	if ((rehashed && db_exec(c->db, SQL_REHASH, "si", rehashed, c->me.user_id) < 0) ||
+	    db_exec(c->db, SQL_THROTTLE_CLEAR, "b", key, SHA256_LEN) < 0 ||
 	    db_exec(c->db, SQL_SESSION_INSERT, "iib", c->me.org_id, c->me.user_id, hash, sizeof hash) < 0)
 		return -1;
 	long long id = db_insert_id(c->db);
@@ -146,11 +168,18 @@ static int session_tx(struct ctx *c, const unsigned char key[SHA256_LEN], const 
 	return reply_done(c);
 }
 
-static int start_session(struct ctx *c, const unsigned char key[SHA256_LEN], const char *verified)
+/* `pw` verified against `verified`: a hash of another cost than the configured one is
+ * replaced, so a change of pw_opslimit/pw_memlimit reaches every user who signs in. */
+static int start_session(struct ctx *c, const unsigned char key[SHA256_LEN], const char *verified,
+	const struct jv *pw)
 {
+	char fresh[PASSWORD_HASH_MAX];
+	const char *rehashed = NULL;
+	if (password_needs_rehash(c->cfg, verified) && password_hash(c->cfg, pw->s, pw->len, fresh) == 0)
+		rehashed = fresh;
 	for (int attempt = 0;; attempt++) {
 		http_reset_response(c);
-		int rc = session_tx(c, key, verified);
+		int rc = session_tx(c, key, verified, rehashed);
 		if (rc >= 0)
 			return rc;
 		db_rollback(c->db);
@@ -189,7 +218,7 @@ int h_sessions_create(struct ctx *c)
 	const char *ekey = lower_az(c->a, email->s, email->len);
 	unsigned char key[SHA256_LEN];
 	throttle_key(org->s, org->len, ekey, email->len, key);
-	long left = throttle_enter(c, key);
+	long n = 0, left = throttle_enter(c, key, &n);
 	if (left < 0)
 		return HANDLER_DB_ERROR;
 	if (left > 0) {
@@ -204,12 +233,16 @@ int h_sessions_create(struct ctx *c)
 		return HANDLER_DB_ERROR;
 	const char *stored = r.nrows && db_i(&r, 0, 2) ? db_s(&r, 0, 1) : NULL;
 	long long user = r.nrows ? db_i(&r, 0, 0) : 0;
-	if (!password_verify(c->cfg, stored, pw->s, pw->len))
+	if (!password_verify(c->cfg, stored, pw->s, pw->len)) {
+		if (lock_seconds(n) && db_exec(c->db, SQL_THROTTLE_RESTAMP, "ibi", (long long)lock_seconds(n),
+				key, SHA256_LEN, (long long)n) < 0)
+			return HANDLER_DB_ERROR;
 		return invalid_credentials(c, user, !r.nrows ? "unknown" : !db_i(&r, 0, 2) ? "inactive"
 			: !stored ? "no password" : "wrong password");
+	}
 	c->me.org_id = org_id;
 	c->me.user_id = user;
-	return start_session(c, key, stored);
+	return start_session(c, key, stored, pw);
 }
 
 int h_sessions_end(struct ctx *c)
@@ -224,4 +257,11 @@ int h_sessions_end(struct ctx *c)
 		return HANDLER_DB_ERROR;
 	audit_add(c, "session.ended", "session", c->me.token_id, "{}");
 	return reply_empty(c, 204);
+}
+
+long sessions_purge(struct db *db)
+{
+	if (db_exec(db, SQL_THROTTLE_PURGE, "") < 0)
+		return -1;
+	return (long)db_affected(db);
 }

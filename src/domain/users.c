@@ -266,6 +266,12 @@ int h_tokens_create(struct ctx *c)
 		return HANDLER_DB_ERROR;
 	if (r.nrows == 0)
 		return reply_not_found(c);
+	/* A token minted for a deactivated user would come to life if they were reactivated,
+	 * which deactivation rules out (API §5: for good). */
+	if (!db_i(&r, 0, 6)) {
+		detail_str(c, "reason", "USER_INACTIVE");
+		return reply_error(c, 409, "INVALID_STATE", "the user is deactivated");
+	}
 	return mint_token(c, user, true);
 }
 

@@ -4,7 +4,8 @@
  * answers every request with a
  * small JSON body and the headers remit sends. No database, no parsing, no logging.
  *
- *   hello --config FILE serve     (reads listen, listen_mode and workers from remit.conf)
+ *   hello --config FILE serve     (reads listen, listen_mode, listen_group and workers from
+ *                                  remit.conf)
  *
  * It takes remit's command line so that Remit::Stack can start it in place of src/remit,
  * behind the very same nginx configuration. SIGTERM stops the master and its workers.
@@ -15,6 +16,7 @@
 #include <errno.h>
 #include <fcgiapp.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <signal.h>
@@ -38,6 +40,7 @@ static void on_term(int sig)
 
 struct conf {
 	char listen[512];
+	char group[512];
 	unsigned mode;
 	int workers;
 };
@@ -51,6 +54,7 @@ static int read_conf(const char *path, struct conf *c)
 	c->mode = 0666;
 	c->workers = 4;
 	c->listen[0] = '\0';
+	c->group[0] = '\0';
 	while (fgets(line, sizeof line, f)) {
 		char key[64], val[512];
 		if (line[0] == '#' || sscanf(line, " %63[a-z_] = %511[^\n]", key, val) != 2)
@@ -59,6 +63,8 @@ static int read_conf(const char *path, struct conf *c)
 			snprintf(c->listen, sizeof c->listen, "%s", val);
 		else if (strcmp(key, "listen_mode") == 0)
 			c->mode = (unsigned)strtoul(val, NULL, 8);
+		else if (strcmp(key, "listen_group") == 0)
+			snprintf(c->group, sizeof c->group, "%s", val);
 		else if (strcmp(key, "workers") == 0)
 			c->workers = atoi(val);
 	}
@@ -111,6 +117,11 @@ int main(int argc, char **argv)
 	if (fd < 0 || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
 	    chmod(cf.listen, cf.mode) < 0) {
 		fprintf(stderr, "hello: cannot listen on %s: %s\n", cf.listen, strerror(errno));
+		return 1;
+	}
+	struct group *g = cf.group[0] ? getgrnam(cf.group) : NULL;
+	if (cf.group[0] && (!g || chown(cf.listen, (uid_t)-1, g->gr_gid) < 0)) {
+		fprintf(stderr, "hello: socket group %s: %s\n", cf.group, g ? strerror(errno) : "unknown");
 		return 1;
 	}
 	sigset_t block;

@@ -77,7 +77,8 @@ void auth_new_token(char token[TOKEN_LEN + 1], unsigned char hash[SHA256_LEN])
 	auth_new_secret(TOKEN_PREFIX, token, hash);
 }
 
-void auth_new_secret(const char prefix[5], char token[TOKEN_LEN + 1], unsigned char hash[SHA256_LEN])
+void auth_new_secret(const char prefix[5], char token[TOKEN_LEN + 1],
+	unsigned char hash[SHA256_LEN])
 {
 	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	unsigned char raw[33] = { 0 };

@@ -14,6 +14,7 @@ int auth_authenticate(struct ctx *c);
 void auth_new_token(char token[TOKEN_LEN + 1], unsigned char hash[SHA256_LEN]);
 /* The same with another 4-character prefix (invitations: "rmi_"). */
 #define INVITATION_PREFIX "rmi_"
-void auth_new_secret(const char prefix[5], char token[TOKEN_LEN + 1], unsigned char hash[SHA256_LEN]);
+void auth_new_secret(const char prefix[5], char token[TOKEN_LEN + 1],
+	unsigned char hash[SHA256_LEN]);
 
 #endif

@@ -20,14 +20,18 @@ static const struct option {
 } options[] = {
 #define STR(f) #f, K_STR, offsetof(struct config, f), sizeof(((struct config *)0)->f), 0, 0
 #define NUM(f, k, lo, hi) #f, k, offsetof(struct config, f), sizeof(((struct config *)0)->f), lo, hi
+	{ STR(db_nodes) },
 	{ STR(db_socket) },
 	{ STR(db_host) },
 	{ NUM(db_port, K_UINT, 1, 65535) },
 	{ STR(db_user) },
 	{ STR(db_password) },
 	{ STR(db_name) },
+	{ STR(migrate_user) },
+	{ STR(migrate_password) },
 	{ STR(listen) },
 	{ NUM(listen_mode, K_OCTAL, 0, 0777) },
+	{ STR(listen_group) },
 	{ NUM(workers, K_INT, 0, 1024) },
 	{ NUM(log_level, K_LEVEL, 0, 0) },
 	{ NUM(max_body, K_LONG, 1, 64L << 20) },
@@ -37,6 +41,7 @@ static const struct option {
 	{ NUM(tx_retries, K_INT, 0, 100) },
 	{ NUM(pw_opslimit, K_LONG, 1, 64) },
 	{ NUM(pw_memlimit, K_LONG, 8192, 1L << 30) },
+	{ NUM(db_connect_timeout, K_INT, 1, 60) },
 #undef STR
 #undef NUM
 };
@@ -60,6 +65,7 @@ void config_defaults(struct config *c)
 	 * reference host (README.md, "Passwords"). */
 	c->pw_opslimit = 2;
 	c->pw_memlimit = 64L << 20;
+	c->db_connect_timeout = 2;
 }
 
 static char *trim(char *s)
@@ -102,6 +108,62 @@ static int set(struct config *c, const struct option *o, const char *v)
 	return 0;
 }
 
+/* One entry of db_nodes: "/path/to/socket", "host:port" or "host" (port db_port). */
+static int parse_node(struct db_node *n, const char *s, size_t len, unsigned default_port)
+{
+	memset(n, 0, sizeof *n);
+	if (len == 0 || len >= sizeof n->host)
+		return -1;
+	if (s[0] == '/') {
+		memcpy(n->socket, s, len);
+		return 0;
+	}
+	const char *colon = memchr(s, ':', len);
+	size_t hlen = colon ? (size_t)(colon - s) : len;
+	if (hlen == 0)
+		return -1;
+	memcpy(n->host, s, hlen);
+	n->port = default_port;
+	if (colon) {
+		char port[8] = "", *end;
+		size_t plen = len - hlen - 1;
+		if (plen == 0 || plen >= sizeof port)
+			return -1;
+		memcpy(port, colon + 1, plen);
+		long p = strtol(port, &end, 10);
+		if (*end || p < 1 || p > 65535)
+			return -1;
+		n->port = (unsigned)p;
+	}
+	return 0;
+}
+
+/* The servers a worker tries in turn: db_nodes when set, else db_socket or db_host:db_port. */
+static int fill_nodes(struct config *c)
+{
+	c->nnodes = 0;
+	if (!c->db_nodes[0]) {
+		struct db_node *n = &c->nodes[c->nnodes++];
+		strcpy(n->socket, c->db_socket);
+		strcpy(n->host, c->db_host);
+		n->port = c->db_port;
+		return 0;
+	}
+	for (const char *p = c->db_nodes; *p;) {
+		p += strspn(p, " \t,");
+		size_t len = strcspn(p, ",");
+		while (len && isspace((unsigned char)p[len - 1]))
+			len--;
+		if (!len)
+			break;
+		if (c->nnodes == MAX_DB_NODES || parse_node(&c->nodes[c->nnodes], p, len, c->db_port) < 0)
+			return -1;
+		c->nnodes++;
+		p += strcspn(p, ",");
+	}
+	return c->nnodes ? 0 : -1;
+}
+
 int config_load(struct config *c, const char *path)
 {
 	config_defaults(c);
@@ -133,6 +195,11 @@ int config_load(struct config *c, const char *path)
 		}
 	}
 	fclose(f);
+	if (rc == 0 && fill_nodes(c) < 0) {
+		fprintf(stderr, "remit: %s: bad db_nodes (at most %d of host:port or /socket)\n", path,
+			MAX_DB_NODES);
+		rc = -1;
+	}
 	if (rc == 0 && c->workers == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		c->workers = 2 * (int)(n > 0 ? n : 1);

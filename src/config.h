@@ -2,15 +2,28 @@
 #ifndef REMIT_CONFIG_H
 #define REMIT_CONFIG_H
 
+#define MAX_DB_NODES 8
+
+/* One database server to connect to: a unix socket, or a TCP host and port. */
+struct db_node {
+	char socket[256];        /* "" for TCP */
+	char host[256];
+	unsigned port;
+};
+
 struct config {
+	char db_nodes[1024];     /* "host:port, /socket, ..." in order of preference; "" → the three below */
 	char db_socket[256];
 	char db_host[256];
 	unsigned db_port;
 	char db_user[128];
 	char db_password[128];
 	char db_name[64];
+	char migrate_user[128];  /* the schema's owner, for `migrate`; empty → db_user */
+	char migrate_password[128];
 	char listen[256];        /* unix socket path of the FastCGI pool */
 	unsigned listen_mode;
+	char listen_group[64];   /* group of the socket (nginx's); empty → the process's */
 	int workers;             /* 0 → 2 × cores */
 	int log_level;           /* LOG_ERROR .. LOG_DEBUG */
 	long max_body;           /* bytes */
@@ -20,6 +33,9 @@ struct config {
 	int tx_retries;          /* re-runs of a transaction after a deadlock or lock timeout */
 	long pw_opslimit;        /* Argon2id passes (crypto_pwhash opslimit) */
 	long pw_memlimit;        /* Argon2id memory in bytes (crypto_pwhash memlimit) */
+	int db_connect_timeout;  /* seconds one connection attempt to one node may take */
+	struct db_node nodes[MAX_DB_NODES];   /* filled by config_load from the keys above */
+	int nnodes;
 };
 
 /* Fills defaults, then reads `path`. Returns 0, or -1 after printing the offending line. */

@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
+#include "metrics.h"
 
 #define MAX_PARAMS 24
 #define STMT_CACHE 96
@@ -29,6 +31,8 @@ struct db {
 	char errmsg[256];
 	unsigned long long affected;
 	long long insert_id;
+	int node;   /* index in cfg->nodes of the server connected to (or tried first next) */
+	bool galera;   /* the server is a Galera node: causal reads are switched per transaction */
 };
 
 struct db *db_new(const struct config *cfg)
@@ -46,11 +50,43 @@ static void set_err(struct db *db, unsigned err, const char *msg)
 	snprintf(db->errmsg, sizeof db->errmsg, "%s", msg);
 }
 
+/* 1047 is what a Galera node answers while it is not part of the primary component (joining,
+ * partitioned): nothing can run there, so it counts as a lost connection and the worker moves
+ * on to another node. */
+#define ER_WSREP_NOT_READY 1047
+
 static bool conn_lost(unsigned err)
 {
-	return err == CR_SERVER_GONE_ERROR || err == CR_SERVER_LOST || err == CR_CONN_HOST_ERROR ||
+	return err == ER_WSREP_NOT_READY || err == CR_SERVER_GONE_ERROR || err == CR_SERVER_LOST || err == CR_CONN_HOST_ERROR ||
 	       err == CR_CONNECTION_ERROR || err == ER_CONNECTION_KILLED || err == ER_SERVER_SHUTDOWN ||
 	       err == CR_COMMANDS_OUT_OF_SYNC || err == 4031 /* MySQL 8: disconnected by server */;
+}
+
+static bool show_is(MYSQL *m, const char *sql, const char *want)
+{
+	if (mysql_query(m, sql) != 0)
+		return false;
+	MYSQL_RES *r = mysql_store_result(m);
+	MYSQL_ROW row = r ? mysql_fetch_row(r) : NULL;
+	bool is = row && row[1] && strcasecmp(row[1], want) == 0;
+	if (r)
+		mysql_free_result(r);
+	return is;
+}
+
+/* On a Galera node: refuse one that is not synced with the primary component (it would
+ * answer 1047 to everything), and make reads outside a transaction and START TRANSACTION
+ * wait until the node has applied what the cluster committed before them
+ * (wsrep_sync_wait=1), so that a client that wrote through one app host reads its write
+ * through the other, and a twin that lost the key race on one node reads the winner's row
+ * committed on another. 1 on Galera, 0 on a standalone server, -1 when not usable. */
+static int galera_session(MYSQL *m)
+{
+	if (!show_is(m, "SHOW VARIABLES LIKE 'wsrep_on'", "ON"))
+		return mysql_errno(m) ? -1 : 0;
+	if (!show_is(m, "SHOW STATUS LIKE 'wsrep_ready'", "ON"))
+		return -1;
+	return mysql_query(m, "SET SESSION wsrep_sync_wait = 1") == 0 ? 1 : -1;
 }
 
 static void from_conn(struct db *db)
@@ -87,40 +123,66 @@ void db_free(struct db *db)
 
 bool db_connected(const struct db *db) { return db->conn != NULL; }
 
-int db_connect(struct db *db)
+/* One attempt on one node; the connection with the session set up, or NULL (db->err set). */
+static MYSQL *connect_node(struct db *db, const struct db_node *n)
 {
-	if (db->conn)
-		return 0;
 	const struct config *c = db->cfg;
 	MYSQL *m = mysql_init(NULL);
 	if (!m)
 		abort();
-	unsigned timeout = 2, io_timeout = (unsigned)c->idem_wait + 30;
+	/* Every request of a worker whose database is away tries to connect once before its
+	 * 503: a refused connect fails at once, and one to a host that does not answer must not
+	 * hold the worker longer than db_connect_timeout (1 s by default). Reads wait longer: a statement may wait idem_wait
+	 * seconds for a row lock, and a server killed mid-statement closes the socket at once. */
+	unsigned timeout = (unsigned)c->db_connect_timeout, io_timeout = (unsigned)c->idem_wait + 30;
 	mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
 	mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &io_timeout);
 	mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout);
 	mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
 	/* A twin of an idempotent request waits on the first one's key row at most idem_wait
-	 * seconds; every other lock wait is bounded the same way and retried. */
+	 * seconds; every other lock wait is bounded the same way and retried, a table's
+	 * metadata lock (an administrator's ALTER or LOCK TABLES) included: 1205 as well. */
 	char init[256];
 	snprintf(init, sizeof init,
-		"SET time_zone = '+00:00', innodb_lock_wait_timeout = %d, "
+		"SET time_zone = '+00:00', innodb_lock_wait_timeout = %d, lock_wait_timeout = %d, "
 		"sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
-		"ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'", c->idem_wait);
+		"ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'", c->idem_wait, c->idem_wait);
 	mysql_options(m, MYSQL_INIT_COMMAND, init);
-	const char *sock = c->db_socket[0] ? c->db_socket : NULL;
-	if (!mysql_real_connect(m, sock ? NULL : c->db_host, c->db_user, c->db_password, c->db_name,
-			sock ? 0 : c->db_port, sock, CLIENT_FOUND_ROWS)) {
-		set_err(db, mysql_errno(m), mysql_error(m));
+	const char *sock = n->socket[0] ? n->socket : NULL;
+	int galera = -1;
+	if (!mysql_real_connect(m, sock ? NULL : n->host, c->db_user, c->db_password, c->db_name,
+			sock ? 0 : n->port, sock, CLIENT_FOUND_ROWS) ||
+	    mysql_query(m, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ") != 0 ||
+	    (galera = galera_session(m)) < 0) {
+		set_err(db, mysql_errno(m) ? mysql_errno(m) : CR_CONNECTION_ERROR,
+			mysql_errno(m) ? mysql_error(m) : "the Galera node is not ready");
 		mysql_close(m);
-		return -1;
+		return NULL;
 	}
-	db->conn = m;
-	if (mysql_query(m, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ") != 0) {
-		from_conn(db);
-		return -1;
+	db->galera = galera == 1;
+	return m;
+}
+
+/* Tries the nodes in the order of db_nodes, starting with the one that answered last: a
+ * worker whose node died moves on to the next one and stays there. */
+int db_connect(struct db *db)
+{
+	if (db->conn)
+		return 0;
+	const struct config *c = db->cfg;
+	for (int i = 0; i < c->nnodes; i++) {
+		int k = (db->node + i) % c->nnodes;
+		db->conn = connect_node(db, &c->nodes[k]);
+		if (db->conn) {
+			if (k != db->node && c->nnodes > 1)
+				metrics_node_change();
+			if (k != db->node && c->nnodes > 1)
+				log_write(LOG_WARN, "database node changed", "\"node\":%d,\"was\":%d", k, db->node);
+			db->node = k;
+			return 0;
+		}
 	}
-	return 0;
+	return -1;
 }
 
 static MYSQL_STMT *prepare(struct db *db, const char *sql)
@@ -316,8 +378,32 @@ int db_exec_raw(struct db *db, const char *sql, size_t len)
 
 static int simple(struct db *db, const char *sql) { return db_exec_raw(db, sql, strlen(sql)); }
 
-int db_begin(struct db *db) { return simple(db, "START TRANSACTION"); }
-int db_commit(struct db *db) { return simple(db, "COMMIT"); }
+/* Inside a transaction a Galera session reads without the causal wait: START TRANSACTION
+ * has waited already, and a statement's causal wait can let a transaction that a replicated
+ * write set aborted meanwhile (brute-force abort) go on reading as if nothing happened —
+ * seen on MariaDB 10.11 as an INSERT's own row missing from the SELECT after it, instead of
+ * 1213. Without the wait the aborted transaction's next statement gets 1213 and is re-run. */
+static void causal_reads(struct db *db, bool on)
+{
+	if (db->galera && db->conn)
+		simple(db, on ? "SET SESSION wsrep_sync_wait = 1" : "SET SESSION wsrep_sync_wait = 0");
+}
+
+int db_begin(struct db *db)
+{
+	if (simple(db, "START TRANSACTION") < 0)
+		return -1;
+	causal_reads(db, false);
+	return db->conn ? 0 : -1;
+}
+
+int db_commit(struct db *db)
+{
+	if (simple(db, "COMMIT") < 0)
+		return -1;   /* the caller rolls back, which switches causal reads on again */
+	causal_reads(db, true);
+	return 0;
+}
 
 int db_rollback(struct db *db)
 {
@@ -327,9 +413,22 @@ int db_rollback(struct db *db)
 	char msg[sizeof db->errmsg];
 	memcpy(msg, db->errmsg, sizeof msg);
 	simple(db, "ROLLBACK");
+	causal_reads(db, true);
 	db->err = err;
 	memcpy(db->errmsg, msg, sizeof msg);
 	return 0;
+}
+
+bool db_galera(const struct db *db) { return db->conn && db->galera; }
+void db_set_error(struct db *db, unsigned err, const char *msg) { set_err(db, err, msg); }
+
+bool db_tx_alive(struct db *db)
+{
+	if (db->conn && (db->conn->server_status & SERVER_STATUS_IN_TRANS))
+		return true;
+	if (db->conn)
+		set_err(db, ER_LOCK_DEADLOCK, "the transaction was aborted by the cluster");
+	return false;
 }
 
 unsigned db_errno(const struct db *db) { return db->err; }

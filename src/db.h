@@ -56,6 +56,13 @@ unsigned db_errno(const struct db *db);  /* last server or client error, 0 if no
 const char *db_error(const struct db *db);
 bool db_err_retryable(const struct db *db);   /* deadlock or lock wait timeout */
 
+/* False when the server says the session is no longer inside the transaction db_begin
+ * opened: on Galera a replicated write set can abort it (brute force) between two
+ * statements. The transaction is then gone, and db_errno reads as a deadlock (1213). */
+bool db_tx_alive(struct db *db);
+bool db_galera(const struct db *db);     /* connected to a Galera node */
+void db_set_error(struct db *db, unsigned err, const char *msg);
+
 /* Cell accessors. */
 static inline const char *db_s(const struct dbres *r, size_t row, size_t col)
 {

@@ -92,7 +92,8 @@ void http_write_response(struct ctx *c, FCGX_Request *fr)
 		reason(rs->status), c->request_id);
 	if (rs->status != 204)
 		n += snprintf(head + n, sizeof head - (size_t)n,
-			"Content-Type: application/json\r\nCache-Control: no-store\r\n");
+			"Content-Type: %s\r\nCache-Control: no-store\r\n",
+			rs->content_type ? rs->content_type : "application/json");
 	if (rs->etag > 0)
 		n += snprintf(head + n, sizeof head - (size_t)n, "ETag: \"%lld\"\r\n", rs->etag);
 	if (rs->allow)
@@ -185,6 +186,9 @@ int reply_error(struct ctx *c, int status, const char *code, const char *message
 	yajl_gen_clear(c->rs.gen);
 	c->rs.etag = 0;
 	c->rs.status = status;
+	/* A 503 is always "come back soon" (the database is away or busy): say when. */
+	if (status == 503)
+		c->rs.retry_after = true;
 	yajl_gen g = c->rs.gen;
 	jw_open(g, NULL);
 	jw_open(g, "error");

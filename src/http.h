@@ -79,6 +79,7 @@ struct response {
 	size_t body_len;
 	long long etag;            /* version for ETag, 0 for none */
 	const char *allow;         /* 405 */
+	const char *content_type;  /* NULL: application/json */
 	long retry_after;          /* seconds for Retry-After, 0 for none (true: 1 s) */
 	bool www_authenticate, replayed;
 };

@@ -6,6 +6,7 @@
 
 #include "hash.h"
 #include "log.h"
+#include "metrics.h"
 
 static const char SQL_CLAIM[] =
 	"INSERT INTO idempotency_keys (user_id, idem_key, fingerprint, expires_at)"
@@ -15,8 +16,17 @@ static const char SQL_STORE[] =
 static const char SQL_FIND[] =
 	"SELECT id, fingerprint, status, etag, body, expires_at <= NOW(3)"
 	" FROM idempotency_keys WHERE user_id = ? AND idem_key = ?";
+static const char SQL_HELD[] = "SELECT 1 FROM idempotency_keys WHERE id = ?";
 static const char SQL_DROP_EXPIRED[] =
 	"DELETE FROM idempotency_keys WHERE id = ? AND expires_at <= NOW(3)";
+/* PURGE_IN ids at a time: point lookups on the primary key lock only those rows, never a
+ * neighbour (a range would read, and wait for, the row after its end). The expiry test is
+ * written so that no index can serve it: a range on idem_expiry would end on the first
+ * live key, which may be the claim of a request still running. */
+#define PURGE_IN 16
+static const char SQL_DROP_EXPIRED_IN[] =
+	"DELETE FROM idempotency_keys WHERE id IN (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	" AND TIMESTAMPDIFF(MICROSECOND, expires_at, NOW(3)) >= 0";
 static const char SQL_EXPIRED[] =
 	"SELECT id FROM idempotency_keys WHERE expires_at <= NOW(3) ORDER BY expires_at LIMIT ?";
 
@@ -44,6 +54,7 @@ static void answer(struct ctx *c, const unsigned char fp[SHA256_LEN], const char
 	size_t stored_fp_len, int status, long long etag, const char *body, size_t body_len)
 {
 	if (stored_fp_len != SHA256_LEN || memcmp(stored_fp, fp, SHA256_LEN) != 0) {
+		metrics_key_outcome(MK_REUSED);
 		c->ndetails = 0;
 		reply_error(c, 422, "IDEMPOTENCY_KEY_REUSED",
 			"this Idempotency-Key was used for another request");
@@ -86,8 +97,18 @@ static int existing(struct ctx *c, const unsigned char fp[SHA256_LEN])
 	return IDEM_DONE;
 }
 
+bool idem_held(struct ctx *c)
+{
+	struct dbres r;
+	if (db_query(c->db, c->a, &r, SQL_HELD, "i", c->idem_row) == 0 && r.nrows == 1)
+		return true;
+	db_set_error(c->db, DB_DEADLOCK, "the transaction lost its idempotency key");
+	return false;
+}
+
 int idem_in_progress(struct ctx *c)
 {
+	metrics_key_outcome(MK_IN_PROGRESS);
 	c->ndetails = 0;
 	c->rs.retry_after = true;
 	return reply_error(c, 409, "IDEMPOTENCY_KEY_IN_PROGRESS",
@@ -124,31 +145,55 @@ int idem_store(struct ctx *c)
 	char etag[24] = "";
 	if (c->rs.etag > 0)
 		snprintf(etag, sizeof etag, "%lld", c->rs.etag);
-	return db_exec(c->db, SQL_STORE, "isSi", (long long)c->rs.status, etag[0] ? etag : NULL,
-		(const char *)body, len, c->idem_row);
+	if (db_exec(c->db, SQL_STORE, "isSi", (long long)c->rs.status, etag[0] ? etag : NULL,
+			(const char *)body, len, c->idem_row) < 0)
+		return -1;
+	/* Our own claim, matched (CLIENT_FOUND_ROWS) unless a Galera node aborted the
+	 * transaction under us and this UPDATE ran on its own (see tx_lost in router.c). */
+	if (db_affected(c->db) != 1) {
+		db_set_error(c->db, DB_DEADLOCK, "the transaction lost its idempotency key");
+		return -1;
+	}
+	return 0;
 }
 
-/* Not one range DELETE: its next-key locks would take the first live row after the expired
- * ones too, and when that is the claim of a request still running, the purge would wait for
- * it (and fail after innodb_lock_wait_timeout). The expired ids are read without locks and
- * deleted one by one, each row only if it is still expired. */
+/* One batch of expired keys, read without locks, deleted in one READ COMMITTED transaction
+ * (no gap locks), PURGE_IN at a time, each row only if it is still expired: the purge never
+ * waits for a running claim next to an expired row. Returns the number of ids read (0: none
+ * left) or -1. */
+static long purge_batch(struct db *db, struct arena *a, int batch, long *deleted)
+{
+	static const char SQL_RC[] = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED";
+	struct dbres r;
+	if (db_query(db, a, &r, SQL_EXPIRED, "i", (long long)batch) < 0)
+		return -1;
+	if (r.nrows == 0)
+		return 0;
+	if (db_exec_raw(db, SQL_RC, sizeof SQL_RC - 1) < 0 || db_begin(db) < 0)
+		return -1;
+	for (size_t k = 0; k < r.nrows; k += PURGE_IN) {
+		long long id[PURGE_IN];
+		for (size_t j = 0; j < PURGE_IN; j++)   /* the last batch repeats its last id */
+			id[j] = db_i(&r, k + j < r.nrows ? k + j : r.nrows - 1, 0);
+		if (db_exec(db, SQL_DROP_EXPIRED_IN, "iiiiiiiiiiiiiiii", id[0], id[1], id[2], id[3],
+				id[4], id[5], id[6], id[7], id[8], id[9], id[10], id[11], id[12], id[13],
+				id[14], id[15]) < 0)
+			return -1;
+		*deleted += (long)db_affected(db);
+	}
+	return db_commit(db) < 0 ? -1 : (long)r.nrows;
+}
+
 long idem_purge(struct db *db, int batch, int max_batches)
 {
 	struct arena a = { 0 };
 	long total = 0;
 	for (int i = 0; i < max_batches; i++) {
-		struct dbres r;
 		arena_reset(&a);
-		if (db_query(db, &a, &r, SQL_EXPIRED, "i", (long long)batch) < 0 || db_begin(db) < 0)
+		long n = purge_batch(db, &a, batch, &total);
+		if (n < 0)
 			goto failed;
-		for (size_t k = 0; k < r.nrows; k++) {
-			if (db_exec(db, SQL_DROP_EXPIRED, "i", db_i(&r, k, 0)) < 0)
-				goto failed;
-			total += (long)db_affected(db);
-		}
-		if (db_commit(db) < 0)
-			goto failed;
-		if (r.nrows < (size_t)batch)
+		if (n < batch)
 			break;
 	}
 	arena_free(&a);

@@ -1,4 +1,4 @@
-/* Exactly-once mutations (API §3): the key's row is claimed first in the mutation's own
+/* Exactly-once mutations (doc/openapi.yaml#Idempotency): the key's row is claimed first in the mutation's own
  * transaction and carries the response when it commits; the unique index on (user, key)
  * decides every race. */
 #ifndef REMIT_IDEM_H
@@ -33,5 +33,9 @@ int idem_store(struct ctx *c);
 /* Deletes expired keys in batches of `batch` rows, each its own short transaction, until
  * none is left or `max_batches` ran. Returns the number deleted, or -1. */
 long idem_purge(struct db *db, int batch, int max_batches);
+
+/* True while this transaction still sees the key row it claimed; false (db_errno then reads
+ * 1213) when the row is gone or the read fails: the transaction was aborted under us. */
+bool idem_held(struct ctx *c);
 
 #endif

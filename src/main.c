@@ -201,8 +201,9 @@ static int invite(struct db *db, const struct config *cfg, int argc, char **argv
 	if (invitation_issue(&c, db_i(&r, 0, 0), token, &expires) < 0 || audit_flush(&c) < 0 ||
 	    db_commit(db) < 0)
 		goto out;
-	printf("{\"orgId\":\"%lld\",\"userId\":\"%lld\",\"invitation\":\"%s\",\"expiresAt\":\"%.10sT%sZ\"}\n",
-		org_id, db_i(&r, 0, 0), token, expires, expires + 11);
+	/* DATETIME(3) "2026-12-09 05:07:22.718" → RFC 3339 "2026-12-09T05:07:22.718Z" */
+	printf("{\"orgId\":\"%lld\",\"userId\":\"%lld\",\"invitation\":\"%s\","
+		"\"expiresAt\":\"%.10sT%sZ\"}\n", org_id, db_i(&r, 0, 0), token, expires, expires + 11);
 	rc = 0;
 out:
 	if (rc) {
@@ -247,12 +248,23 @@ int main(int argc, char **argv)
 	int sub_argc = argc - i;
 	char **sub_argv = argv + i;
 
-	if (strcmp(cmd, "serve") == 0)
+	if (strcmp(cmd, "serve") == 0) {
+		if (password_prepare(&cfg) < 0) {
+			fprintf(stderr, "remit: cannot hash a password at pw_memlimit=%ld\n", cfg.pw_memlimit);
+			return 1;
+		}
 		return pool_run(&cfg);
+	}
 
 	int rc;
 	if (strcmp(cmd, "migrate") == 0) {
-		struct db *db = connect_or_die(&cfg);
+		/* The schema's owner migrates; the pool's own user may not even ALTER a table. */
+		struct config owner = cfg;
+		if (cfg.migrate_user[0]) {
+			strcpy(owner.db_user, cfg.migrate_user);
+			strcpy(owner.db_password, cfg.migrate_password);
+		}
+		struct db *db = connect_or_die(&owner);
 		rc = migrate_run(db) < 0 ? 1 : 0;
 		db_free(db);
 	} else if (strcmp(cmd, "bootstrap") == 0) {

@@ -14,6 +14,28 @@ static const char SQL_LOCK[] = "SELECT GET_LOCK('remit_migrate', 60)";
 static const char SQL_UNLOCK[] = "SELECT RELEASE_LOCK('remit_migrate')";
 static const char SQL_APPLIED[] = "SELECT 1 FROM schema_migrations WHERE name = ?";
 static const char SQL_RECORD[] = "INSERT INTO schema_migrations (name) VALUES (?)";
+static const char SQL_CHARSET[] =
+	"SELECT DATABASE(), DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA"
+	" WHERE SCHEMA_NAME = DATABASE()";
+
+/* Text is full UTF-8 (API §1): a column that inherits latin1 or utf8mb3 from its database
+ * would accept the migration and then fail on the first emoji. Refuse before creating
+ * anything. */
+static int check_charset(struct db *db, struct arena *a)
+{
+	struct dbres r;
+	if (db_query(db, a, &r, SQL_CHARSET, "") < 0)
+		return -1;
+	const char *cs = r.nrows ? db_s(&r, 0, 1) : NULL;
+	if (cs && strcmp(cs, "utf8mb4") == 0)
+		return 0;
+	const char *name = r.nrows ? db_s(&r, 0, 0) : "(none)";
+	fprintf(stderr, "remit: migrate: database %s has character set %s, remit needs utf8mb4:"
+		" ALTER DATABASE %s CHARACTER SET utf8mb4 (and convert any tables) first\n",
+		name, cs ? cs : "(unknown)", name);
+	log_write(LOG_ERROR, "migration refused", "\"reason\":\"character set\"");
+	return -1;
+}
 
 static bool only_comments(const char *p, size_t len)
 {
@@ -56,7 +78,8 @@ int migrate_run(struct db *db)
 	struct arena a = { 0 };
 	struct dbres r;
 	int rc = -1;
-	if (db_exec_raw(db, SQL_CREATE, sizeof SQL_CREATE - 1) < 0 ||
+	if (check_charset(db, &a) < 0 ||
+	    db_exec_raw(db, SQL_CREATE, sizeof SQL_CREATE - 1) < 0 ||
 	    db_exec_raw(db, SQL_LOCK, sizeof SQL_LOCK - 1) < 0)
 		goto out;
 	for (const struct migration *m = migrations; m->name; m++) {

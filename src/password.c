@@ -17,9 +17,9 @@ int password_hash(const struct config *cfg, const char *pw, size_t len,
 		? 0 : -1;
 }
 
-/* A worker's dummy hash: made on its first need (one hash, once per worker), of a random
- * password nobody knows, with the configured cost, so verifying against it costs what
- * verifying against a real user's hash does. */
+/* The dummy hash: of a random password nobody knows, with the configured cost, so verifying
+ * against it costs what verifying against a real user's hash does. Made by the master before
+ * it forks (password_prepare), else on a process's first need. */
 static const char *dummy_hash(const struct config *cfg)
 {
 	static char dummy[PASSWORD_HASH_MAX];
@@ -33,6 +33,11 @@ static const char *dummy_hash(const struct config *cfg)
 		}
 	}
 	return dummy;
+}
+
+int password_prepare(const struct config *cfg)
+{
+	return dummy_hash(cfg) ? 0 : -1;
 }
 
 bool password_verify(const struct config *cfg, const char *hash, const char *pw, size_t len)

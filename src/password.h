@@ -13,6 +13,11 @@
 /* libsodium's one-time initialisation; call before forking workers. 0 or -1. */
 int password_init(void);
 
+/* Makes the dummy hash password_verify uses for a NULL hash, once: `remit serve` calls it
+ * before forking, so every worker has it and even a worker's first failed sign-in costs
+ * exactly one hash. 0, or -1 when the memory could not be had. */
+int password_prepare(const struct config *cfg);
+
 /* Hashes `pw` into `out` (a NUL-terminated "$argon2id$..." string). 0, or -1 when the
  * memory could not be had. */
 int password_hash(const struct config *cfg, const char *pw, size_t len,

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcgiapp.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <mysql.h>
 #include <poll.h>
 #include <signal.h>
@@ -18,17 +19,28 @@
 #include "db.h"
 #include "idem.h"
 #include "log.h"
+#include "metrics.h"
 #include "worker.h"
 
 #define MAX_WORKERS 1024
 #define DRAIN_TIMEOUT 30   /* seconds before a draining worker is killed */
 
+/* A dead worker is replaced at once: it was killed, or crashed on one request, and the slot
+ * is as good as before. Only a slot whose workers keep dying right after they start (a
+ * crash on start: bad config, a broken library) is held back, and only that slot, so the
+ * master does not turn into a fork loop while the other slots serve. */
+#define QUICK_DEATH_MS 1000        /* a death this soon after the start counts as quick */
+#define QUICK_DEATHS_TOLERATED 2   /* respawned at once up to here; backoff after */
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 10000
+#define EMPTY_POOL_MAX_MS 1000     /* no slot waits longer while no worker runs at all */
+
 struct slot {
 	pid_t pid;
 	pid_t retiring;        /* the worker this slot's new one replaces (SIGHUP) */
-	time_t started;
-	int failures;          /* quick deaths in a row, for the respawn backoff */
-	time_t respawn_at;
+	long long started;     /* ms on the monotonic clock */
+	int quick_deaths;      /* in a row, for the respawn backoff */
+	long long respawn_at;  /* ms on the monotonic clock */
 };
 
 static volatile sig_atomic_t got_term, got_hup, got_chld;
@@ -70,6 +82,31 @@ static pid_t spawn(const struct config *cfg, int listen_fd, int index)
 	return pid;
 }
 
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* When the slot's dead worker may be replaced: now, unless its workers keep dying on start. */
+static void schedule_respawn(struct slot *s, int index)
+{
+	long long now = now_ms();
+	s->quick_deaths = now - s->started < QUICK_DEATH_MS ? s->quick_deaths + 1 : 0;
+	if (s->quick_deaths <= QUICK_DEATHS_TOLERATED) {
+		s->respawn_at = now;
+		return;
+	}
+	int k = s->quick_deaths - QUICK_DEATHS_TOLERATED - 1;
+	long long delay = (long long)BACKOFF_MIN_MS << (k < 10 ? k : 10);
+	if (delay > BACKOFF_MAX_MS)
+		delay = BACKOFF_MAX_MS;
+	s->respawn_at = now + delay;
+	log_write(LOG_WARN, "worker dies on start; respawn delayed",
+		"\"slot\":%d,\"quick_deaths\":%d,\"delay_ms\":%lld", index, s->quick_deaths, delay);
+}
+
 static struct slot *slot_of(struct slot *slots, int n, pid_t pid, bool *retired)
 {
 	for (int i = 0; i < n; i++) {
@@ -105,14 +142,8 @@ static void reap(struct slot *slots, int n, bool stopping)
 			continue;
 		}
 		s->pid = 0;
-		if (stopping)
-			continue;
-		/* A worker that dies soon after starting is respawned with a growing delay, so a
-		 * broken configuration does not turn into a fork loop. */
-		time_t now = time(NULL);
-		s->failures = now - s->started < 2 ? s->failures + 1 : 0;
-		int delay = s->failures ? 1 << (s->failures < 5 ? s->failures : 5) : 0;
-		s->respawn_at = now + (delay > 30 ? 30 : delay);
+		if (!stopping)
+			schedule_respawn(s, (int)(s - slots));
 	}
 }
 
@@ -122,6 +153,20 @@ static int live(const struct slot *slots, int n)
 	for (int i = 0; i < n; i++)
 		k += (slots[i].pid > 0) + (slots[i].retiring > 0);
 	return k;
+}
+
+/* The socket's group: nginx's, so mode 0660 lets its workers in and nobody else. */
+static int socket_group(const struct config *cfg)
+{
+	if (!cfg->listen_group[0])
+		return 0;
+	struct group *g = getgrnam(cfg->listen_group);
+	if (!g || chown(cfg->listen, (uid_t)-1, g->gr_gid) < 0) {
+		fprintf(stderr, "remit: socket group %s: %s\n", cfg->listen_group,
+			g ? strerror(errno) : "no such group");
+		return -1;
+	}
+	return 0;
 }
 
 static int open_socket(const struct config *cfg)
@@ -139,7 +184,97 @@ static int open_socket(const struct config *cfg)
 		close(fd);
 		return -1;
 	}
+	if (socket_group(cfg) < 0) {
+		close(fd);
+		return -1;
+	}
 	return fd;
+}
+
+/* Starts a worker in every empty slot that is due; returns the ms until the next one is
+ * (at most 1000: the master also wakes for signals). While no worker runs at all, no slot
+ * waits longer than EMPTY_POOL_MAX_MS, so a crash loop never leaves the pool empty long. */
+static int respawn_due(const struct config *cfg, int fd, struct slot *slots, int n)
+{
+	long long now = now_ms(), wait = 1000;
+	bool empty = true;
+	for (int i = 0; i < n && empty; i++)
+		empty = slots[i].pid <= 0;
+	for (int i = 0; i < n; i++) {
+		struct slot *s = &slots[i];
+		if (s->pid > 0)
+			continue;
+		if (empty && s->respawn_at > now + EMPTY_POOL_MAX_MS)
+			s->respawn_at = now + EMPTY_POOL_MAX_MS;
+		if (s->respawn_at <= now) {
+			s->started = now;
+			s->pid = spawn(cfg, fd, i);
+			if (s->pid > 0)
+				continue;
+			s->pid = 0;
+			s->respawn_at = now + 1000;   /* fork failed: the machine is short of something */
+		}
+		if (s->respawn_at - now < wait)
+			wait = s->respawn_at - now;
+	}
+	return (int)wait;
+}
+
+/* SIGHUP: each worker drains (finishes the request in hand) while its successor starts. */
+static void replace_all(struct slot *slots, int n)
+{
+	log_write(LOG_INFO, "replacing workers", NULL);
+	for (int i = 0; i < n; i++) {
+		if (slots[i].pid <= 0 || slots[i].retiring)
+			continue;
+		slots[i].retiring = slots[i].pid;
+		kill(slots[i].pid, SIGTERM);
+		slots[i].pid = 0;
+		slots[i].respawn_at = 0;
+		slots[i].quick_deaths = 0;
+	}
+}
+
+/* Signals are blocked except inside ppoll, so none is lost between checks. */
+static void block_signals(sigset_t *empty)
+{
+	sigset_t block;
+	sigemptyset(empty);
+	sigemptyset(&block);
+	int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
+	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+		sigaddset(&block, sigs[i]);
+	sigprocmask(SIG_BLOCK, &block, NULL);
+	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+		install(sigs[i], on_signal);
+}
+
+/* Unlinked before the workers are told: from now on nginx's connect() fails at once (a clean
+ * 502), and the accept queue only shrinks. Each worker serves what is queued before it stops
+ * (ppoll reports a ready socket ahead of the pending SIGTERM), so the drain ends even under
+ * load, and no request is left in the queue when the socket is closed. */
+static void drain(const struct config *cfg, struct slot *slots, int n, const sigset_t *empty)
+{
+	log_write(LOG_INFO, "draining", NULL);
+	unlink(cfg->listen);
+	for (int i = 0; i < n; i++) {
+		if (slots[i].pid > 0)
+			kill(slots[i].pid, SIGTERM);
+		if (slots[i].retiring > 0)
+			kill(slots[i].retiring, SIGTERM);
+	}
+	time_t deadline = time(NULL) + DRAIN_TIMEOUT;
+	while (live(slots, n) > 0) {
+		struct timespec tick = { 0, 100 * 1000 * 1000 };
+		ppoll(NULL, 0, &tick, empty);
+		reap(slots, n, true);
+		if (time(NULL) > deadline) {
+			for (int i = 0; i < n; i++)
+				if (slots[i].pid > 0)
+					kill(slots[i].pid, SIGKILL);
+			deadline = time(NULL) + 5;
+		}
+	}
 }
 
 int pool_run(const struct config *cfg)
@@ -152,37 +287,18 @@ int pool_run(const struct config *cfg)
 	if (fd < 0)
 		return 1;
 	int n = cfg->workers < MAX_WORKERS ? cfg->workers : MAX_WORKERS;
+	if (metrics_init(n) < 0)   /* shared with the workers forked below */
+		log_write(LOG_WARN, "no shared memory for /metrics", NULL);
 	struct slot *slots = calloc((size_t)n, sizeof *slots);
 	if (!slots)
 		abort();
-	sigset_t block, empty;
-	sigemptyset(&empty);
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGHUP);
-	sigaddset(&block, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &block, NULL);
-	install(SIGTERM, on_signal);
-	install(SIGINT, on_signal);
-	install(SIGHUP, on_signal);
-	install(SIGCHLD, on_signal);
+	sigset_t empty;
+	block_signals(&empty);
 	log_write(LOG_INFO, "pool started", "\"workers\":%d", n);
 
 	while (!got_term) {
-		time_t now = time(NULL);
-		for (int i = 0; i < n; i++) {
-			if (slots[i].pid == 0 && slots[i].respawn_at <= now) {
-				slots[i].started = now;
-				slots[i].pid = spawn(cfg, fd, i);
-				if (slots[i].pid < 0) {
-					slots[i].pid = 0;
-					slots[i].respawn_at = now + 1;
-				}
-			}
-		}
-		/* Signals are blocked except inside ppoll, so none is lost between checks. */
-		struct timespec tick = { 1, 0 };
+		int wait = respawn_due(cfg, fd, slots, n);
+		struct timespec tick = { wait / 1000, (long)(wait % 1000) * 1000000 };
 		ppoll(NULL, 0, &tick, &empty);
 		if (got_chld) {
 			got_chld = 0;
@@ -190,43 +306,10 @@ int pool_run(const struct config *cfg)
 		}
 		if (got_hup) {
 			got_hup = 0;
-			log_write(LOG_INFO, "replacing workers", NULL);
-			for (int i = 0; i < n; i++) {
-				if (slots[i].pid <= 0 || slots[i].retiring)
-					continue;
-				slots[i].retiring = slots[i].pid;
-				kill(slots[i].pid, SIGTERM);   /* drains: finishes the request in hand */
-				slots[i].pid = 0;
-				slots[i].respawn_at = 0;
-				slots[i].failures = 0;
-			}
+			replace_all(slots, n);
 		}
 	}
-
-	log_write(LOG_INFO, "draining", NULL);
-	/* Unlinked before the workers are told: from now on nginx's connect() fails at once (a
-	 * clean 502), and the accept queue only shrinks. Each worker serves what is queued before
-	 * it stops (ppoll reports a ready socket ahead of the pending SIGTERM), so the drain ends
-	 * even under load, and no request is left in the queue when the socket is closed. */
-	unlink(cfg->listen);
-	for (int i = 0; i < n; i++) {
-		if (slots[i].pid > 0)
-			kill(slots[i].pid, SIGTERM);
-		if (slots[i].retiring > 0)
-			kill(slots[i].retiring, SIGTERM);
-	}
-	time_t deadline = time(NULL) + DRAIN_TIMEOUT;
-	while (live(slots, n) > 0) {
-		struct timespec tick = { 0, 100 * 1000 * 1000 };
-		ppoll(NULL, 0, &tick, &empty);
-		reap(slots, n, true);
-		if (time(NULL) > deadline) {
-			for (int i = 0; i < n; i++)
-				if (slots[i].pid > 0)
-					kill(slots[i].pid, SIGKILL);
-			deadline = time(NULL) + 5;
-		}
-	}
+	drain(cfg, slots, n, &empty);
 	close(fd);   /* not unlinked again: the path may belong to a newer pool by now */
 	free(slots);
 	mysql_library_end();

@@ -14,6 +14,8 @@
 #include "idem.h"
 #include "idem_key.h"
 #include "log.h"
+#include "valid.h"
+#include "metrics.h"
 
 enum {
 	R_TX = 1,    /* a mutation: runs in one transaction, retried on deadlock */
@@ -30,6 +32,7 @@ static const struct route {
 	unsigned flags;
 } routes[] = {
 	{ "GET",    "/healthz",                          h_healthz,           ROLE_NONE,      0 },
+	{ "GET",    "/metrics",                          h_metrics,           ROLE_NONE,      0 },
 	{ "GET",    "/api/v1/me",                        h_me,                ROLE_ANY,       0 },
 	{ "POST",   "/api/v1/users",                     h_users_create,      ROLE_ADMIN,     R_TX | R_IDEM },
 	{ "GET",    "/api/v1/users",                     h_users_list,        ROLE_ADMIN,     0 },
@@ -64,6 +67,14 @@ static const struct route {
 	{ "GET",    "/api/v1/audit",                     h_audit_list,        ROLE_ANY,       0 },
 };
 #define NROUTES (sizeof routes / sizeof *routes)
+
+const char *router_route(int i, const char **method)
+{
+	if (i < 0 || (size_t)i >= NROUTES)
+		return NULL;
+	*method = routes[i].method;
+	return routes[i].pattern;
+}
 
 /* Matches a path against a pattern whose "{}" segments take one non-empty segment each. */
 static bool match(const char *pat, const char *path, const char *params[MAX_PATH_PARAMS],
@@ -134,19 +145,27 @@ static bool content_type_ok(const char *ct)
 	return *p == '\0';
 }
 
+/* 503 with Retry-After: nothing changed, the client may retry. */
+static int unavailable(struct ctx *c)
+{
+	metrics_db_error(MD_UNAVAILABLE);
+	c->ndetails = 0;
+	c->rs.retry_after = true;
+	return reply_error(c, 503, "SERVICE_UNAVAILABLE", "the database is unavailable; retry later");
+}
+
 /* A lost database or contention that outlasted the retries is the client's to retry (503);
  * anything else is our bug (500). Neither changed anything: the transaction rolled back. */
 static int db_failure(struct ctx *c)
 {
 	c->ndetails = 0;
-	if (!db_connected(c->db) || db_err_retryable(c->db)) {
-		c->rs.retry_after = true;
-		return reply_error(c, 503, "SERVICE_UNAVAILABLE", "the database is unavailable; retry later");
-	}
+	if (!db_connected(c->db) || db_err_retryable(c->db))
+		return unavailable(c);
 	char msg[512];
 	log_escape(msg, sizeof msg, db_error(c->db), strlen(db_error(c->db)));
 	log_write(LOG_ERROR, "database error", "\"rid\":\"%s\",\"errno\":%u,\"error\":\"%s\"",
 		c->request_id, db_errno(c->db), msg);
+	metrics_db_error(MD_INTERNAL);
 	return reply_error(c, 500, "INTERNAL_ERROR", "internal error");
 }
 
@@ -230,10 +249,35 @@ static bool may_retry(struct ctx *c, int attempt, bool at_commit)
 			c->request_id, db_errno(c->db), attempt + 1);
 		return false;
 	}
+	metrics_tx_retry(db_errno(c->db));
 	log_write(LOG_INFO, "transaction retried", "\"rid\":\"%s\",\"errno\":%u,\"attempt\":%d",
 		c->request_id, db_errno(c->db), attempt + 1);
 	backoff(attempt);
 	return true;
+}
+
+/* On Galera a replicated write set that conflicts with this transaction aborts it (brute
+ * force abort), and what the handler saw then is not to be trusted: the statement that was
+ * running can fail with the error the conflict looked like (1062 on a unique key the other
+ * node's commit took: the audit chain's next seq, a twin's decision) instead of 1213, and a
+ * transaction aborted between two statements can run the next ones on their own, without its
+ * own rows (a 404 for the batch it had just inserted). Before a failure or a refusal is
+ * answered, check the transaction is still open and still holds its key: if not, db_errno
+ * reads 1213 and the whole transaction is run again. A single server never needs this. */
+static bool tx_lost(struct ctx *c, const struct route *r)
+{
+	if (!db_galera(c->db) || db_err_retryable(c->db))
+		return false;
+	unsigned err = db_errno(c->db);
+	char msg[256];
+	snprintf(msg, sizeof msg, "%s", db_error(c->db));
+	if (!db_tx_alive(c->db) || ((r->flags & R_IDEM) && !idem_held(c))) {
+		log_write(LOG_INFO, "transaction aborted by the cluster", "\"rid\":\"%s\",\"errno\":%u",
+			c->request_id, err);
+		return true;
+	}
+	db_set_error(c->db, err, msg);   /* the probe succeeded: the handler's error stands */
+	return false;
 }
 
 /* Runs a mutation in one transaction: claim the key, run the handler, write the audit events,
@@ -247,7 +291,7 @@ static int run_tx(struct ctx *c, const struct route *r)
 	int twin_waits = 0;
 	for (int attempt = 0;;) {
 		http_reset_response(c);
-		bool at_commit = false;
+		bool at_commit = false, opened = false;
 		if (db_begin(c->db) < 0)
 			goto failed;
 		if (r->flags & R_IDEM) {
@@ -255,8 +299,12 @@ static int run_tx(struct ctx *c, const struct route *r)
 			if (claim == IDEM_DONE)
 				return c->rs.status;
 			/* No error to judge a retry by: the expired key is gone, claim it again. */
-			if (claim == IDEM_RECLAIM && attempt++ < c->cfg->tx_retries)
-				continue;
+			if (claim == IDEM_RECLAIM) {
+				if (attempt++ < c->cfg->tx_retries)
+					continue;
+				db_rollback(c->db);
+				return unavailable(c);   /* contention on the key outlasted the retries */
+			}
 			/* Twins queued on the key deadlock among themselves when its holder rolls back:
 			 * that is still waiting for the key, bounded by idem_wait like a lock wait. */
 			if (claim == IDEM_AGAIN) {
@@ -270,10 +318,13 @@ static int run_tx(struct ctx *c, const struct route *r)
 			if (claim != IDEM_RUN)
 				goto failed;
 		}
+		opened = true;
 		int status = r->handler(c);
 		if (status == HANDLER_DB_ERROR)
 			goto failed;
 		if (status < 200 || status > 299) {
+			if (tx_lost(c, r))
+				goto failed;
 			db_rollback(c->db);
 			return status;
 		}
@@ -285,6 +336,8 @@ static int run_tx(struct ctx *c, const struct route *r)
 		if (db_commit(c->db) == 0)
 			return status;
 	failed:
+		if (opened && !at_commit && db_connected(c->db))
+			tx_lost(c, r);   /* an abort disguised as another error now reads 1213 */
 		db_rollback(c->db);
 		if (!may_retry(c, attempt++, at_commit)) {
 			http_reset_response(c);
@@ -301,6 +354,7 @@ int router_serve(struct ctx *c, FCGX_Request *fr)
 		return db_failure(c);
 	char allow[64];
 	int i = router_match(c->rq.method, path, c->params, allow, sizeof allow);
+	metrics_route(i);
 	/* API §1: the routes that take no token (sign-in, accepting an invitation) are exactly
 	 * those methods on those paths; any other method there needs a token first. */
 	if (api && !(i >= 0 && routes[i].roles == ROLE_NONE)) {
@@ -326,6 +380,8 @@ int router_serve(struct ctx *c, FCGX_Request *fr)
 	for (int p = 0; p < MAX_PATH_PARAMS && c->params[p]; p++)
 		c->params[p] = arena_strndup(c->a, c->params[p], strcspn(c->params[p], "/"));
 	int rc;
+	if (r->roles != ROLE_NONE && currencies_load(c) < 0)
+		return db_failure(c);
 	if (r->flags & (R_TX | R_BODY) && (rc = read_body(c, fr)))
 		return rc;
 	if (r->flags & R_IDEM && (rc = parse_idem_key(c, fr)))

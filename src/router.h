@@ -15,4 +15,7 @@ int router_serve(struct ctx *c, struct FCGX_Request *fr);
 int router_match(const char *method, const char *path, const char *params[MAX_PATH_PARAMS],
 	char *allow, size_t allow_cap);
 
+/* The method and pattern of route `i` ("/api/v1/batches/{}"), NULL past the last. */
+const char *router_route(int i, const char **method);
+
 #endif

@@ -9,25 +9,33 @@
 
 static const char SQL_CURRENCIES[] = "SELECT code, minor_unit FROM currencies";
 
-/* Currencies change only with a migration (and a restart): each worker reads them once. */
+/* Currencies change only with a migration (and a restart): each worker reads them once,
+ * before its first request that may need them (router.c), so that a failure to read them is
+ * a database failure (503) and never looks like an unsupported currency (400). */
 static struct {
 	char code[4];
 	int minor;
 } currencies[256];
 static int ncurrencies;
 
+int currencies_load(struct ctx *c)
+{
+	struct dbres r;
+	if (ncurrencies > 0)
+		return 0;
+	if (db_query(c->db, c->a, &r, SQL_CURRENCIES, "") < 0)
+		return -1;
+	for (size_t i = 0; i < r.nrows && i < 256; i++) {
+		snprintf(currencies[i].code, 4, "%s", db_s(&r, i, 0));
+		currencies[i].minor = (int)db_i(&r, i, 1);
+	}
+	ncurrencies = r.nrows < 256 ? (int)r.nrows : 256;
+	return 0;
+}
+
 int currency_minor(struct ctx *c, const char *code)
 {
-	if (ncurrencies == 0) {
-		struct dbres r;
-		if (db_query(c->db, c->a, &r, SQL_CURRENCIES, "") < 0)
-			return -1;
-		for (size_t i = 0; i < r.nrows && i < 256; i++) {
-			snprintf(currencies[i].code, 4, "%s", db_s(&r, i, 0));
-			currencies[i].minor = (int)db_i(&r, i, 1);
-		}
-		ncurrencies = r.nrows < 256 ? (int)r.nrows : 256;
-	}
+	(void)c;
 	for (int i = 0; i < ncurrencies; i++)
 		if (strcmp(currencies[i].code, code) == 0)
 			return currencies[i].minor;

@@ -24,6 +24,8 @@ void v_no_unknown(struct ctx *c, const char *const known[]);
 
 /* The minor unit of a currency code, or -1 if the service does not know it. */
 int currency_minor(struct ctx *c, const char *code);
+/* Reads the currency table once per process: 0, or -1 on a database failure. */
+int currencies_load(struct ctx *c);
 
 /* Query parameters: checks that only `allowed` ones (NULL-terminated) appear, each at most
  * once, recording errors; then q_get returns a decoded value or NULL. */

@@ -6,7 +6,7 @@ use Test::More;
 use JSON::PP ();
 use Remit::Test;
 
-# API §1: every error status with its envelope and X-Request-Id, the checks on bodies,
+# doc/openapi.yaml#Conventions: every error status with its envelope and X-Request-Id, the checks on bodies,
 # headers and query strings, and the order in which they apply. A rejected mutation changes
 # nothing: no user, no idempotency key, no audit event.
 

@@ -6,7 +6,7 @@ use Test::More;
 use Digest::SHA qw(sha256_hex);
 use Remit::Test;
 
-# API §2 and §5 (me, users, tokens): bearer tokens, roles, organisation isolation, and
+# doc/openapi.yaml#Authentication, #paths (me, users, tokens): bearer tokens, roles, organisation isolation, and
 # tokens stored only as their SHA-256.
 
 binmode(Test::More->builder->$_, ':encoding(UTF-8)') for qw(output failure_output todo_output);

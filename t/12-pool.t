@@ -8,7 +8,7 @@ use POSIX ();
 use Time::HiRes qw(time sleep);
 use Remit::Test;
 
-# API §6 and the pool (DESIGN "The pool"): the database going away and coming back, workers
+# README (script/server, script/test) and the pool (DESIGN "The pool"): the database going away and coming back, workers
 # killed, SIGTERM draining, SIGHUP replacing the workers, and the bootstrap and verify-audit
 # commands. Processes are signalled only by the pids the harness gives us.
 

@@ -4,7 +4,7 @@ use warnings;
 use Test::More;
 use Remit::Test;
 
-# Batches (API §4, §5): create, read, list, submit, cancel, versions and If-Match, totals.
+# Batches (doc/openapi.yaml#Lifecycle, #paths): create, read, list, submit, cancel, versions and If-Match, totals.
 my $s = Remit::Test->stack;
 my $org = $s->new_org;
 my $admin = $org->{token};

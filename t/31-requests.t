@@ -4,7 +4,7 @@ use warnings;
 use Test::More;
 use Remit::Test;
 
-# Payment requests (API §4, §5): create, validation, read, list, PATCH, DELETE.
+# Payment requests (doc/openapi.yaml#Lifecycle, #paths): create, validation, read, list, PATCH, DELETE.
 my $s = Remit::Test->stack;
 my $org = $s->new_org;
 my $admin = $org->{token};

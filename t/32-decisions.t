@@ -4,7 +4,7 @@ use warnings;
 use Test::More;
 use Remit::Test;
 
-# Decisions (API §4, §5): approve, reject, mark-paid, separation of duties, thresholds from
+# Decisions (doc/openapi.yaml#Lifecycle, #paths): approve, reject, mark-paid, separation of duties, thresholds from
 # the approval rules, and the lifecycle through to a COMPLETED batch with its ledger.
 my $s = Remit::Test->stack;
 

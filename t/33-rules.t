@@ -4,7 +4,7 @@ use warnings;
 use Test::More;
 use Remit::Test;
 
-# Approval rules (API §5): GET and PUT (replace all), validation by path, audit, scope.
+# Approval rules (doc/openapi.yaml#paths): GET and PUT (replace all), validation by path, audit, scope.
 my $s = Remit::Test->stack;
 my $org = $s->new_org;
 my $admin = $org->{token};

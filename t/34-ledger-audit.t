@@ -4,7 +4,7 @@ use warnings;
 use Test::More;
 use Remit::Test;
 
-# The ledger (entries, balances) and the audit log as the API shows them (API §4, §5).
+# The ledger (entries, balances) and the audit log as the API shows them (doc/openapi.yaml#Lifecycle, #paths).
 my $s = Remit::Test->stack;
 
 # An organisation with a creator, two approvers, a treasurer and a viewer.

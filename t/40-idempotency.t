@@ -1,7 +1,7 @@
 use strict;
 use warnings;
 
-# API §3: the Idempotency-Key header on every POST under /api/v1 (token creation aside): its
+# doc/openapi.yaml#Idempotency: the Idempotency-Key header on every POST under /api/v1 (token creation aside): its
 # grammar, replays, 422 on another fingerprint, its scope, failed attempts, expiry and purge.
 # Every subtest checks the status, the error code and what the database holds afterwards.
 

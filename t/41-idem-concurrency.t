@@ -1,7 +1,7 @@
 use strict;
 use warnings;
 
-# API §3 under concurrency: twins of one request (one key, one body) sent at the same
+# doc/openapi.yaml#Idempotency under concurrency: twins of one request (one key, one body) sent at the same
 # instant have exactly one effect, and each answers the success or 409
 # IDEMPOTENCY_KEY_IN_PROGRESS. Then, with a lock held from the test, the waits the contract
 # describes, one step at a time: a twin waits for the first attempt and replays it, runs

@@ -1,7 +1,7 @@
 use strict;
 use warnings;
 
-# API §3: "A failed attempt (4xx, 5xx, crash) stores nothing, so the client may retry with
+# doc/openapi.yaml#Idempotency: "A failed attempt (4xx, 5xx, crash) stores nothing, so the client may retry with
 # the same key." A worker is SIGKILLed inside its transaction, after it has claimed the key
 # (the claim is the transaction's first statement) and while it waits for a row lock the
 # test holds. The retry with the same key is a normal first run: one effect, no replay.

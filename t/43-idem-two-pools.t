@@ -1,7 +1,7 @@
 use strict;
 use warnings;
 
-# API §3: "This holds for any number of FastCGI workers, nginx instances and app hosts sharing
+# doc/openapi.yaml#Idempotency: "This holds for any number of FastCGI workers, nginx instances and app hosts sharing
 # the database: the database decides, never a per-process cache." Two pools (two `remit
 # serve` masters, as on two app hosts) on one database, behind one nginx upstream that takes
 # turns between them; twins of one request split across both still have one effect.

@@ -9,10 +9,10 @@ use JSON::PP ();
 use Time::HiRes qw(time);
 use Remit::Test;
 
-# Hostile input (API §1, §3, §5): a data-driven catalogue, in the spirit of Test::Nginx's
+# Hostile input (doc/openapi.yaml#Conventions, #Idempotency, #paths): a data-driven catalogue, in the spirit of Test::Nginx's
 # blocks. Each case is one HTTP request to one of the mutation routes of src/router.c (users,
 # tokens, approval-rules PUT, batches, add-request, submit, cancel, PATCH request, approve,
-# reject, mark-paid; DELETE request for If-Match) with the status and error code API §1 says
+# reject, mark-paid; DELETE request for If-Match) with the status and error code doc/openapi.yaml#Conventions says
 # it must get, by its order of precedence. For every case the database must stay as it was
 # (row counts of every business table, and the version sums of batches and requests, which
 # move on any UPDATE), no answer may be a 5xx, and no worker may die. Most cases are
@@ -119,7 +119,7 @@ sub version_of {
 # ---- the routes ------------------------------------------------------------------------
 
 # Field types: text (min, max), email, roles, rules, money, currency, account. `required`
-# as in API §5 (PATCH: nothing is). `probe` is the string field the byte-level cases write
+# as in doc/openapi.yaml#paths (PATCH: nothing is). `probe` is the string field the byte-level cases write
 # into, and `probe_path` how an error in it is named.
 my @ROUTES = (
     { name => 'users', method => 'POST', path => '/api/v1/users', who => $admin, idem => 1,
@@ -943,7 +943,7 @@ for my $r (@ROUTES) {
     invalid($r, '65,536 bytes (not 413)', $edge . (' ' x (65536 - length $edge)), ['zz']);
 }
 
-# -- 13. query strings on mutations, wrong states, and precedence (API §1's order).
+# -- 13. query strings on mutations, wrong states, and precedence (the order in doc/openapi.yaml#Conventions).
 for my $r (@ROUTES) {
     my $body = valid_body($r);
     for my $q ('dryRun=1', 'status=PAID', 'limit=5', 'x', '%ff=1', 'a=%00', 'a=%zz', 'a=1&a=1') {
@@ -1070,6 +1070,9 @@ subtest 'the catalogue: every case its documented 4xx, nothing changed, no 5xx' 
         if (defined $c->{raw}) {
             my $raw = raw_send($c->{raw}, half_close => $c->{half_close}, timeout => 10);
             $res = length $raw ? parse_http_response($raw) : { status => 0, headers => {}, body => '' };
+            # Checked against doc/openapi.yaml like every response of Remit::Test's helpers.
+            $s->openapi_check($1, $2, $res)
+                if $res->{status} && $c->{raw} =~ m{^([A-Z]+) (\S+) HTTP/1\.[01]\r\n};
         } else {
             my $token = exists $c->{token} ? $c->{token} : $r->{token};
             my $idem = exists $c->{idem} ? $c->{idem} : $r->{idem} ? 1 : undef;

@@ -6,12 +6,12 @@ use Test::More;
 use JSON::PP ();
 use Remit::Test;
 
-# Tenancy and authorisation (API §1, §2, §5). Nothing of another organisation is ever
+# Tenancy and authorisation (doc/openapi.yaml#Conventions, #Authentication, #paths). Nothing of another organisation is ever
 # visible: its ids answer 404 exactly as ids that do not exist (same status, same body), and
 # so do the ids of deleted things; no list ever holds another organisation's row, and a list
 # filtered by another organisation's id is empty. A revoked token is 401 everywhere. Every
-# route is tried with every role (and users with several); the matrix below is API §5's
-# table, not the code's. Nothing refused may change anything.
+# route is tried with every role (and users with several); the matrix below is the roles of
+# doc/openapi.yaml#paths, not the code's. Nothing refused may change anything.
 
 binmode(Test::More->builder->$_, ':encoding(UTF-8)') for qw(output failure_output todo_output);
 
@@ -292,7 +292,7 @@ subtest 'a deleted DRAFT request is gone: 404 like an unknown id, within its own
 };
 
 subtest 'revoked tokens: their ids are 404 to others; revoking again is 204 (API §4)' => sub {
-    # API §4: "revoking a revoked token is 204 with no event", so within its organisation a
+    # doc/openapi.yaml#Lifecycle: "revoking a revoked token is 204 with no event", so within its organisation a
     # revoked token's id still names a token; to any other organisation it is unknown.
     my $rt = (grep { $_->{kind} eq 'token' } @ID_ROUTES)[0];
     same_as_random($rt, $B->{admin}, [ $a{revoked_token} ], "B's admin, A's revoked token");
@@ -327,9 +327,9 @@ subtest 'a revoked token is 401 on every route, like an unknown token' => sub {
     is $s->req(GET => '/healthz', token => $revoked_auth)->{status}, 200, '/healthz needs no token';
 };
 
-# ---- the role matrix (API §5) ----------------------------------------------------------
+# ---- the role matrix (doc/openapi.yaml#paths) ----------------------------------------------------------
 
-# Who may call what, from API §5's table; 'any' is every authenticated user.
+# Who may call what, from the roles of doc/openapi.yaml#paths; 'any' is every authenticated user.
 my %MAY = (
     'GET /healthz' => 'any',    # needs no token at all
     'GET /api/v1/me' => 'any',
@@ -588,7 +588,7 @@ subtest "B's writes never reach A" => sub {
         json => { email => uc $email, name => 'Twin', roles => ['VIEWER'] });
     is $r->{status}, 201, "B may have a user with the email of A's user (unique per organisation)";
     is $r->{json}{data}{orgId}, $B->{org}, 'in B';
-    # A key is the user's own (API §3): B's use of A's key never replays A's response.
+    # A key is the user's own (doc/openapi.yaml#Idempotency): B's use of A's key never replays A's response.
     my $key = 'shared-' . Remit::Test::random_key();
     my $ra = $s->req(POST => '/api/v1/batches', token => $A->{creator}{token}, idem => $key,
         json => { name => 'Same' });

@@ -1,7 +1,7 @@
 use strict;
 use warnings;
 
-# Faults under load (API §3, DESIGN "The pool", "One transaction per mutation"). Forked
+# Faults under load (doc/openapi.yaml#Idempotency, DESIGN "The pool", "One transaction per mutation"). Forked
 # clients create payment requests in DRAFT batches of their own and drive some through
 # submit, approve (a second user) and mark-paid (a treasurer); every logical operation has
 # one Idempotency-Key, and an answer that is not definitive (5xx, 409

@@ -4,6 +4,8 @@ use strict;
 use warnings;
 
 use Getopt::Long qw(GetOptions);
+use POSIX qw(strftime);
+use Time::HiRes qw(sleep);
 use Remit::Stack;
 
 my ($port, $state) = (8080, "$Remit::Stack::TOP/var");
@@ -20,13 +22,15 @@ print 'REMIT_URL=', $stack->url, "\n";
 printf STDERR "remit: config %s; logs %s, %s/mysqld.log, %s/nginx/; ^C stops\n",
     $stack->config_path, $stack->log_path, $stack->state_dir, $stack->state_dir;
 
-my $died;
+# Whatever dies is started again (MariaDB on the same datadir, with a bounded restart rate);
+# the rest keeps serving meanwhile: 503 with Retry-After while the database is away.
 until ($stop) {
-    sleep 1;
-    $died = $stack->which_died and last;
+    sleep 0.5;
+    $stack->supervise(sub {
+        printf STDERR "remit: %s %s\n", strftime('%Y-%m-%dT%H:%M:%SZ', gmtime), $_[0];
+    });
 }
-warn $died ? "remit: $died exited on its own; stopping the rest\n"
-    : "remit: caught SIG$stop, stopping\n";
+warn "remit: caught SIG$stop, stopping\n";
 $stack->stop;
 print STDERR "remit: $_\n" for $stack->findings;
-exit($died ? 1 : 0);
+exit 0;

@@ -8,7 +8,7 @@ CREATE TABLE currencies (
   minor_unit TINYINT NOT NULL,
   CONSTRAINT currencies_code CHECK (code REGEXP '^[A-Z]{3}$'),
   CONSTRAINT currencies_minor CHECK (minor_unit BETWEEN 0 AND 4)
-) ENGINE=InnoDB;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 INSERT INTO currencies (code, minor_unit) VALUES
   ('USD', 2), ('EUR', 2), ('GBP', 2), ('CHF', 2), ('JPY', 0), ('CAD', 2), ('AUD', 2),
@@ -21,7 +21,7 @@ CREATE TABLE orgs (
   id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
   name VARCHAR(140) NOT NULL,
   created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
-) ENGINE=InnoDB;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 -- roles is a bit set: 1 ADMIN, 2 CREATOR, 4 APPROVER, 8 TREASURER, 16 VIEWER.
 CREATE TABLE users (
@@ -36,7 +36,7 @@ CREATE TABLE users (
   KEY users_org (org_id, id),
   CONSTRAINT users_org_fk FOREIGN KEY (org_id) REFERENCES orgs (id),
   CONSTRAINT users_roles CHECK (roles BETWEEN 1 AND 31)
-) ENGINE=InnoDB;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE TABLE tokens (
   id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -49,7 +49,7 @@ CREATE TABLE tokens (
   UNIQUE KEY tokens_hash (token_hash),
   CONSTRAINT tokens_user_fk FOREIGN KEY (user_id) REFERENCES users (id),
   CONSTRAINT tokens_org_fk FOREIGN KEY (org_id) REFERENCES orgs (id)
-) ENGINE=InnoDB;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE TABLE approval_rules (
   id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -63,7 +63,7 @@ CREATE TABLE approval_rules (
   CONSTRAINT approval_rules_currency_fk FOREIGN KEY (currency) REFERENCES currencies (code),
   CONSTRAINT approval_rules_min CHECK (min_amount >= 0),
   CONSTRAINT approval_rules_approvals CHECK (approvals BETWEEN 1 AND 10)
-) ENGINE=InnoDB;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE TABLE batches (
   id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -88,7 +88,7 @@ CREATE TABLE batches (
     (status = 'DRAFT' AND submitted_by IS NULL AND submitted_at IS NULL) OR
     (status IN ('SUBMITTED', 'COMPLETED') AND submitted_by IS NOT NULL AND submitted_at IS NOT NULL) OR
     status = 'CANCELLED')
-) ENGINE=InnoDB;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE TABLE payment_requests (
   id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -130,7 +130,7 @@ CREATE TABLE payment_requests (
     status NOT IN ('APPROVED', 'PAID') OR approval_count >= required_approvals),
   CONSTRAINT requests_paid CHECK (
     (status = 'PAID') = (paid_at IS NOT NULL AND paid_by IS NOT NULL))
-) ENGINE=InnoDB;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE TABLE decisions (
   id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -145,7 +145,7 @@ CREATE TABLE decisions (
   CONSTRAINT decisions_request_fk FOREIGN KEY (request_id) REFERENCES payment_requests (id),
   CONSTRAINT decisions_approver_fk FOREIGN KEY (approver_id) REFERENCES users (id),
   CONSTRAINT decisions_decision CHECK (decision IN ('APPROVED', 'REJECTED'))
-) ENGINE=InnoDB;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE TABLE ledger_entries (
   id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -164,7 +164,7 @@ CREATE TABLE ledger_entries (
   CONSTRAINT ledger_currency_fk FOREIGN KEY (currency) REFERENCES currencies (code),
   CONSTRAINT ledger_type CHECK (type IN ('OBLIGATION', 'SETTLEMENT')),
   CONSTRAINT ledger_amount CHECK (amount > 0)
-) ENGINE=InnoDB;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger_entries FOR EACH ROW
   SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'ledger entries are append-only';
@@ -178,7 +178,7 @@ CREATE TABLE audit_heads (
   seq BIGINT NOT NULL DEFAULT 0,
   hash CHAR(64) CHARACTER SET ascii NOT NULL,
   CONSTRAINT audit_heads_org_fk FOREIGN KEY (org_id) REFERENCES orgs (id)
-) ENGINE=InnoDB;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE TABLE audit_events (
   id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -198,7 +198,7 @@ CREATE TABLE audit_events (
   KEY audit_org (org_id, id),
   KEY audit_object (org_id, object_id, id),
   CONSTRAINT audit_org_fk FOREIGN KEY (org_id) REFERENCES orgs (id)
-) ENGINE=InnoDB;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit_events FOR EACH ROW
   SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'audit events are append-only';
@@ -222,4 +222,4 @@ CREATE TABLE idempotency_keys (
   KEY idem_expiry (expires_at),
   CONSTRAINT idem_user_fk FOREIGN KEY (user_id) REFERENCES users (id),
   CONSTRAINT idem_status CHECK (status IS NULL OR status BETWEEN 200 AND 299)
-) ENGINE=InnoDB;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

@@ -38,3 +38,28 @@ CREATE TRIGGER decisions_not_maker BEFORE INSERT ON decisions FOR EACH ROW
 
 CREATE TRIGGER requests_paid_not_maker BEFORE UPDATE ON payment_requests FOR EACH ROW
   IF NEW.paid_by IS NOT NULL AND NOT (OLD.paid_by <=> NEW.paid_by) AND EXISTS (SELECT 1 FROM request_makers m WHERE m.request_id = NEW.id AND m.user_id = NEW.paid_by LOCK IN SHARE MODE) THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'a maker of a request may not mark it paid'; END IF;
+
+-- Emails compare as the contract says: lower-cased A-Z (done by the service), nothing else.
+-- utf8mb4_bin is PAD SPACE, so 'p1@a.example ' equalled 'p1@a.example' in the unique key;
+-- bytes compare exactly (254 characters of up to 4 bytes each).
+ALTER TABLE users MODIFY email_key VARBINARY(1016) NOT NULL;
+
+-- Least privilege (README "Database accounts"): the pool's user holds only the role
+-- remit_app, and the role only what the domain needs. Ledger, audit and decision rows are
+-- INSERT and SELECT only, so they stay immutable even without their triggers; nothing here
+-- may ALTER, DROP or touch a trigger. A migration that creates a table grants it here, one
+-- line: GRANT <verbs> ON <table> TO remit_app;
+CREATE ROLE IF NOT EXISTS remit_app;
+GRANT SELECT ON currencies TO remit_app;
+GRANT SELECT, INSERT ON orgs TO remit_app;
+GRANT SELECT, INSERT, UPDATE ON users TO remit_app;
+GRANT SELECT, INSERT, UPDATE ON tokens TO remit_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON approval_rules TO remit_app;
+GRANT SELECT, INSERT, UPDATE ON batches TO remit_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON payment_requests TO remit_app;
+GRANT SELECT, INSERT ON decisions TO remit_app;
+GRANT SELECT, INSERT ON ledger_entries TO remit_app;
+GRANT SELECT, INSERT, UPDATE ON audit_heads TO remit_app;
+GRANT SELECT, INSERT ON audit_events TO remit_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON idempotency_keys TO remit_app;
+GRANT SELECT, INSERT, UPDATE ON request_makers TO remit_app;

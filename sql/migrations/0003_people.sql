@@ -36,7 +36,7 @@ CREATE TABLE invitations (
   CONSTRAINT invitations_user_fk FOREIGN KEY (user_id) REFERENCES users (id),
   CONSTRAINT invitations_once CHECK (used_at IS NULL OR voided_at IS NULL),
   CONSTRAINT invitations_expiry CHECK (expires_at > created_at)
-) ENGINE=InnoDB;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 -- Consecutive failed sign-ins per (orgId as sent, email lower-cased A-Z), keyed by the
 -- SHA-256 of both so that any orgId text, known or not, has a bounded key and unknown
@@ -49,4 +49,9 @@ CREATE TABLE sign_in_throttle (
   updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   KEY sign_in_throttle_updated (updated_at),
   CONSTRAINT sign_in_throttle_failures CHECK (failures >= 1)
-) ENGINE=InnoDB;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- What the pool may do to the new tables (0002_controls.sql, README "Database accounts"):
+-- a success or an accepted invitation deletes its throttle row, and the purge idle ones.
+GRANT SELECT, INSERT, UPDATE ON invitations TO remit_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON sign_in_throttle TO remit_app;

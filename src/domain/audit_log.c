@@ -1,4 +1,4 @@
-/* The audit log as the API shows it (API §4, §5); audit.c writes and verifies the chain. */
+/* The audit log as the API shows it (doc/openapi.yaml#Lifecycle, #paths); audit.c writes and verifies the chain. */
 #include "domain/handlers.h"
 #include "valid.h"
 

@@ -1,4 +1,4 @@
-/* Batches: create, list, read, submit, cancel (API §4, §5). */
+/* Batches: create, list, read, submit, cancel (doc/openapi.yaml#Lifecycle, #paths). */
 #include <string.h>
 
 #include "domain/handlers.h"
@@ -13,7 +13,7 @@ static const char SQL_BATCH_REQUESTS_LOCK[] =
 	"SELECT id, status, amount, currency, beneficiary_name, beneficiary_account, purpose"
 	" FROM payment_requests WHERE batch_id = ? ORDER BY id FOR UPDATE";
 static const char SQL_RULES_FOR_SUBMIT[] =
-	"SELECT currency, min_amount, approvals FROM approval_rules WHERE org_id = ?";
+	"SELECT currency, min_amount, approvals FROM approval_rules WHERE org_id = ? LOCK IN SHARE MODE";
 static const char SQL_REQUEST_SUBMIT[] =
 	"UPDATE payment_requests SET status = 'PENDING_APPROVAL', required_approvals = ?,"
 	" snapshot = ?, version = version + 1, updated_at = NOW(3) WHERE id = ?";
@@ -116,7 +116,8 @@ int h_batches_submit(struct ctx *c)
 		detail_str(c, "status", b.status);
 		return reply_error(c, 409, "INVALID_STATE", "an empty batch cannot be submitted");
 	}
-	/* Read after the batch lock: the rules in force when the batch is frozen. */
+	/* Read after the batch lock, with a locking read (the snapshot predates the lock,
+	 * lock.h): the rules in force when the batch is frozen. */
 	if (db_query(c->db, c->a, &rules, SQL_RULES_FOR_SUBMIT, "i", c->me.org_id) < 0)
 		return HANDLER_DB_ERROR;
 	audit_add(c, "batch.submitted", "batch", b.id,

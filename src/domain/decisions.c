@@ -1,5 +1,5 @@
 /* Decisions on submitted requests: approve, reject, mark paid, and the approvals list
- * (API §4, §5). Each may complete the request's batch. */
+ * (doc/openapi.yaml#Lifecycle, #paths). Each may complete the request's batch. */
 #include <string.h>
 
 #include "domain/handlers.h"
@@ -49,9 +49,9 @@ static int ledger_add(struct ctx *c, const struct request_row *q, const char *ty
 		q->amount, q->currency) < 0 ? HANDLER_DB_ERROR : 0;
 }
 
-/* 403 `code` when the caller is a maker of request `id` (makers.h), naming what made them
- * one; else 0. */
-static int refuse_maker(struct ctx *c, long long id, const char *code, const char *act)
+/* 403 SELF_APPROVAL_FORBIDDEN (SELF_PAYMENT_FORBIDDEN with `pay`) when the caller is a
+ * maker of request `id` (makers.h), naming what made them one; else 0. */
+static int refuse_maker(struct ctx *c, long long id, bool pay)
 {
 	int made = maker_of(c, id);
 	if (made < 0)
@@ -60,7 +60,9 @@ static int refuse_maker(struct ctx *c, long long id, const char *code, const cha
 		return 0;
 	const char *why = made & MADE_CREATED ? "you created"
 		: made & MADE_CHANGED ? "you changed" : "whose batch you submitted";
-	return reply_error(c, 403, code, arena_printf(c->a, "you may not %s a request %s", act, why));
+	return reply_error(c, 403, pay ? "SELF_PAYMENT_FORBIDDEN" : "SELF_APPROVAL_FORBIDDEN",
+		arena_printf(c->a, pay ? "you may not mark a request %s as paid"
+			: "you may not decide on a request %s", why));
 }
 
 /* Approve or reject: validation, then the state, then separation of duties, then one
@@ -81,7 +83,7 @@ static int decide(struct ctx *c, bool approve)
 		return reply_validation(c);
 	if (strcmp(q.status, "PENDING_APPROVAL") != 0)
 		return reply_invalid_state(c, q.status);
-	if ((rc = refuse_maker(c, q.id, "SELF_APPROVAL_FORBIDDEN", "decide on")))
+	if ((rc = refuse_maker(c, q.id, false)))
 		return rc;
 
 	const char *decision = approve ? "APPROVED" : "REJECTED";
@@ -134,7 +136,7 @@ int h_requests_mark_paid(struct ctx *c)
 	if (strcmp(q.status, "APPROVED") != 0)
 		return reply_invalid_state(c, q.status);
 	/* Only makers are barred: a treasurer who approved the request may pay it. */
-	if ((rc = refuse_maker(c, q.id, "SELF_PAYMENT_FORBIDDEN", "mark paid")))
+	if ((rc = refuse_maker(c, q.id, true)))
 		return rc;
 
 	if (db_exec(c->db, SQL_REQUEST_PAY, "isi", c->me.user_id, reference, q.id) < 0)

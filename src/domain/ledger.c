@@ -1,4 +1,4 @@
-/* The ledger (API §4, §5): its entries, and balances per currency. */
+/* The ledger (doc/openapi.yaml#Lifecycle, #paths): its entries, and balances per currency. */
 #include "domain/handlers.h"
 #include "domain/repr.h"
 #include "valid.h"

@@ -1,9 +1,10 @@
 /* Locking a batch and its requests for a mutation (see lock.h for the order). */
 #include "domain/lock.h"
 
+static const char SQL_BATCH_FIND[] = "SELECT id FROM batches WHERE id = ? AND org_id = ?";
 static const char SQL_BATCH_LOCK[] =
 	"SELECT id, status, version, created_by, submitted_by FROM batches"
-	" WHERE id = ? AND org_id = ? FOR UPDATE";
+	" WHERE id = ? FOR UPDATE";
 static const char SQL_REQUEST_BATCH[] =
 	"SELECT batch_id FROM payment_requests WHERE id = ? AND org_id = ?";
 static const char SQL_REQUEST_LOCK[] =
@@ -19,10 +20,22 @@ static const char SQL_BATCH_COMPLETE[] =
 	"UPDATE batches SET status = 'COMPLETED', version = version + 1, updated_at = NOW(3)"
 	" WHERE id = ? AND status = 'SUBMITTED'";
 
+int batch_find(struct ctx *c, long long id)
+{
+	struct dbres r;
+	if (db_query(c->db, c->a, &r, SQL_BATCH_FIND, "ii", id, c->me.org_id) < 0)
+		return HANDLER_DB_ERROR;
+	return r.nrows ? 0 : reply_not_found(c);
+}
+
 int batch_lock(struct ctx *c, long long id, struct batch_row *b)
 {
 	struct dbres r;
-	if (db_query(c->db, c->a, &r, SQL_BATCH_LOCK, "ii", id, c->me.org_id) < 0)
+	int rc = batch_find(c, id);
+	if (rc)
+		return rc;
+	/* The row is ours (a batch never changes organisation) and a batch is never deleted. */
+	if (db_query(c->db, c->a, &r, SQL_BATCH_LOCK, "i", id) < 0)
 		return HANDLER_DB_ERROR;
 	if (r.nrows == 0)
 		return reply_not_found(c);

@@ -4,7 +4,15 @@
  * Lock order, everywhere: the batch row first, then its requests. A request's status, its
  * batch's version and counts, and the batch's COMPLETED status change together, so every
  * change of a request takes its batch's row lock first; holding that lock then means no
- * one else changes the batch or any of its requests until we commit. */
+ * one else changes the batch or any of its requests until we commit.
+ *
+ * Tenancy before locks: an id is first looked up with a plain read filtered by the
+ * caller's organisation, and only a row of that organisation is then locked. A locking read
+ * `WHERE id = ? AND org_id = ?` would lock (and wait for) the row of another organisation
+ * before the filter rejects it: a 404 that takes as long as that organisation's transaction
+ * tells that the id exists and is busy. The plain read fixes the transaction's snapshot
+ * before the locks are held: after these calls, read only rows this transaction changed,
+ * or read with a locking read. */
 #ifndef REMIT_DOMAIN_LOCK_H
 #define REMIT_DOMAIN_LOCK_H
 #include <stdbool.h>
@@ -25,9 +33,10 @@ struct request_row {
  * made (404 for an id of no batch or request of the caller's organisation), or
  * HANDLER_DB_ERROR. */
 int batch_lock(struct ctx *c, long long id, struct batch_row *b);
-/* Locks the request's batch, then the request. Finding the batch is a plain read, which
- * fixes the transaction's snapshot before the locks are held: after this call, read only
- * rows this transaction changed, or read with a locking read. */
+/* 0 when batch `id` belongs to the caller's organisation (a plain read, no lock), else the
+ * 404 reply's status or HANDLER_DB_ERROR. */
+int batch_find(struct ctx *c, long long id);
+/* Locks the request's batch, then the request. */
 int request_lock(struct ctx *c, long long id, struct batch_row *b, struct request_row *r);
 
 /* Records that one of the batch's requests changed: bumps the batch's version. With

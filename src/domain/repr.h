@@ -1,4 +1,4 @@
-/* Shared representations (API §4): one batch with its totals and counts, one payment request,
+/* Shared representations (doc/openapi.yaml#Lifecycle): one batch with its totals and counts, one payment request,
  * and money text, for every handler that answers with them. */
 #ifndef REMIT_DOMAIN_REPR_H
 #define REMIT_DOMAIN_REPR_H

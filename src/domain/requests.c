@@ -1,4 +1,4 @@
-/* Payment requests of a DRAFT batch: add, list, read, edit, delete (API §4, §5). */
+/* Payment requests of a DRAFT batch: add, list, read, edit, delete (doc/openapi.yaml#Lifecycle, #paths). */
 #include <string.h>
 
 #include "domain/handlers.h"
@@ -13,6 +13,11 @@
 /* The body's own cap bounds an account before normalisation: an IBAN may carry any number
  * of spaces, and only the normalised form must fit 1..34 characters. */
 #define ACCOUNT_INPUT_MAX 65536
+/* Submitting a batch writes an audit event per request while it holds the organisation's
+ * audit chain lock, which every other writer of the organisation waits for (at most
+ * idem_wait): the size at which that stays short is measured by t/66-large-batch.t and
+ * README "Batch size". */
+#define BATCH_MAX_REQUESTS 5000
 
 static const char SQL_REQUEST_INSERT[] =
 	"INSERT INTO payment_requests (org_id, batch_id, amount, currency, beneficiary_name,"
@@ -26,6 +31,8 @@ static const char SQL_BATCH_BUMP_DRAFT[] =
 	"UPDATE batches SET version = version + 1, updated_at = NOW(3)"
 	" WHERE id = ? AND org_id = ? AND status = 'DRAFT'";
 static const char SQL_BATCH_EXISTS[] = "SELECT id FROM batches WHERE id = ? AND org_id = ?";
+static const char SQL_BATCH_COUNT[] =
+	"SELECT COUNT(*) FROM payment_requests WHERE batch_id = ? LOCK IN SHARE MODE";
 #define REQUEST_LIST \
 	"SELECT " REQUEST_COLS " FROM payment_requests r JOIN currencies cu ON cu.code = r.currency" \
 	" WHERE r.batch_id = ? AND r.org_id = ?"
@@ -73,6 +80,21 @@ static void write_fields_audit(yajl_gen g, const struct fields *f)
 	jw_str(g, "purpose", f->purpose);
 }
 
+/* 409 BATCH_FULL when the batch already holds BATCH_MAX_REQUESTS. A locking read: the
+ * snapshot predates the batch's lock (lock.h). */
+static int check_room(struct ctx *c, long long batch)
+{
+	struct dbres r;
+	if (db_query(c->db, c->a, &r, SQL_BATCH_COUNT, "i", batch) < 0)
+		return HANDLER_DB_ERROR;
+	if (db_i(&r, 0, 0) < BATCH_MAX_REQUESTS)
+		return 0;
+	c->ndetails = 0;
+	detail_str(c, "limit", arena_printf(c->a, "%d", BATCH_MAX_REQUESTS));
+	return reply_error(c, 409, "BATCH_FULL", arena_printf(c->a,
+		"a batch holds at most %d requests: start another batch", BATCH_MAX_REQUESTS));
+}
+
 int h_requests_create(struct ctx *c)
 {
 	long long batch = param_id(c, 0);
@@ -84,6 +106,8 @@ int h_requests_create(struct ctx *c)
 	 * DRAFT of the caller's organisation, which is all this needs to know of it. Any other
 	 * outcome is told apart by the locking read, as with If-Match; a 4xx rolls back. */
 	bool bumped = false;
+	if ((rc = batch_find(c, batch)))   /* before any lock: lock.h */
+		return rc;
 	if (!c->rq.if_match) {
 		if (db_exec(c->db, SQL_BATCH_BUMP_DRAFT, "ii", batch, c->me.org_id) < 0)
 			return HANDLER_DB_ERROR;
@@ -104,6 +128,8 @@ int h_requests_create(struct ctx *c)
 		return reply_validation(c);
 	if (!bumped && strcmp(b.status, "DRAFT") != 0)
 		return reply_invalid_state(c, b.status);
+	if ((rc = check_room(c, batch)))
+		return rc;
 
 	if (db_exec(c->db, SQL_REQUEST_INSERT, "iiissssi", c->me.org_id, batch, (long long)f.amount,
 			f.currency, f.name, f.account, f.purpose, c->me.user_id) < 0)

@@ -1,4 +1,4 @@
-/* Approval rules (API §5): how many approvers a request needs, applied at submit. */
+/* Approval rules (doc/openapi.yaml#paths): how many approvers a request needs, applied at submit. */
 #include <string.h>
 
 #include "domain/handlers.h"

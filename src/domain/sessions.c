@@ -1,9 +1,10 @@
 /* Sessions (API §7): signing in with a password, its throttle, signing out.
  *
  * An attempt is counted as a failure before its password is checked, in a transaction of
- * its own that holds the throttle row's lock (FOR UPDATE, then INSERT or UPDATE): so no number of concurrent attempts gets more
- * password checks than the throttle allows, on any pool sharing the database, and a locked
- * key costs one short transaction and no hash. A success then clears the count. */
+ * its own that holds the throttle row's lock (FOR UPDATE, then INSERT or UPDATE): so no
+ * number of concurrent attempts gets more password checks than the throttle allows, on any
+ * pool sharing the database, and a locked key costs one short transaction and no hash. A
+ * success then clears the count. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,8 +75,10 @@ static long lock_seconds(long n)
 {
 	if (n < FREE_FAILURES)
 		return 0;
-	return n - FREE_FAILURES >= 10 ? MAX_LOCK : (1L << (n - FREE_FAILURES)) < MAX_LOCK
-		? 1L << (n - FREE_FAILURES) : MAX_LOCK;
+	if (n - FREE_FAILURES >= 10)   /* 2^10 > 900; and no shift past the width of long */
+		return MAX_LOCK;
+	long s = 1L << (n - FREE_FAILURES);
+	return s < MAX_LOCK ? s : MAX_LOCK;
 }
 
 /* One transaction: 0 when the attempt may go on (it is counted as failure *n), the seconds a
@@ -154,7 +157,8 @@ static int session_tx(struct ctx *c, const unsigned char key[SHA256_LEN], const 
 	jw_time(g, "expiresAt", expires);
 	jw_close(g);
 	audit_add(c, "session.created", "session", id, jw_finish(c->a, g));
-	if (audit_flush(c) < 0 || db_query(c->db, c->a, &r, SQL_USER_ROW, "i", c->me.user_id) < 0 || r.nrows != 1)
+	if (audit_flush(c) < 0 ||
+	    db_query(c->db, c->a, &r, SQL_USER_ROW, "i", c->me.user_id) < 0 || r.nrows != 1)
 		return -1;
 	g = reply_data(c, 201);
 	jw_open(g, NULL);
@@ -234,8 +238,9 @@ int h_sessions_create(struct ctx *c)
 	const char *stored = r.nrows && db_i(&r, 0, 2) ? db_s(&r, 0, 1) : NULL;
 	long long user = r.nrows ? db_i(&r, 0, 0) : 0;
 	if (!password_verify(c->cfg, stored, pw->s, pw->len)) {
-		if (lock_seconds(n) && db_exec(c->db, SQL_THROTTLE_RESTAMP, "ibi", (long long)lock_seconds(n),
-				key, SHA256_LEN, (long long)n) < 0)
+		long lock = lock_seconds(n);
+		if (lock && db_exec(c->db, SQL_THROTTLE_RESTAMP, "ibi", (long long)lock, key, SHA256_LEN,
+				(long long)n) < 0)
 			return HANDLER_DB_ERROR;
 		return invalid_credentials(c, user, !r.nrows ? "unknown" : !db_i(&r, 0, 2) ? "inactive"
 			: !stored ? "no password" : "wrong password");

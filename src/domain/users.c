@@ -1,4 +1,4 @@
-/* Health, the caller, users and their tokens (API §5). */
+/* Health, the caller, users and their tokens (doc/openapi.yaml#paths). */
 #include <stdio.h>
 #include <string.h>
 
@@ -19,10 +19,12 @@ static const char SQL_USER_INSERT[] =
 static const char SQL_TOKEN_INSERT[] =
 	"INSERT INTO tokens (org_id, user_id, name, token_hash) VALUES (?, ?, ?, ?)";
 static const char SQL_TOKEN_CREATED[] = "SELECT created_at FROM tokens WHERE id = ?";
-/* Sessions live in the tokens table too, but are not API tokens: their ids answer 404 here. */
+/* Sessions live in the tokens table too, but are not API tokens: their ids answer 404 here.
+ * Filtered by organisation without a lock, then locked by id (lock.h). */
+static const char SQL_TOKEN_FIND[] =
+	"SELECT id FROM tokens WHERE id = ? AND org_id = ? AND kind = 'token'";
 static const char SQL_TOKEN_LOCK[] =
-	"SELECT revoked_at IS NOT NULL, user_id FROM tokens"
-	" WHERE id = ? AND org_id = ? AND kind = 'token' FOR UPDATE";
+	"SELECT revoked_at IS NOT NULL, user_id FROM tokens WHERE id = ? FOR UPDATE";
 static const char SQL_MY_TOKENS[] =
 	"SELECT id, name, created_at FROM tokens WHERE user_id = ? AND kind = 'token'"
 	" AND revoked_at IS NULL AND id < ? ORDER BY id DESC LIMIT ?";
@@ -49,7 +51,7 @@ static const char *const role_names[] = { "ADMIN", "CREATOR", "APPROVER", "TREAS
 int h_healthz(struct ctx *c)
 {
 	static const char *const none[] = { NULL };
-	q_parse(c, none);   /* API §1: every route refuses unknown query parameters */
+	q_parse(c, none);   /* doc/openapi.yaml#Conventions: every route refuses unknown query parameters */
 	if (c->ndetails)
 		return reply_validation(c);
 	struct dbres r;
@@ -312,7 +314,12 @@ int h_tokens_revoke(struct ctx *c)
 	struct dbres r;
 	if (!id)
 		return reply_not_found(c);
-	if (db_query(c->db, c->a, &r, SQL_TOKEN_LOCK, "ii", id, c->me.org_id) < 0)
+	/* Filtered by organisation before the lock, never while waiting for it (lock.h). */
+	if (db_query(c->db, c->a, &r, SQL_TOKEN_FIND, "ii", id, c->me.org_id) < 0)
+		return HANDLER_DB_ERROR;
+	if (r.nrows == 0)
+		return reply_not_found(c);
+	if (db_query(c->db, c->a, &r, SQL_TOKEN_LOCK, "i", id) < 0)
 		return HANDLER_DB_ERROR;
 	if (r.nrows == 0)
 		return reply_not_found(c);

@@ -39,8 +39,18 @@ our $TOP = abs_path(dirname(__FILE__) . '/../../..');
 my $MAX_SOCKET_PATH = 100;
 
 # The config keys in the order remit.conf lists them (others set by conf_set follow).
-my @CONF_ORDER = qw(db_socket db_host db_port db_user db_password db_name listen listen_mode
-    workers log_level max_body idem_wait idem_retention purge_interval tx_retries);
+my @CONF_ORDER = qw(db_socket db_host db_port db_user db_password db_name migrate_user
+    migrate_password listen listen_mode listen_group workers log_level max_body idem_wait
+    idem_retention purge_interval tx_retries);
+
+# The database accounts (README "Database accounts"): the schema's owner runs `remit
+# migrate`; the pool's user holds only the role remit_app that the migrations grant.
+our $APP_USER = 'remit';
+our $OWNER_USER = 'remit_owner';
+my @DB_HOSTS = ('localhost', '127.0.0.1');    # the unix socket, and TCP on loopback
+
+# When we run as root, nginx's workers run as nobody and its group owns the pool's socket.
+my $NGINX_USER = 'nobody';
 
 # Fast and not crash-safe: good for a test database that lives for one test file.
 my @TEST_DB_OPTIONS = qw(
@@ -177,6 +187,7 @@ sub start {
     $self->create_database;
     $self->write_config;
     $self->migrate;
+    $self->grant_app;
     $self->start_remit;
     $self->start_nginx;
     return $self;
@@ -216,6 +227,76 @@ sub which_died {
     return;
 }
 
+# ---- supervision -----------------------------------------------------------------------
+
+# A component restarted this many times within the window waits for the oldest restart to
+# leave it: a crash loop costs a few restarts a minute, never a fork storm.
+my $RESTART_BURST = 5;
+my $RESTART_WINDOW = 60;
+
+# Restarts every part that has exited on its own since it was started: MariaDB on the same
+# datadir (InnoDB crash recovery brings back everything committed), a pool master, nginx.
+# The other parts keep running meanwhile: while MariaDB is away the pool answers 503 with
+# Retry-After, and its workers reconnect by themselves once it is back. Returns one line
+# per event; $say, when given, gets each as it happens (a restart may take a while).
+# script/server calls it every half second; so can a test.
+sub supervise {
+    my ($self, $say) = @_;
+    my @log;
+    my $log = sub { push @log, $_[0]; $say->($_[0]) if $say };
+    my %name = (db => 'MariaDB', nginx => 'nginx',
+        map { _pool($_) => 'the remit pool' . ($_ > 1 ? " $_" : '') } 1 .. $self->{pools});
+    for my $what ('db', (map { _pool($_) } 1 .. $self->{pools}), 'nginx') {
+        next if $self->_running($what);
+        if (my $pid = $self->{pid}{$what}) {
+            $log->("$name{$what} (pid $pid) " . _how($self->{exited}{$what})
+                . '; restarting it' . ($what eq 'db' ? ' on the same datadir' : ''));
+            $self->_forget($what);
+        }
+        my $times = $self->{restarts}{$what} //= [];
+        @$times = grep { $_ > time - $RESTART_WINDOW } @$times;
+        if (@$times >= $RESTART_BURST) {
+            $log->(sprintf '%s restarted %d times within %d s: next try in %.0f s',
+                $name{$what}, scalar @$times, $RESTART_WINDOW, $times->[0] + $RESTART_WINDOW - time)
+                unless $self->{deferred}{$what}++;
+            next;
+        }
+        delete $self->{deferred}{$what};
+        push @$times, time;
+        my $t0 = time;
+        my $ok = eval { $self->_restart($what); 1 };
+        $log->($ok ? sprintf('%s is back after %.1f s (pid %d)', $name{$what}, time - $t0,
+                $self->{pid}{$what})
+            : "$name{$what} did not start again: " . ($@ =~ s/\s+$//r));
+    }
+    return @log;
+}
+
+sub _how {
+    my ($status) = @_;
+    return 'exited' unless defined $status;
+    return $status & 127 ? 'was killed by signal ' . ($status & 127)
+        : 'exited with status ' . ($status >> 8);
+}
+
+sub _restart {
+    my ($self, $what) = @_;
+    return $self->start_db if $what eq 'db';
+    return $self->start_nginx if $what eq 'nginx';
+    my ($n) = $what =~ /^remit-(\d+)$/;
+    $self->_start_pool($n // 1);
+}
+
+# SIGKILLs MariaDB (a crash: nothing is flushed, nothing is closed) and waits until it is
+# gone; returns its pid. Bring it back with supervise (or start_db).
+sub crash_db {
+    my ($self) = @_;
+    my $pid = $self->db_pid or croak 'MariaDB is not running';
+    kill 'KILL', $pid;
+    defined _wait_until_exited($self, 'db', 30) or croak "MariaDB (pid $pid) outlived SIGKILL";
+    return $pid;
+}
+
 # ---- MariaDB ---------------------------------------------------------------------------
 
 sub start_db {
@@ -234,7 +315,12 @@ sub start_db {
         $self->{db_port} //= _free_port();
         my $log_size = -s "$state/mysqld.log" // 0;
         $self->{pid}{db} = _spawn("$state/mysqld.log", 'mariadbd', $self->_db_args);
-        return $self if $self->_wait_db;
+        if ($self->_wait_db) {
+            # Only our uid may reach root's password-less account: the state dir is open to
+            # nginx's group (the pool's socket lives there).
+            chmod 0700, $self->db_socket;
+            return $self;
+        }
         my $why = _tail("$state/mysqld.log", $log_size);
         $self->_stop_child('db', 'KILL', 10);
         if ($auto && $try < 3 && $why =~ /Address already in use|Bind on TCP\/IP port/) {
@@ -264,10 +350,11 @@ sub _db_args {
     );
 }
 
-# Ready when the socket answers a ping; false when mariadbd exits or takes over a minute.
+# Ready when the socket answers a ping; false when mariadbd exits or takes over a minute
+# (ten for a durable one: crash recovery of a real redo log takes its time).
 sub _wait_db {
     my ($self) = @_;
-    my $deadline = time + 60;
+    my $deadline = time + ($self->{durable} ? 600 : 60);
     my $sock = $self->db_socket;
     while (time < $deadline) {
         return 0 unless $self->_running('db');
@@ -297,7 +384,65 @@ sub create_database {
     _quiet_system('mariadb', '--no-defaults', "--socket=$sock", '--user=root',
         '-e', "CREATE DATABASE IF NOT EXISTS `$db` CHARACTER SET utf8mb4")
         or croak "could not create database $db";
+    $self->_accounts($db);
     return $self;
+}
+
+# root only over the unix socket of the state dir (mariadb-install-db also makes password-less
+# root accounts for 127.0.0.1, ::1 and the host name); the owner and the pool's user with
+# passwords of their own, over the socket and TCP.
+sub _accounts {
+    my ($self, $db) = @_;
+    my $dbh = $self->dbh;
+    my $tcp_roots = $dbh->selectcol_arrayref(
+        q{SELECT Host FROM mysql.user WHERE User = 'root' AND Host <> 'localhost'});
+    $dbh->do('DROP USER ?@?', undef, 'root', $_) for @$tcp_roots;
+    for my $host (@DB_HOSTS) {
+        for my $u ([$OWNER_USER, $self->_secret('owner')], [$APP_USER, $self->_secret('app')]) {
+            $dbh->do('CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', undef, @$u[0], $host, $u->[1]);
+            $dbh->do('ALTER USER ?@? IDENTIFIED BY ?', undef, @$u[0], $host, $u->[1]);
+        }
+        # The owner creates the role remit_app (CREATE USER) and grants it tables.
+        $dbh->do("GRANT ALL ON `$db`.* TO ?\@? WITH GRANT OPTION", undef, $OWNER_USER, $host);
+        $dbh->do('GRANT CREATE USER ON *.* TO ?@?', undef, $OWNER_USER, $host);
+    }
+}
+
+# After migrate, which creates the role: the pool's user gets remit_app as its default role,
+# granted by the owner (who created the role, so holds it WITH ADMIN OPTION).
+sub grant_app {
+    my ($self) = @_;
+    my $dbh = $self->new_dbh(user => $OWNER_USER, password => $self->_secret('owner'));
+    for my $host (@DB_HOSTS) {
+        $dbh->do('GRANT remit_app TO ?@?', undef, $APP_USER, $host);
+    }
+    $dbh->disconnect;
+    # SET DEFAULT ROLE FOR another user needs rights on mysql.*: root's part.
+    $self->dbh->do('SET DEFAULT ROLE remit_app FOR ?@?', undef, $APP_USER, $_) for @DB_HOSTS;
+    return $self;
+}
+
+# A random password kept in the state dir (mode 0600), the same across restarts.
+sub _secret {
+    my ($self, $name) = @_;
+    my $file = "$self->{state}/.db-$name-password";
+    my $have = _slurp($file);
+    return $have if defined $have && $have =~ /^[0-9a-f]{32}$/;
+    open my $rnd, '<:raw', '/dev/urandom' or croak "open /dev/urandom: $!";
+    read($rnd, my $bytes, 16) == 16 or croak "read /dev/urandom: $!";
+    my $secret = unpack 'H*', $bytes;
+    my $old = umask 077;
+    _spew($file, $secret);
+    umask $old;
+    return $secret;
+}
+
+# nginx's worker user and group when we run as root; () otherwise (workers keep our uid).
+sub _nginx_user {
+    return () unless $> == 0;
+    my ($uid, $gid) = (getpwnam $NGINX_USER)[2, 3];
+    croak "no user $NGINX_USER for nginx's workers" unless defined $uid;
+    return ($NGINX_USER, scalar getgrgid($gid) // croak("no group $gid"), $uid, $gid);
 }
 
 # A DBI handle on the private database (AutoCommit on), reconnected when the server went
@@ -313,11 +458,14 @@ sub dbh {
 
 # A connection of its own, e.g. one whose transaction holds locks while the pool works;
 # %attr overrides DBI attributes (AutoCommit => 0). The caller disconnects it.
+# user => and password => connect as another account than root.
 sub new_dbh {
     my ($self, %attr) = @_;
     my $dsn = sprintf 'DBI:MariaDB:database=%s;mariadb_socket=%s',
         $self->_conf->{db_name}, $self->db_socket;
-    return DBI->connect($dsn, 'root', '', {
+    my $user = delete $attr{user} // 'root';
+    my $password = delete $attr{password} // '';
+    return DBI->connect($dsn, $user, $password, {
         RaiseError => 1, PrintError => 0, AutoCommit => 1, AutoInactiveDestroy => 1, %attr,
     });
 }
@@ -336,7 +484,9 @@ sub _copy_template {
     unless (-d $template && defined $have && $have eq $version) {
         remove_tree($template, "$template.new");
         my @user = $> == 0 ? ('--user=root') : ();
-        _quiet_system('mariadb-install-db', '--no-defaults',
+        # --force: without it the script first looks the host name up and gives up when it
+        # does not resolve (containers); the server itself runs with --skip-name-resolve.
+        _quiet_system('mariadb-install-db', '--no-defaults', '--force', '--skip-name-resolve',
             '--auth-root-authentication-method=normal', @user, "--datadir=$template.new",
             '--skip-test-db', '--innodb-log-file-size=16M')
             or croak 'mariadb-install-db failed';
@@ -357,11 +507,14 @@ sub _conf {
         db_socket      => $self->db_socket,
         db_host        => '127.0.0.1',
         db_port        => $self->{db_port} // 3306,
-        db_user        => 'root',
-        db_password    => '',
+        db_user        => $APP_USER,
+        db_password    => $self->_secret('app'),
         db_name        => 'remit',
+        migrate_user   => $OWNER_USER,
+        migrate_password => $self->_secret('owner'),
         listen         => $self->socket_path,
-        listen_mode    => '0666',
+        listen_mode    => '0660',
+        listen_group   => (_nginx_user())[1] // '',
         workers        => 4,
         log_level      => 'info',
         max_body       => 65536,
@@ -378,13 +531,16 @@ sub _conf {
 sub write_config {
     my ($self) = @_;
     my %known = map { $_ => 1 } @CONF_ORDER;
+    my $old = umask 077;    # the file holds the database passwords
     for my $n (1 .. $self->{pools}) {
         my $conf = $self->_conf($n);
         my @keys = (@CONF_ORDER, sort grep { !$known{$_} } keys %$conf);
         _spew($self->config_path($n), join '', '# ' . _pool($n)
             . ".conf written by t/lib/Remit/Stack.pm for the stack in this directory\n",
             map { "$_ = $conf->{$_}\n" } @keys);
+        chmod 0600, $self->config_path($n);    # also a file an older run left 0644
     }
+    umask $old;
     return $self;
 }
 
@@ -517,7 +673,8 @@ sub start_nginx {
 sub _write_nginx_conf {
     my ($self, $dir) = @_;
     my $site = _slurp("$TOP/nginx/remit.conf.in") // croak "read nginx/remit.conf.in: $!";
-    my %subst = (PORT => $self->{port}, SOCKET => $self->socket_path, WWW => "$TOP/www/public");
+    my %subst = (PORT => $self->{port}, SOCKET => $self->socket_path, DOC => "$TOP/doc",
+        WWW => "$TOP/www/public");
     $site =~ s{\@([A-Z_]+)\@}{$subst{$1} // croak "nginx/remit.conf.in: unknown \@$1\@"}ge;
     my $upstream = '';
     if ($self->{pools} > 1) {
@@ -531,8 +688,15 @@ sub _write_nginx_conf {
     }
     _spew("$dir/site.conf", $site);
 
-    # Workers must reach the socket; as root they would otherwise drop to nobody.
-    my $user = $> == 0 ? "user root;\n" : '';
+    # Workers never run as root: as root we name their user, whose group owns the pool's
+    # socket (listen_group) and their temporary directories.
+    my ($wuser, $wgroup, $uid, $gid) = _nginx_user();
+    my $user = defined $wuser ? "user $wuser $wgroup;\n" : '';
+    if (defined $uid) {
+        chown $uid, $gid, map { "$dir/tmp/$_" } qw(body fastcgi proxy scgi uwsgi);
+        chown -1, $gid, $self->{state};
+        chmod 0710, $self->{state};    # nginx's group may reach the socket, not list or read
+    }
     _spew("$dir/nginx.conf", <<"EOF");
 # written by t/lib/Remit/Stack.pm: one nginx for the stack in this directory
 ${user}worker_processes 1;

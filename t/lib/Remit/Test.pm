@@ -6,6 +6,13 @@ package Remit::Test;
 # stack is stopped and its server log checked: a sanitizer report or a worker killed by a
 # signal the test did not declare fails the file.
 #
+# Every response a client helper here receives is checked against doc/openapi.yaml
+# (Remit::OpenAPI): a response the document does not describe — a status not listed for the
+# route and method, a body its schema refuses, a required header missing — is a failing test
+# in the file that got it. Responses of forked clients are checked when the parent collects
+# them. REMIT_OPENAPI_TALLY=FILE appends "<file> <checked> <undescribed>" per test file
+# (script/test sums it); REMIT_OPENAPI=0 turns the check off.
+#
 #   use Test::More;
 #   use Remit::Test;
 #   my $s = Remit::Test->stack;
@@ -26,6 +33,7 @@ use IO::Select;
 use IO::Socket::INET;
 use JSON::PP;
 use POSIX ();
+use Remit::OpenAPI;
 use Storable qw(nstore retrieve);
 use Test::More ();
 use Test2::API qw(test2_add_callback_testing_done test2_stack);
@@ -36,6 +44,8 @@ our @EXPORT = qw(is_error is_twins parse_http_response);
 my $JSON = JSON::PP->new->utf8->canonical;
 my @STACKS;    # every stack this file made, checked when it finishes
 my $SEQ = 0;
+my $OPENAPI;           # the loaded document, on first use
+my %CHECKED = (responses => 0, undescribed => 0);
 
 # A started stack (pass start => 0 to call conf_set first and start it yourself). Other
 # options go to Remit::Stack->new.
@@ -51,6 +61,7 @@ sub stack {
 test2_add_callback_testing_done(\&_finish);
 
 sub _finish {
+    _tally();
     for my $s (@STACKS) {
         next if $s->{owner} != $$ || $s->{checked}++;
         my @found = $s->stop;
@@ -97,7 +108,37 @@ sub req {
         headers => \%h,
         (defined $body && length $body ? (content => $body) : ()),
     });
-    return _response($res->{status}, $res->{reason}, $res->{headers}, $res->{content});
+    my $r = _response($res->{status}, $res->{reason}, $res->{headers}, $res->{content});
+    # 599 is HTTP::Tiny's own: no response came back to check.
+    $self->openapi_check($method, $path, $r) if $$ == $self->{owner} && $r->{status} != 599;
+    return $r;
+}
+
+# One failing test when doc/openapi.yaml does not describe the response $res got for
+# $method $target (nothing when it does); counts it. For helpers that talk to the stack
+# in their own way.
+sub openapi_check {
+    my ($self, $method, $target, $res) = @_;
+    return if ($ENV{REMIT_OPENAPI} // 1) eq '0';
+    $OPENAPI //= Remit::OpenAPI->load;
+    $CHECKED{responses}++;
+    my ($what, @why) = $OPENAPI->check($method, $target, $res);
+    return 1 unless defined $what;
+    $CHECKED{undescribed}++;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    Test::More::ok(0, "doc/openapi.yaml describes $what");
+    Test::More::diag(join "\n", "$method $target", @why,
+        'body: ' . substr($res->{body} // '', 0, 2000));
+    return 0;
+}
+
+sub _tally {
+    return if $CHECKED{reported}++ || !$ENV{REMIT_OPENAPI_TALLY};
+    return unless grep { $_->{owner} == $$ } @STACKS;
+    open my $fh, '>>', $ENV{REMIT_OPENAPI_TALLY} or return;
+    # One short line in append mode: parallel test files never interleave.
+    syswrite $fh, sprintf "%s %d %d\n", $0, $CHECKED{responses}, $CHECKED{undescribed};
+    close $fh;
 }
 
 # Sends $bytes as they are on a new connection and returns the raw response (everything
@@ -106,6 +147,7 @@ sub req {
 sub raw_http {
     my ($self, $bytes, %o) = @_;
     my $timeout = $o{timeout} // 10;
+    my ($method, $target) = $bytes =~ m{^([A-Z]+) (\S+) HTTP/1\.[01]\r?\n};
     my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->port,
         Proto => 'tcp', Timeout => 5) or croak "connect to nginx: $!";
     $sock->autoflush(1);
@@ -122,6 +164,11 @@ sub raw_http {
         last unless $n;
     }
     close $sock;
+    # A well-formed request line names a route: check what came back. Requests without one
+    # are nginx's alone to refuse (its 400), and checked as such.
+    my $res = parse_http_response($out);
+    $self->openapi_check($method // 'GET', $target // '/', $res)
+        if $$ == $self->{owner} && $res->{status} != 599;
     return $out;
 }
 
@@ -132,7 +179,7 @@ sub req_bg {
     my ($self, $method, $path, %o) = @_;
     my $file = sprintf '%s/bg-%d-%d', $self->state_dir, $$, ++$SEQ;
     my $pid = $self->_req_child($file, undef, $method, $path, %o);
-    return sub { waitpid $pid, 0; return _child_response($file) };
+    return sub { waitpid $pid, 0; return $self->_child_response($file, $method, $path) };
 }
 
 # Sends one request from $n forked clients at the same instant: each gets ready, then blocks
@@ -159,7 +206,7 @@ sub req_together {
     }
     close $go_w;
     waitpid $_, 0 for @pids;
-    return [ map { _child_response("$base-$_") } 1 .. $n ];
+    return [ map { $self->_child_response("$base-$_", $method, $path) } 1 .. $n ];
 }
 
 # Forks a client that runs $before (if any), sends the request and stores the response in
@@ -176,10 +223,11 @@ sub _req_child {
 }
 
 sub _child_response {
-    my ($file) = @_;
+    my ($self, $file, $method, $path) = @_;
     my $res = -e $file ? retrieve($file)
         : { status => 599, reason => 'the client stored no response', headers => {}, body => '' };
     unlink $file;
+    $self->openapi_check($method, $path, $res) if $res->{status} != 599;
     return $res;
 }
 

@@ -47,6 +47,7 @@ static const struct route {
 	{ "GET",    "/api/v1/batches/{}/requests",       h_requests_list,     ROLE_ANY,       0 },
 	{ "POST",   "/api/v1/batches/{}/submit",         h_batches_submit,    ROLE_CREATOR,   R_TX | R_IDEM },
 	{ "POST",   "/api/v1/batches/{}/cancel",         h_batches_cancel,    ROLE_CREATOR,   R_TX | R_IDEM },
+	{ "GET",    "/api/v1/requests",                  h_requests_queue,    ROLE_ANY,       0 },
 	{ "GET",    "/api/v1/requests/{}",               h_requests_get,      ROLE_ANY,       0 },
 	{ "PATCH",  "/api/v1/requests/{}",               h_requests_patch,    ROLE_CREATOR,   R_TX },
 	{ "DELETE", "/api/v1/requests/{}",               h_requests_delete,   ROLE_CREATOR,   R_TX },

@@ -25,6 +25,7 @@ int h_batches_submit(struct ctx *c);
 int h_batches_cancel(struct ctx *c);
 int h_requests_create(struct ctx *c);
 int h_requests_list(struct ctx *c);
+int h_requests_queue(struct ctx *c);
 int h_requests_get(struct ctx *c);
 int h_requests_patch(struct ctx *c);
 int h_requests_delete(struct ctx *c);

@@ -692,7 +692,7 @@ sub _write_nginx_conf {
     my ($self, $dir) = @_;
     my $site = _slurp("$TOP/nginx/remit.conf.in") // croak "read nginx/remit.conf.in: $!";
     my %subst = (PORT => $self->{port}, SOCKET => $self->socket_path, DOC => "$TOP/doc",
-        IN_FLIGHT => $self->in_flight);
+        WWW => "$TOP/www/public", IN_FLIGHT => $self->in_flight);
     $site =~ s{\@([A-Z_]+)\@}{$subst{$1} // croak "nginx/remit.conf.in: unknown \@$1\@"}ge;
     my $upstream = '';
     if ($self->{pools} > 1) {

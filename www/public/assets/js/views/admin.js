@@ -1,0 +1,138 @@
+// Administration: users (create, roles, deactivation, invitations), approval rules and API
+// tokens. API: GET /users, POST /users, PATCH /users/{id}, POST /users/{id}/invitations,
+// POST /users/{id}/tokens, GET /approval-rules, PUT /approval-rules, GET /me/tokens,
+// POST /me/tokens, DELETE /tokens/{id}.
+import { auth, get, all } from '../api.js';
+import { h, replace, act, field, statusBox, when, CURRENCIES, flash, rerender, doneText } from '../ui.js';
+
+const ROLES = ['ADMIN', 'CREATOR', 'APPROVER', 'TREASURER', 'VIEWER'];
+
+export async function render() {
+	const [users, rules, tokens] = await Promise.all([
+		all('/users'), get('/approval-rules').then(r => r.data.rules), get('/me/tokens').then(r => r.data).catch(() => []),
+	]);
+	return h('div', null,
+		h('h1', null, 'Administration'),
+		h('p', null, 'Organisation ID: ', h('strong', { class: 'mono', id: 'org-id' }, auth.user.orgId)),
+		h('h2', null, 'People'), userTable(users), newUserForm(),
+		h('h2', null, 'Approval rules'), rulesForm(rules),
+		h('h2', null, 'My API tokens'), tokenList(tokens));
+}
+
+function roleBoxes(prefix, have) {
+	return h('fieldset', { class: 'roles' }, h('legend', null, 'Roles'), ROLES.map(r => h('label', null,
+		h('input', { type: 'checkbox', name: 'roles', value: r, checked: have.includes(r), id: `${prefix}-${r}` }), ' ', r, ' ')));
+}
+const checkedRoles = form => [...form.querySelectorAll('input[name=roles]:checked')].map(i => i.value);
+
+function userTable(users) {
+	return h('div', { class: 'table-wrap' }, h('table', { id: 'users' },
+		h('caption', { class: 'visually-hidden' }, 'People of this organisation'),
+		h('thead', null, h('tr', null, h('th', null, 'Person'), h('th', null, 'Roles'), h('th', null, 'Access'))),
+		h('tbody', null, users.map(userRow))));
+}
+
+function userRow(u) {
+	const id = `user-${u.id}`;
+	const status = statusBox();
+	const secret = h('div', { class: 'secret-slot' });
+	const form = h('form', { id, novalidate: true }, roleBoxes(id, u.roles),
+		h('span', { id: `${id}-roles-error`, class: 'field-error' }),
+		h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'secondary' }, 'Save roles')));
+	form.addEventListener('submit', ev => {
+		ev.preventDefault();
+		act({ method: 'PATCH', path: `/users/${u.id}`, body: { roles: checkedRoles(form) }, key: false, retrySafe: true,
+			control: form.querySelector('button'), status, form, label: `Roles of ${u.email} saved` });
+	});
+	const toggle = h('button', { type: 'button', class: u.active === false ? 'secondary' : 'danger',
+		onclick: () => act({ method: 'PATCH', path: `/users/${u.id}`, body: { active: u.active === false }, key: false,
+			retrySafe: true, control: toggle, status, label: u.active === false ? 'Reactivated' : 'Deactivated',
+			done: r => { flash(doneText(`${u.email}: ${u.active === false ? 'reactivated' : 'deactivated'}`, r)); rerender(); } }) },
+		u.active === false ? 'Reactivate' : 'Deactivate');
+	const invite = h('button', { type: 'button', class: 'secondary', 'aria-label': `Invite ${u.email}`,
+		onclick: () => act({ method: 'POST', path: `/users/${u.id}/invitations`, body: {}, key: false, control: invite, status,
+			label: 'Invitation created: send this link to the person (shown once)',
+			done: r => {
+				const link = `${location.origin}/#/accept?token=${encodeURIComponent(r.data.token)}&org=${encodeURIComponent(auth.user.orgId)}`;
+				replace(secret, h('p', { class: 'secret' }, h('span', { class: 'mono invite-link' }, link), h('br'), 'Valid until ', when(r.data.expiresAt)));
+			} }) }, 'Invite / reset password');
+	const token = h('button', { type: 'button', class: 'secondary', 'aria-label': `New API token for ${u.email}`,
+		onclick: () => act({ method: 'POST', path: `/users/${u.id}/tokens`, body: {}, key: false, control: token, status,
+			label: 'API token created (shown once)',
+			done: r => replace(secret, h('p', { class: 'secret mono' }, r.data.token)) }) }, 'New API token');
+	return h('tr', { 'data-email': u.email },
+		h('td', null, h('strong', null, u.name), h('div', { class: 'mono' }, u.email), h('div', { class: 'muted' }, `id ${u.id} · `, h('a', { href: `#/audit?objectId=${u.id}` }, 'history')),
+			u.active === false ? h('span', { class: 'badge CANCELLED' }, 'inactive') : ''),
+		h('td', null, form),
+		h('td', null, h('div', { class: 'actions' }, invite, token, toggle), status, secret));
+}
+
+function newUserForm() {
+	const status = statusBox();
+	const form = h('form', { id: 'newuser', class: 'card', novalidate: true },
+		h('h3', null, 'Add a person'),
+		h('div', { class: 'row' },
+			field('newuser', 'email', 'Email', { type: 'email', required: true, autocomplete: 'off' }),
+			field('newuser', 'name', 'Name', { required: true, autocomplete: 'off' })),
+		roleBoxes('newuser', []), h('span', { id: 'newuser-roles-error', class: 'field-error' }),
+		h('div', { class: 'actions' }, h('button', { type: 'submit', id: 'add-user' }, 'Add person')),
+		status);
+	form.addEventListener('submit', ev => {
+		ev.preventDefault();
+		const f = form.elements;
+		act({ method: 'POST', path: '/users', form, status, control: form.querySelector('#add-user'),
+			body: { email: f.email.value.trim(), name: f.name.value.trim(), roles: checkedRoles(form) },
+			label: 'Person added: invite them from the list',
+			done: r => { flash(doneText(`${r.data.email} added: use “Invite” to let them set a password`, r)); rerender(); } });
+	});
+	return form;
+}
+
+function rulesForm(rules) {
+	const status = statusBox();
+	const body = h('tbody');
+	let n = 0;
+	const addRow = rule => {
+		const i = n++;
+		const tr = h('tr', null,
+			h('td', null, h('label', { class: 'visually-hidden', for: `rule-${i}-currency` }, 'Currency'),
+				h('select', { id: `rule-${i}-currency`, name: 'currency' }, CURRENCIES.map(c => h('option', { selected: c === rule.currency }, c)))),
+			h('td', null, h('label', { class: 'visually-hidden', for: `rule-${i}-min` }, 'From amount'),
+				h('input', { id: `rule-${i}-min`, name: 'minAmount', value: rule.minAmount, inputmode: 'decimal', size: 12 })),
+			h('td', null, h('label', { class: 'visually-hidden', for: `rule-${i}-approvals` }, 'Approvals'),
+				h('input', { id: `rule-${i}-approvals`, name: 'approvals', type: 'number', min: 1, max: 10, value: rule.approvals })),
+			h('td', null, h('button', { type: 'button', class: 'secondary', onclick: () => tr.remove() }, 'Remove')));
+		body.append(tr);
+	};
+	rules.forEach(addRow);
+	const form = h('form', { id: 'rules', class: 'card', novalidate: true },
+		h('p', null, 'A request needs the most approvals of the rules it matches (same currency, amount at least the minimum), else 1.'),
+		h('div', { class: 'table-wrap' }, h('table', null,
+			h('thead', null, h('tr', null, h('th', null, 'Currency'), h('th', null, 'From amount'), h('th', null, 'Approvals'), h('th', null, h('span', { class: 'visually-hidden' }, 'Remove')))),
+			body)),
+		h('div', { class: 'actions' },
+			h('button', { type: 'button', class: 'secondary', onclick: () => addRow({ currency: 'EUR', minAmount: '0', approvals: 2 }) }, 'Add rule'),
+			h('button', { type: 'submit', id: 'save-rules' }, 'Save rules')),
+		status);
+	form.addEventListener('submit', ev => {
+		ev.preventDefault();
+		const rows = [...body.querySelectorAll('tr')].map(tr => ({
+			currency: tr.querySelector('[name=currency]').value,
+			minAmount: tr.querySelector('[name=minAmount]').value.trim(),
+			approvals: Number.parseInt(tr.querySelector('[name=approvals]').value, 10),
+		}));
+		act({ method: 'PUT', path: '/approval-rules', body: { rules: rows }, key: false, retrySafe: true,
+			control: form.querySelector('#save-rules'), status, form, label: 'Approval rules saved' });
+	});
+	return form;
+}
+
+function tokenList(tokens) {
+	if (!tokens.length) return h('p', { class: 'muted' }, 'You have no API tokens.');
+	return h('ul', null, tokens.map(t => {
+		const status = statusBox();
+		const btn = h('button', { type: 'button', class: 'link', onclick: () => act({ method: 'DELETE', path: `/tokens/${t.id}`,
+			key: false, retrySafe: true, control: btn, status, label: 'Token revoked', done: () => { flash('Token revoked'); rerender(); } }) }, 'Revoke');
+		return h('li', null, `${t.name || 'token'} (created `, when(t.createdAt), ') ', btn, status);
+	}));
+}

@@ -1,0 +1,54 @@
+// The audit log, organisation-wide or of one object (?objectId= kept in the URL), with a
+// check that the events shown link into one chain (each prevHash is the hash before it).
+// The API offers no verification of the hashes themselves: `remit verify-audit` does that.
+// API: GET /audit?objectId=&limit=&cursor=.
+import { auth, get } from '../api.js';
+import { h, replace, when, userLabel } from '../ui.js';
+import { describe } from './timeline.js';
+
+export async function render({ params }) {
+	const me = auth.user;
+	const objectId = params.get('objectId') || '';
+	const events = [];
+	const body = h('tbody');
+	const more = h('div', { class: 'actions' });
+	const chain = h('p', { id: 'chain-state', role: 'status' });
+	const load = async cursor => {
+		const q = new URLSearchParams({ limit: '100' });
+		if (objectId) q.set('objectId', objectId);
+		if (cursor) q.set('cursor', cursor);
+		const page = await get('/audit?' + q);
+		events.push(...page.data);
+		body.append(...page.data.map(e => h('tr', null, h('td', null, when(e.at)),
+			h('td', null, e.actorId ? userLabel(e.actorId, me) : 'system'),
+			h('td', null, e.action), h('td', null, `${e.objectType} `, h('a', { href: `#/audit?objectId=${e.objectId}` }, e.objectId)),
+			h('td', null, describe(e)), h('td', { class: 'mono hide-narrow' }, e.hash.slice(0, 12) + '…'))));
+		replace(more, page.json.nextCursor ? h('button', { type: 'button', class: 'secondary', onclick: () => load(page.json.nextCursor) }, 'Show more') : '');
+		replace(chain, objectId ? 'Filtered to one object: the chain links are checked on the organisation-wide log.' : chainState(events));
+	};
+	await load();
+	const filter = h('form', { id: 'auditfilter', class: 'row' },
+		h('div', { class: 'field' }, h('label', { for: 'audit-objectId' }, 'Object ID'),
+			h('input', { id: 'audit-objectId', name: 'objectId', value: objectId, inputmode: 'numeric' })),
+		h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'secondary' }, 'Filter')));
+	filter.addEventListener('submit', ev => {
+		ev.preventDefault();
+		location.hash = '#/audit' + (filter.elements.objectId.value ? '?objectId=' + encodeURIComponent(filter.elements.objectId.value.trim()) : '');
+	});
+	return h('div', null, h('h1', null, objectId ? `Audit log of object ${objectId}` : 'Audit log'),
+		filter, chain,
+		h('div', { class: 'table-wrap' }, h('table', null,
+			h('caption', { class: 'visually-hidden' }, 'Audit events'),
+			h('thead', null, h('tr', null, h('th', null, 'When'), h('th', null, 'Who'), h('th', null, 'Action'),
+				h('th', null, 'Object'), h('th', null, 'Details'), h('th', { class: 'hide-narrow' }, 'Hash'))), body)),
+		more);
+}
+
+function chainState(events) {
+	for (let i = 0; i + 1 < events.length; i++)
+		if (events[i].prevHash !== events[i + 1].hash)
+			return `Chain broken: event ${events[i].id} does not follow event ${events[i + 1].id}.`;
+	const last = events[events.length - 1];
+	const complete = last && /^0{64}$/.test(last.prevHash);
+	return `Chain links consistent for the ${events.length} events shown${complete ? ', back to the first event' : ''}.`;
+}

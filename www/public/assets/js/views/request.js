@@ -1,0 +1,50 @@
+// One request: the whole beneficiary account, its snapshot, decisions, ledger entries and
+// audit timeline, and the decision the caller may take now.
+// API: GET /requests/{id}, GET /requests/{id}/approvals, GET /batches/{batchId},
+// GET /ledger/entries?requestId={id}, GET /audit?objectId={id}, GET /requests?actionableBy=me&batchId=
+// (whether the caller may act now), then POST approve / reject / mark-paid.
+import { auth, get, all } from '../api.js';
+import { h, money, groups, when, userLabel, badge } from '../ui.js';
+import { decideControls, payControls, progress, whyNot } from './decide.js';
+import { timeline } from './timeline.js';
+
+export async function render({ parts }) {
+	const id = encodeURIComponent(parts[1]);
+	const me = auth.user;
+	const r = (await get(`/requests/${id}`)).data;
+	const [approvals, batch, ledger, events, mine] = await Promise.all([
+		all(`/requests/${id}/approvals`),
+		get(`/batches/${r.batchId}`).then(x => x.data),
+		get(`/ledger/entries?requestId=${id}`).then(x => x.data),
+		get(`/audit?objectId=${id}&limit=100`).then(x => x.data.filter(e => e.objectType === 'request')),
+		all(`/requests?actionableBy=me&batchId=${r.batchId}`),
+	]);
+	const actionable = mine.some(x => x.id === r.id);
+	let action = '';
+	if (r.status === 'PENDING_APPROVAL' && me.roles.includes('APPROVER')) {
+		const why = whyNot(r, batch, approvals, me, actionable);
+		action = why ? h('p', { class: 'reason' }, `You cannot decide: ${why}.`) : decideControls(r);
+	} else if (r.status === 'APPROVED' && me.roles.includes('TREASURER')) {
+		action = actionable ? payControls(r) : h('p', { class: 'reason' }, 'You cannot pay: you made this request (created, changed or submitted it).');
+	}
+	const s = r.snapshot;
+	return h('div', null,
+		h('p', null, h('a', { href: `#/batches/${r.batchId}` }, '← ', batch.name)),
+		h('h1', null, `Request ${r.id} `, badge(r.status)),
+		h('dl', { class: 'props card' },
+			h('dt', null, 'Amount'), h('dd', null, money(r.amount, r.currency)),
+			h('dt', null, 'Beneficiary'), h('dd', null, r.beneficiaryName),
+			h('dt', null, 'Account'), h('dd', { class: 'mono', id: 'full-account' }, groups(r.beneficiaryAccount)),
+			h('dt', null, 'Purpose'), h('dd', null, r.purpose || '—'),
+			h('dt', null, 'Created'), h('dd', null, when(r.createdAt), ' by ', userLabel(r.createdBy, me)),
+			r.paidAt ? [h('dt', null, 'Paid'), h('dd', null, when(r.paidAt), ' by ', userLabel(r.paidBy, me),
+				r.paymentReference ? `, reference ${r.paymentReference}` : '')] : '',
+			s ? [h('dt', null, 'Approvals'), h('dd', null, progress(r, approvals, me))] : ''),
+		action,
+		s ? [h('h2', null, 'As submitted'), h('p', null, `${money(s.amount, s.currency)} to ${s.beneficiaryName}, `,
+			h('span', { class: 'mono' }, groups(s.beneficiaryAccount)), s.purpose ? ` — ${s.purpose}` : '',
+			`; ${s.requiredApprovals} approval${s.requiredApprovals === 1 ? '' : 's'} required.`)] : '',
+		h('h2', null, 'Ledger'), ledger.length ? h('ul', null, ledger.map(e => h('li', null,
+			`${e.type} ${money(e.amount, e.currency)}, `, when(e.createdAt)))) : h('p', { class: 'muted' }, 'No entries.'),
+		h('h2', null, 'History'), timeline(events, me));
+}

@@ -19,7 +19,7 @@ void write_columns(yajl_gen g, const struct dbres *r, size_t row, const struct c
 	jw_close(g);
 }
 
-int page_begin(struct ctx *c, const char *const allowed[], const char *const statuses[],
+void page_parse(struct ctx *c, const char *const allowed[], const char *const statuses[],
 	const char **status, struct page *p)
 {
 	long long cursor;
@@ -27,11 +27,15 @@ int page_begin(struct ctx *c, const char *const allowed[], const char *const sta
 	q_page(c, &p->limit, &cursor);
 	if (statuses)
 		*status = q_status(c, statuses);
-	if (c->ndetails)
-		return reply_validation(c);
 	p->before = cursor ? cursor : INT64_MAX;
 	p->fetch = (long long)p->limit + 1;
-	return STEP_GO_ON;
+}
+
+int page_begin(struct ctx *c, const char *const allowed[], const char *const statuses[],
+	const char **status, struct page *p)
+{
+	page_parse(c, allowed, statuses, status, p);
+	return c->ndetails ? reply_validation(c) : STEP_GO_ON;
 }
 
 int page_reply(struct ctx *c, const struct page *p, const struct dbres *r, page_item_fn item)

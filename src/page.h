@@ -30,8 +30,14 @@ struct column {
 void write_columns(yajl_gen g, const struct dbres *r, size_t row, const struct column *cols);
 
 /* Parses a list's query: only `allowed` parameters (NULL-terminated), limit and cursor into
- * `p`, and when `statuses` is given the status filter into *status (NULL when absent).
- * STEP_GO_ON, or the status of the 400 VALIDATION_ERROR reply with every problem found. */
+ * `p`, and when `statuses` is given the status filter into *status (NULL when absent). The
+ * problems are recorded in c->details: a list with filters of its own checks them too, then
+ * answers reply_validation when c->ndetails. */
+void page_parse(struct ctx *c, const char *const allowed[], const char *const statuses[],
+	const char **status, struct page *p);
+
+/* page_parse, then STEP_GO_ON, or the status of the 400 VALIDATION_ERROR reply with every
+ * problem found. */
 int page_begin(struct ctx *c, const char *const allowed[], const char *const statuses[],
 	const char **status, struct page *p);
 

@@ -265,16 +265,6 @@ long long q_id(struct ctx *c, const char *name)
 	return id ? id : -1;
 }
 
-size_t page_len(const struct dbres *r, int limit)
-{
-	return r->nrows > (size_t)limit ? (size_t)limit : r->nrows;
-}
-
-long long page_next(const struct dbres *r, size_t len)
-{
-	return r->nrows > len ? db_i(r, len - 1, 0) : 0;
-}
-
 const char *q_status(struct ctx *c, const char *const statuses[])
 {
 	const char *s = q_get(c, "status");

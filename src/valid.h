@@ -36,15 +36,11 @@ int currencies_load(struct ctx *c);
  * once, recording errors; then q_get returns a decoded value or NULL. */
 void q_parse(struct ctx *c, const char *const allowed[]);
 const char *q_get(struct ctx *c, const char *name);
-/* limit (1..200, default 50) and cursor (an id); records errors. */
+/* limit (1..200, default 50) and cursor (an id); records errors. Lists use page.h. */
 void q_page(struct ctx *c, int *limit, long long *cursor);
 /* An id filter (`requestId`, `objectId`): 0 when absent, else the id, or -1 when the value is
  * no id at all — then, like an id of another organisation, it matches nothing. */
 long long q_id(struct ctx *c, const char *name);
-/* A list is fetched with LIMIT limit + 1: page_len gives the rows of this page, page_next the
- * cursor for the next one (the id in column 0 of the page's last row), 0 on the last page. */
-size_t page_len(const struct dbres *r, int limit);
-long long page_next(const struct dbres *r, size_t len);
 /* status must be one of `statuses` (NULL-terminated); NULL when absent. */
 const char *q_status(struct ctx *c, const char *const statuses[]);
 

@@ -4,6 +4,7 @@
 
 #include "domain/handlers.h"
 #include "domain/repr.h"
+#include "page.h"
 #include "valid.h"
 
 /* Two statements, with and without a status (the queues always name one, and then the
@@ -49,35 +50,27 @@ int h_requests_queue(struct ctx *c)
 {
 	static const char *const allowed[] = { "status", "batchId", "actionableBy", "limit",
 		"cursor", NULL };
-	int limit;
-	long long cursor;
-	q_parse(c, allowed);
-	q_page(c, &limit, &cursor);
-	const char *status = q_status(c, request_statuses);
+	struct page p;
+	const char *status;
+	page_parse(c, allowed, request_statuses, &status, &p);
 	bool actionable = q_actionable(c);
 	if (c->ndetails)
 		return reply_validation(c);
 	/* A batchId that is no batch of this organisation matches nothing, like any other id. */
 	long long batch = q_id(c, "batchId");
-	if (batch < 0) {
-		reply_list(c);
-		return reply_list_done(c, 0);
-	}
+	if (batch < 0)
+		return page_empty(c);
 	long long me = c->me.user_id;
 	long long approver = (c->me.roles & ROLE_APPROVER) != 0;
 	long long treasurer = (c->me.roles & ROLE_TREASURER) != 0;
-	long long before = cursor ? cursor : INT64_MAX, act = actionable, lim = (long long)limit + 1;
+	long long act = actionable;
 	struct dbres r;
 	int rc = status
 		? db_query(c->db, c->a, &r, SQL_QUEUE_STATUS, "isiiiiiiiii", c->me.org_id, status,
-			before, batch, batch, act, approver, me, treasurer, me, lim)
+			p.before, batch, batch, act, approver, me, treasurer, me, p.fetch)
 		: db_query(c->db, c->a, &r, SQL_QUEUE, "iiiiiiiiii", c->me.org_id,
-			before, batch, batch, act, approver, me, treasurer, me, lim);
+			p.before, batch, batch, act, approver, me, treasurer, me, p.fetch);
 	if (rc < 0)
 		return HANDLER_DB_ERROR;
-	yajl_gen g = reply_list(c);
-	size_t n = page_len(&r, limit);
-	for (size_t i = 0; i < n; i++)
-		write_request(c->a, g, &r, i);
-	return reply_list_done(c, page_next(&r, n));
+	return page_reply(c, &p, &r, request_item);
 }

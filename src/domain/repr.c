@@ -140,6 +140,12 @@ void write_request(struct arena *a, yajl_gen g, const struct dbres *r, size_t i)
 	jw_close(g);
 }
 
+size_t request_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t row)
+{
+	write_request(c->a, g, r, row);
+	return row + 1;
+}
+
 int reply_request(struct ctx *c, int status, long long id, bool latest)
 {
 	struct dbres r;

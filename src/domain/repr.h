@@ -22,6 +22,9 @@
  * parsed in `a`). */
 void write_request(struct arena *a, yajl_gen g, const struct dbres *res, size_t row);
 
+/* write_request as a list's item (page_item_fn). */
+size_t request_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t row);
+
 /* Replies with one request of the caller's organisation as `data` (ETag: its version); 404
  * when there is none, else 400 with the details recorded so far (a GET's query parameters
  * are checked after the object is found). `latest` reads the newest committed row with a locking read: a

@@ -148,12 +148,6 @@ int h_requests_create(struct ctx *c)
 	return reply_request(c, 201, id, false);
 }
 
-static size_t request_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t i)
-{
-	write_request(c->a, g, r, i);
-	return i + 1;
-}
-
 int h_requests_list(struct ctx *c)
 {
 	static const char *const allowed[] = { "status", "limit", "cursor", NULL };

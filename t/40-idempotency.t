@@ -565,6 +565,7 @@ subtest 'remit purge-idempotency deletes expired keys and keeps live ones' => su
     restart_pool(idem_retention => 86400);
     my @live = map { new_key() } 1 .. 2;
     my %live_res = map { $_ => post_user($admin, $_, user_body()) } @live;
+    is $live_res{$_}{status}, 201, "live key $_: 201" or diag $live_res{$_}{body} for @live;
     my $expired = $dbh->selectrow_array(
         'SELECT COUNT(*) FROM idempotency_keys WHERE expires_at <= NOW(3)');
     my $total = $dbh->selectrow_array('SELECT COUNT(*) FROM idempotency_keys');

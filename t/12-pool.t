@@ -176,6 +176,25 @@ subtest 'remit bootstrap with a bad email (or no --org) exits non-zero and creat
     is $state->(), $before, 'nothing was created';
 };
 
+subtest 'bootstraps run side by side all succeed (a deadlock between them is retried)' => sub {
+    my $before = count('SELECT COUNT(*) FROM orgs');
+    my @pids;
+    for my $i (1 .. 12) {
+        my $pid = fork // die "fork: $!";
+        if (!$pid) {
+            my $r = $s->remit('bootstrap', '--org', "Side $i", '--email', "side$i-$$\@x.test");
+            POSIX::_exit($r->{exit} == 0 && $r->{stdout} =~ /"invitation":"/ ? 0 : 1);
+        }
+        push @pids, $pid;
+    }
+    my $failed = 0;
+    for (@pids) { waitpid $_, 0; $failed++ if $? }
+    is $failed, 0, 'all 12 exited 0 and printed their object';
+    is count('SELECT COUNT(*) FROM orgs'), $before + 12, '12 organisations more';
+    my $r = $s->remit('verify-audit');
+    is $r->{exit}, 0, 'verify-audit: every chain intact' or diag $r->{stderr};
+};
+
 subtest 'remit verify-audit exits 0 on a fresh stack with events' => sub {
     my $u = post_user(new_email());
     is $u->{status}, 201, 'an API mutation too';

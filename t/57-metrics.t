@@ -9,7 +9,8 @@ use IO::Socket::INET;
 use Time::HiRes qw(time sleep);
 use Remit::Test;
 
-my $s = Remit::Test->stack;
+# 40 concurrent scrapes and requests: room for all of them in the pool (no shedding).
+my $s = Remit::Test->stack(in_flight => 64);
 
 # name{labels} → value, from the exposition text.
 sub scrape {

@@ -22,15 +22,6 @@ my $seq = 0;
 # ---- helpers ---------------------------------------------------------------------------
 
 # Polls $cond until it is true or $timeout seconds pass; returns its last value.
-sub wait_for {
-    my ($timeout, $cond) = @_;
-    my $deadline = time + $timeout;
-    while (1) {
-        my $v = $cond->();
-        return $v if $v || time >= $deadline;
-        sleep 0.05;
-    }
-}
 
 sub workers { sort { $a <=> $b } $s->worker_pids }
 

@@ -37,12 +37,21 @@ for my $o (@ORGS, @ORGS) {
         my $http = HTTP::Tiny->new(keep_alive => 1, timeout => 30);
         my ($bad, $n) = (0, 0);
         until (-e $stop || getppid() != $parent) {
-            my $r = $http->request(POST => $s->url . "/api/v1/batches/$o->{batch}/requests", {
-                headers => { Authorization => "Bearer $o->{token}",
-                    'Content-Type' => 'application/json',
-                    'Idempotency-Key' => "live-$$-" . ++$n },
-                content => $body });
-            $bad++ if $r->{status} != 201;
+            my $key = "live-$$-" . ++$n;
+            my $r;
+            # As a client would: a 5xx is retried with the same key (a shed or a lock wait
+            # that outlasted its retries while the trigger was being replaced).
+            for my $try (1 .. 10) {
+                $r = $http->request(POST => $s->url . "/api/v1/batches/$o->{batch}/requests", {
+                    headers => { Authorization => "Bearer $o->{token}",
+                        'Content-Type' => 'application/json', 'Idempotency-Key' => $key },
+                    content => $body });
+                last if $r->{status} < 500;
+                sleep 0.2;
+            }
+            next if $r->{status} == 201;
+            $bad++;
+            if (open my $log, '>>', "$stop.bad") { print $log "$r->{status} $r->{content}\n" }
         }
         POSIX::_exit($bad > 255 ? 255 : $bad);
     }
@@ -60,6 +69,7 @@ sub stop_writers {
         $bad += $? >> 8;
     }
     @writers = ();
+    if ($bad && open my $log, '<', "$stop.bad") { Test::More::diag("not 201: $_") while <$log> }
     return $bad;
 }
 

@@ -34,15 +34,6 @@ my $IBAN = 'DE89370400440532013000';
 
 # ---- helpers -----------------------------------------------------------------------------
 
-sub wait_for {
-    my ($timeout, $cond) = @_;
-    my $deadline = time + $timeout;
-    while (1) {
-        my $v = $cond->();
-        return $v if $v || time >= $deadline;
-        sleep 0.1;
-    }
-}
 
 sub alive {
     my ($pid) = @_;

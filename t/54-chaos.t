@@ -147,15 +147,6 @@ sub twoxx_since {
     return first { $_->{s} >= $t } @OK;
 }
 
-sub wait_for {
-    my ($timeout, $cond) = @_;
-    my $deadline = time + $timeout;
-    while (1) {
-        my $v = $cond->();
-        return $v if $v || time >= $deadline;
-        sleep 0.1;
-    }
-}
 
 # ---- the chaos -----------------------------------------------------------------------------
 

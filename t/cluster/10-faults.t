@@ -33,15 +33,6 @@ $c->start;
 my $lb = $c->front;
 my @table;    # [fault, requests, retried, succeeded, duplicates, lost]
 
-sub wait_for {
-    my ($timeout, $cond) = @_;
-    my $deadline = time + $timeout;
-    while (1) {
-        my $v = $cond->();
-        return $v if $v || time >= $deadline;
-        sleep 0.1;
-    }
-}
 
 # A forked client per request, all released at once; the responses in order.
 sub together {

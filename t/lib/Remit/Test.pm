@@ -39,7 +39,7 @@ use Test::More ();
 use Test2::API qw(test2_add_callback_testing_done test2_stack);
 use Time::HiRes qw(time);
 
-our @EXPORT = qw(is_error is_twins parse_http_response);
+our @EXPORT = qw(is_error is_twins parse_http_response wait_for);
 
 my $JSON = JSON::PP->new->utf8->canonical;
 my @STACKS;    # every stack this file made, checked when it finishes
@@ -273,6 +273,18 @@ sub _response {
 }
 
 # A random Idempotency-Key (from the kernel, so forked clients never repeat each other).
+# Polls $cond every $interval seconds (0.05) until it returns true or $timeout seconds have
+# passed; returns its last value. Not a test itself (wait_until is).
+sub wait_for {
+    my ($timeout, $cond, $interval) = @_;
+    my $deadline = time + $timeout;
+    while (1) {
+        my $v = $cond->();
+        return $v if $v || time >= $deadline;
+        Time::HiRes::sleep($interval // 0.05);
+    }
+}
+
 sub random_key {
     open my $fh, '<:raw', '/dev/urandom' or croak "open /dev/urandom: $!";
     read($fh, my $bytes, 16) == 16 or croak "read /dev/urandom: $!";

@@ -40,7 +40,7 @@ int tx_db_failure(struct ctx *c)
 
 /* Waits a random 0..2^attempt ms (at most 32): twins queued on one key that deadlock when
  * its holder rolls back would otherwise collide again on the immediate re-run. */
-static void backoff(int attempt)
+void tx_backoff(int attempt)
 {
 	static unsigned seed;
 	if (!seed)
@@ -64,7 +64,7 @@ static bool may_retry(struct ctx *c, int attempt, bool at_commit)
 	metrics_tx_retry(db_errno(c->db));
 	log_write(LOG_INFO, "transaction retried", "\"rid\":\"%s\",\"errno\":%u,\"attempt\":%d",
 		c->request_id, db_errno(c->db), attempt + 1);
-	backoff(attempt);
+	tx_backoff(attempt);
 	return true;
 }
 
@@ -129,7 +129,7 @@ static enum claim_next claim_key(struct ctx *c, struct attempts *at)
 			idem_in_progress(c);
 			return CLAIM_ANSWERED;
 		}
-		backoff(at->twin_waits++);
+		tx_backoff(at->twin_waits++);
 		return CLAIM_RERUN;
 	}
 	return claim == IDEM_RUN ? CLAIM_RUN : CLAIM_FAILED;

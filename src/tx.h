@@ -16,4 +16,8 @@ int tx_run(struct ctx *c, handler_fn handler, bool idem);
  * anything else. Returns the status. */
 int tx_db_failure(struct ctx *c);
 
+/* Sleeps a random time below 1 ms << attempt (capped at 32 ms) before re-running a
+ * transaction, so that two that deadlocked do not meet again at once. */
+void tx_backoff(int attempt);
+
 #endif

@@ -174,13 +174,18 @@ subtest 'bootstraps run side by side all succeed (a deadlock between them is ret
         my $pid = fork // die "fork: $!";
         if (!$pid) {
             my $r = $s->remit('bootstrap', '--org', "Side $i", '--email', "side$i-$$\@x.test");
-            POSIX::_exit($r->{exit} == 0 && $r->{stdout} =~ /"invitation":"/ ? 0 : 1);
+            my $ok = $r->{exit} == 0 && $r->{stdout} =~ /"invitation":"/;
+            if (!$ok && open my $fh, '>', $s->state_dir . "/bootstrap-$i.err") {
+                print $fh "exit $r->{exit}: $r->{stderr}";
+            }
+            POSIX::_exit($ok ? 0 : 1);
         }
         push @pids, $pid;
     }
     my $failed = 0;
     for (@pids) { waitpid $_, 0; $failed++ if $? }
-    is $failed, 0, 'all 12 exited 0 and printed their object';
+    is $failed, 0, 'all 12 exited 0 and printed their object' or diag map {
+        open my $fh, '<', $_ or next; local $/; <$fh> } glob($s->state_dir . '/bootstrap-*.err');
     is count('SELECT COUNT(*) FROM orgs'), $before + 12, '12 organisations more';
     my $r = $s->remit('verify-audit');
     is $r->{exit}, 0, 'verify-audit: every chain intact' or diag $r->{stderr};

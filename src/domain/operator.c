@@ -9,6 +9,7 @@
 #include "domain/people.h"
 #include "http.h"
 #include "text.h"
+#include "tx.h"
 
 static const char SQL_ORG[] = "INSERT INTO orgs (name) VALUES (?)";
 static const char SQL_ADMIN[] =
@@ -114,6 +115,7 @@ int org_bootstrap(struct db *db, const struct config *cfg, const char *org, cons
 			db_rollback(db);
 			yajl_gen_free(c.rs.gen);
 			arena_free(&a);
+			tx_backoff(attempt);
 		}
 		op_ctx(&c, &a, db, cfg, "bootstrap");
 		rc = bootstrap_once(&c, org, email, name, token, invitation) < 0 ? 1 : 0;

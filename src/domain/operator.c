@@ -76,6 +76,8 @@ static void audit_bootstrap(struct ctx *c, const char *org, const char *email,
 		arena_printf(c->a, "{\"userId\":\"%lld\"}", c->me.user_id));
 }
 
+#define BOOTSTRAP_ATTEMPTS 50
+
 /* One attempt: the organisation, its ADMIN, token and invitation, and their events. */
 static int bootstrap_once(struct ctx *c, const char *org, const char *email, const char *name,
 	char token[TOKEN_LEN + 1], char invitation[TOKEN_LEN + 1])
@@ -108,9 +110,11 @@ int org_bootstrap(struct db *db, const struct config *cfg, const char *org, cons
 	struct ctx c;
 	char token[TOKEN_LEN + 1], invitation[TOKEN_LEN + 1];
 	int rc = 1;
-	/* Bootstraps running side by side (an operator's script, bench/run) can deadlock on the
-	 * new rows' index gaps: like a request's transaction, run it again from BEGIN. */
-	for (int attempt = 0; rc && attempt <= cfg->tx_retries; attempt++) {
+	/* Bootstraps running side by side (an operator's script, bench/run) deadlock on the
+	 * new rows' index gaps: like a request's transaction, run it again from BEGIN. Each
+	 * deadlock lets one of them commit, so a dozen at once need more attempts than a
+	 * request's tx_retries; an operator's command can afford to wait for them. */
+	for (int attempt = 0; rc && attempt < BOOTSTRAP_ATTEMPTS; attempt++) {
 		if (attempt) {
 			db_rollback(db);
 			yajl_gen_free(c.rs.gen);

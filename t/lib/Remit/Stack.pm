@@ -456,9 +456,23 @@ sub _secret {
 # nginx's worker user and group when we run as root; () otherwise (workers keep our uid).
 sub _nginx_user {
     return () unless $> == 0;
+    # A checkout nginx's unprivileged user cannot reach (under a home directory of mode
+    # 0700, say) keeps the workers as root, as they were before: they serve its www/, doc/
+    # and the sockets under t/tmp.
+    return ('root', scalar getgrgid(0), 0, 0) unless _reachable_by_others($TOP);
     my ($uid, $gid) = (getpwnam $NGINX_USER)[2, 3];
     croak "no user $NGINX_USER for nginx's workers" unless defined $uid;
     return ($NGINX_USER, scalar getgrgid($gid) // croak("no group $gid"), $uid, $gid);
+}
+
+# True when every directory from / down to $dir lets others through (o+x).
+sub _reachable_by_others {
+    my ($dir) = @_;
+    for (my $p = $dir; ; $p = dirname($p)) {
+        my $mode = (stat $p)[2];
+        return 0 unless defined $mode && ($mode & 01);
+        return 1 if $p eq '/' || $p eq dirname($p);
+    }
 }
 
 # A DBI handle on the private database (AutoCommit on), reconnected when the server went

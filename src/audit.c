@@ -20,12 +20,8 @@ static const char GENESIS[] =
 	"0000000000000000000000000000000000000000000000000000000000000000";
 
 static const char SQL_HEAD_INIT[] = "INSERT INTO audit_heads (org_id, seq, hash) VALUES (?, 0, ?)";
-static const char SQL_HEAD_LOCK[] = "SELECT seq, hash FROM audit_heads WHERE org_id = ? FOR UPDATE";
-static const char SQL_HEAD_SET[] = "UPDATE audit_heads SET seq = ?, hash = ? WHERE org_id = ?";
-static const char SQL_INSERT[] =
-	"INSERT INTO audit_events (org_id, seq, at, actor_id, action, object_type, object_id,"
-	" idempotency_key, correlation_id, data, hash, prev_hash)"
-	" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/* Locks the chain's head, links the event to it, moves it: sql/migrations/0005. */
+static const char SQL_APPEND[] = "CALL audit_append(?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_ORGS[] = "SELECT org_id FROM audit_heads ORDER BY org_id";
 static const char SQL_HEAD[] = "SELECT seq, hash FROM audit_heads WHERE org_id = ?";
 static const char SQL_CHAIN[] =
@@ -93,31 +89,31 @@ void audit_add(struct ctx *c, const char *action, const char *object_type, long 
 	c->audit_tail = e;
 }
 
-int audit_flush(struct ctx *c)
+int audit_flush_but_last(struct ctx *c, struct audit_row *last)
 {
+	*last = (struct audit_row){ .org = c->me.org_id, .actor = c->me.user_id };
 	if (!c->audit)
 		return 0;
-	const char *idem_key = c->idem ? c->idem->key : NULL;
-	struct dbres r;
-	if (db_query(c->db, c->a, &r, SQL_HEAD_LOCK, "i", c->me.org_id) < 0)
-		return -1;
-	if (r.nrows != 1)
-		return -1;
-	long long seq = db_i(&r, 0, 0);
-	char prev[65], hash[65], at[64];
-	snprintf(prev, sizeof prev, "%s", db_s(&r, 0, 1));
+	char *at = arena_alloc(c->a, 64);
 	now_ms(at);
 	for (const struct audit_event *e = c->audit; e; e = e->next) {
-		struct link l = { prev, c->me.org_id, ++seq, c->me.user_id, e->object_id, at,
-			e->action, e->object_type, idem_key, c->request_id, e->data };
-		link_hash(&l, hash);
-		if (db_exec(c->db, SQL_INSERT, "iisississsss", c->me.org_id, seq, at, c->me.user_id,
-				e->action, e->object_type, e->object_id, idem_key, c->request_id, e->data,
-				hash, prev) < 0)
+		*last = (struct audit_row){ c->me.org_id, c->me.user_id, e->object_id, at, e->action,
+			e->object_type, c->idem ? c->idem->key : NULL, c->request_id, e->data };
+		if (e->next && db_exec(c->db, SQL_APPEND, "iisssisss", last->org, last->actor, at,
+				last->action, last->type, last->object, last->key, last->corr, last->data) < 0)
 			return -1;
-		memcpy(prev, hash, sizeof prev);
 	}
-	return db_exec(c->db, SQL_HEAD_SET, "isi", seq, prev, c->me.org_id);
+	return 1;
+}
+
+int audit_flush(struct ctx *c)
+{
+	struct audit_row e;
+	int n = audit_flush_but_last(c, &e);
+	if (n <= 0)
+		return n;
+	return db_exec(c->db, SQL_APPEND, "iisssisss", e.org, e.actor, e.at, e.action, e.type,
+		e.object, e.key, e.corr, e.data);
 }
 
 /* Checks one organisation's chain; prints the first broken link. 0, 1 broken, -1 error. */

@@ -265,6 +265,23 @@ static MYSQL_STMT *run(struct db *db, const char *sql, const char *types, va_lis
 	return st;
 }
 
+/* A CALL answers with its procedure's status after any results: read it, or the next
+ * statement finds the connection out of sync. */
+static int drain(struct db *db, MYSQL_STMT *st)
+{
+	while (mysql_stmt_more_results(st)) {
+		int rc = mysql_stmt_next_result(st);
+		if (rc > 0) {
+			from_stmt(db, st);
+			return -1;
+		}
+		if (rc < 0)
+			break;
+		mysql_stmt_free_result(st);
+	}
+	return 0;
+}
+
 int db_exec(struct db *db, const char *sql, const char *types, ...)
 {
 	va_list ap;
@@ -275,7 +292,7 @@ int db_exec(struct db *db, const char *sql, const char *types, ...)
 		return -1;
 	db->affected = mysql_stmt_affected_rows(st);
 	db->insert_id = (long long)mysql_stmt_insert_id(st);
-	return 0;
+	return drain(db, st);
 }
 
 /* Copies the rows of a bound, stored result into res's cells (allocated for all of them). */
@@ -359,7 +376,7 @@ int db_query(struct db *db, struct arena *a, struct dbres *res, const char *sql,
 	memset(res, 0, sizeof *res);
 	if (!st)
 		return -1;
-	return fetch_all(db, st, a, res);
+	return fetch_all(db, st, a, res) < 0 ? -1 : drain(db, st);
 }
 
 unsigned long long db_affected(const struct db *db) { return db->affected; }
@@ -411,6 +428,8 @@ int db_commit(struct db *db)
 	causal_reads(db, true);
 	return 0;
 }
+
+void db_committed(struct db *db) { causal_reads(db, true); }
 
 int db_rollback(struct db *db)
 {

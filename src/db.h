@@ -50,6 +50,9 @@ int db_exec_raw(struct db *db, const char *sql, size_t len);
 
 int db_begin(struct db *db);
 int db_commit(struct db *db);
+/* After a statement that committed on the server's side (a CALL ending in COMMIT): what
+ * db_commit does after its COMMIT. */
+void db_committed(struct db *db);
 int db_rollback(struct db *db);          /* best effort; never fails the caller */
 
 unsigned db_errno(const struct db *db);  /* last server or client error, 0 if none */

@@ -93,7 +93,7 @@ struct ctx {
  * lock helpers of domain/lock.h) return an int that is either the HTTP status (100..599) of
  * the reply it wrote, or one of these two, which are no status. A handler's status decides
  * its transaction (tx.c): only a 2xx commits. The other conventions in src/: functions that
- * only succeed or fail return 0 or -1 (the db layer, audit_flush, idem_store); validators
+ * only succeed or fail return 0 or -1 (the db layer, audit_flush); validators
  * return enum v_result (valid.h); the claim of a key returns enum idem_claim (idem.h). */
 enum step {
 	STEP_GO_ON = 0,          /* nothing answered, nothing failed: the caller goes on */

@@ -10,8 +10,8 @@
 static const char SQL_CLAIM[] =
 	"INSERT INTO idempotency_keys (user_id, idem_key, fingerprint, expires_at)"
 	" VALUES (?, ?, ?, NOW(3) + INTERVAL ? SECOND)";
-static const char SQL_STORE[] =
-	"UPDATE idempotency_keys SET status = ?, etag = ?, body = ? WHERE id = ?";
+/* START TRANSACTION, then SQL_CLAIM; answers with the row's id (sql/migrations/0005). */
+static const char SQL_BEGIN_CLAIM[] = "CALL tx_claim(?, ?, ?, ?)";
 static const char SQL_FIND[] =
 	"SELECT id, fingerprint, status, etag, body, expires_at <= NOW(3)"
 	" FROM idempotency_keys WHERE user_id = ? AND idem_key = ?";
@@ -125,15 +125,30 @@ int idem_in_progress(struct ctx *c)
 		"a request with this Idempotency-Key is still running; retry later");
 }
 
-enum idem_claim idem_claim(struct ctx *c)
+/* The claim's INSERT; its row's id in c->idem->row. 0 or -1. */
+static int insert(struct ctx *c, const unsigned char fp[SHA256_LEN], bool begin)
+{
+	long long user = c->me.user_id, retention = c->cfg->idem_retention;
+	if (!begin) {
+		if (db_exec(c->db, SQL_CLAIM, "isbi", user, c->idem->key, fp, SHA256_LEN, retention) < 0)
+			return -1;
+		c->idem->row = db_insert_id(c->db);
+		return 0;
+	}
+	struct dbres r;
+	if (db_query(c->db, c->a, &r, SQL_BEGIN_CLAIM, "isbi", user, c->idem->key, fp, SHA256_LEN,
+			retention) < 0)
+		return -1;
+	c->idem->row = r.nrows ? db_i(&r, 0, 0) : 0;
+	return 0;
+}
+
+enum idem_claim idem_claim(struct ctx *c, bool begin)
 {
 	unsigned char fp[SHA256_LEN];
 	fingerprint(c, fp);
-	if (db_exec(c->db, SQL_CLAIM, "isbi", c->me.user_id, c->idem->key, fp, sizeof fp,
-			(long long)c->cfg->idem_retention) == 0) {
-		c->idem->row = db_insert_id(c->db);
+	if (insert(c, fp, begin) == 0)
 		return IDEM_RUN;
-	}
 	unsigned err = db_errno(c->db);
 	db_rollback(c->db);
 	if (err == DB_LOCK_WAIT_TIMEOUT) {   /* the first attempt still holds the key */
@@ -145,26 +160,6 @@ enum idem_claim idem_claim(struct ctx *c)
 	if (err != DB_DUP_ENTRY)
 		return IDEM_DB_ERROR;
 	return existing(c, fp);
-}
-
-int idem_store(struct ctx *c)
-{
-	const unsigned char *body;
-	size_t len;
-	yajl_gen_get_buf(c->rs.gen, &body, &len);
-	char etag[24] = "";
-	if (c->rs.etag > 0)
-		snprintf(etag, sizeof etag, "%lld", c->rs.etag);
-	if (db_exec(c->db, SQL_STORE, "isSi", (long long)c->rs.status, etag[0] ? etag : NULL,
-			(const char *)body, len, c->idem->row) < 0)
-		return -1;
-	/* Our own claim, matched (CLIENT_FOUND_ROWS) unless a Galera node aborted the
-	 * transaction under us and this UPDATE ran on its own (see tx_lost in router.c). */
-	if (db_affected(c->db) != 1) {
-		db_set_error(c->db, DB_DEADLOCK, "the transaction lost its idempotency key");
-		return -1;
-	}
-	return 0;
 }
 
 /* One batch of expired keys, read without locks, deleted in one READ COMMITTED transaction

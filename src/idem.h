@@ -21,14 +21,14 @@ struct idem_seen {
 struct idem {
 	const char *key;           /* the parsed Idempotency-Key, NULL when the route takes none */
 	struct idem_seen seen;     /* the key's stored answer, found by auth */
-	long long row;             /* the claimed key's row */
+	long long row;             /* the claimed key's row, where tx_finish stores the answer */
 };
 
 /* c->idem, allocated (zeroed) on first use. */
 struct idem *idem_state(struct ctx *c);
 
 enum idem_claim {
-	IDEM_RUN,        /* claimed: run the handler, then idem_store before COMMIT */
+	IDEM_RUN,        /* claimed: run the handler; tx.c stores its answer in the row at COMMIT */
 	IDEM_DONE,       /* rolled back; c->rs holds the answer (replay, 422, 409 in progress) */
 	IDEM_AGAIN,      /* rolled back on a deadlock; re-run the transaction */
 	IDEM_RECLAIM,    /* rolled back; the key's row was expired (now deleted) or purged: the
@@ -42,15 +42,13 @@ enum idem_claim {
  * the claim would find after its duplicate-key error, two statements and a rollback later. */
 bool idem_answer_seen(struct ctx *c);
 
-/* Inside a transaction just begun: claims c->idem_key for the caller. */
-enum idem_claim idem_claim(struct ctx *c);
+/* Claims c->idem_key for the caller, inside a transaction just begun, or with `begin` in
+ * the same round trip that begins it (CALL tx_claim). */
+enum idem_claim idem_claim(struct ctx *c, bool begin);
 
 /* Answers 409 IDEMPOTENCY_KEY_IN_PROGRESS (Retry-After: 1): the key's first attempt is still
  * running after the wait. Returns the status. */
 int idem_in_progress(struct ctx *c);
-
-/* Stores the response built in c->rs into the claimed row (same transaction). */
-int idem_store(struct ctx *c);
 
 /* Deletes expired keys in batches of `batch` rows, each its own short transaction, until
  * none is left or `max_batches` ran. Returns the number deleted, or -1. */

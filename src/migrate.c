@@ -52,13 +52,24 @@ static bool only_comments(const char *p, size_t len)
 	return true;
 }
 
-/* Statements end with ';' at the end of a line; DDL commits implicitly, so a migration that
- * fails halfway is reported and must be fixed by hand before it is retried. */
+/* The end of the statement that starts at p: a ';' closing a line that is not followed by
+ * an indented one, since a stored program's body, END included, is indented and holds
+ * statements of its own. NULL: the statement runs to the end of the text. */
+static const char *statement_end(const char *p)
+{
+	for (const char *end = strstr(p, ";\n"); end; end = strstr(end + 2, ";\n"))
+		if (end[2] != ' ' && end[2] != '\t')
+			return end;
+	return NULL;
+}
+
+/* DDL commits implicitly, so a migration that fails halfway is reported and must be fixed by
+ * hand before it is retried. */
 static int apply(struct db *db, const struct migration *m)
 {
 	const char *p = m->sql;
 	while (*p) {
-		const char *end = strstr(p, ";\n");
+		const char *end = statement_end(p);
 		size_t len = end ? (size_t)(end - p) : strlen(p);
 		if (!only_comments(p, len)) {
 			if (db_exec_raw(db, p, len) < 0) {

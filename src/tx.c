@@ -107,9 +107,9 @@ enum claim_next {
 	CLAIM_FAILED,     /* a database error: roll back, then maybe retry */
 };
 
-static enum claim_next claim_key(struct ctx *c, struct attempts *at)
+static enum claim_next claim_key(struct ctx *c, struct attempts *at, bool begin)
 {
-	enum idem_claim claim = idem_claim(c);
+	enum idem_claim claim = idem_claim(c, begin);
 	if (claim == IDEM_DONE)
 		return CLAIM_ANSWERED;
 	/* No error to judge a retry by: the expired key is gone, claim it again. */
@@ -135,6 +135,36 @@ static enum claim_next claim_key(struct ctx *c, struct attempts *at)
 	return claim == IDEM_RUN ? CLAIM_RUN : CLAIM_FAILED;
 }
 
+static const char SQL_FINISH[] = "CALL tx_finish(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/* Ends a mutation that answered 2xx: its audit events, its answer stored under its key's row,
+ * and COMMIT, the last three in one round trip (tx_finish, sql/migrations/0005). The chain's
+ * head is locked in that last statement: the lock serialises the organisation's writers
+ * until COMMIT, so nothing else runs under it. */
+static int finish(struct ctx *c, bool idem)
+{
+	struct audit_row e;
+	int events = audit_flush_but_last(c, &e);
+	if (events < 0)
+		return -1;
+	if (!idem && !events)
+		return db_commit(c->db);
+	const unsigned char *body = (const unsigned char *)"";
+	size_t len = 0;
+	char etag[24] = "";
+	if (idem) {
+		yajl_gen_get_buf(c->rs.gen, &body, &len);
+		if (c->rs.etag > 0)
+			snprintf(etag, sizeof etag, "%lld", c->rs.etag);
+	}
+	if (db_exec(c->db, SQL_FINISH, "iisSiisssisss", idem ? c->idem->row : 0LL,
+			(long long)c->rs.status, etag[0] ? etag : NULL, (const char *)body, len, e.org,
+			e.actor, e.at, e.action, e.type, e.object, e.key, e.corr, e.data) < 0)
+		return -1;
+	db_committed(c->db);
+	return 0;
+}
+
 /* Runs a mutation in one transaction: claim the key, run the handler, write the audit events,
  * store the response, commit. Deadlocks and lock wait timeouts re-run it from the start. */
 int tx_run(struct ctx *c, handler_fn handler, bool idem)
@@ -146,9 +176,13 @@ int tx_run(struct ctx *c, handler_fn handler, bool idem)
 	for (;;) {
 		http_reset_response(c);
 		bool at_commit = false, opened = false;
-		if (db_begin(c->db) < 0)
+		/* A key's claim begins the transaction in the same round trip, but on Galera, where
+		 * START TRANSACTION waits for the node to catch up and the session's causal reads are
+		 * then switched off (db_begin). */
+		bool claim_begins = idem && !db_galera(c->db) && db_connected(c->db);
+		if (!claim_begins && db_begin(c->db) < 0)
 			goto failed;
-		enum claim_next next = idem ? claim_key(c, &at) : CLAIM_RUN;
+		enum claim_next next = idem ? claim_key(c, &at, claim_begins) : CLAIM_RUN;
 		if (next == CLAIM_ANSWERED)
 			return c->rs.status;
 		if (next == CLAIM_RERUN)
@@ -165,13 +199,9 @@ int tx_run(struct ctx *c, handler_fn handler, bool idem)
 			db_rollback(c->db);
 			return status;
 		}
-		/* The answer is stored before the audit chain's head is locked: that lock serialises
-		 * the organisation's writers until COMMIT, so as little as possible runs under it. */
-		if ((idem && idem_store(c) < 0) || audit_flush(c) < 0)
-			goto failed;
-		at_commit = true;
-		if (db_commit(c->db) == 0)
+		if (finish(c, idem) == 0)
 			return status;
+		at_commit = !db_connected(c->db);   /* lost in the statement that commits */
 	failed:
 		if (opened && !at_commit && db_connected(c->db))
 			tx_lost(c, idem);   /* an abort disguised as another error now reads 1213 */

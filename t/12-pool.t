@@ -285,16 +285,16 @@ subtest 'all workers killed at once: queued requests are served by the replaceme
 subtest 'a worker killed inside a transaction: 502, nothing of it stays, the key can be retried' => sub {
     $s->expect_worker_kill(9);
     my @before = workers();
-    # Holding the organisation's audit chain head stops the request inside its transaction,
-    # after it claimed its key and inserted its user.
-    my $locker = $s->dbh->clone;
-    $locker->{AutoCommit} = 0;
-    $locker->selectall_arrayref('SELECT * FROM audit_heads WHERE org_id = ? FOR UPDATE', undef,
-        $org->{orgId});
-    my $dirty = $s->dbh->clone;
-    $dirty->do('SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED');
+    # A user with the same email, inserted and not committed, stops the request inside its
+    # transaction: after it claimed its key, its own INSERT waits for the unique key.
     my $key = Remit::Test::random_key();
     my $email = new_email();
+    my $locker = $s->dbh->clone;
+    $locker->{AutoCommit} = 0;
+    $locker->do(q{INSERT INTO users (org_id, email, email_key, name, roles)
+        VALUES (?, ?, ?, 'Locker', 4)}, undef, $org->{orgId}, $email, lc $email);
+    my $dirty = $s->dbh->clone;
+    $dirty->do('SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED');
     my $file = "$tmp/crash";
     my $pid = client($file, sub {
         my ($out) = @_;
@@ -304,10 +304,11 @@ subtest 'a worker killed inside a transaction: 502, nothing of it stays, the key
             ct => $r->{headers}{'content-type'});
     });
     my $uncommitted = sub {
-        scalar $dirty->selectrow_array('SELECT COUNT(*) FROM users WHERE email = ?', undef, $email);
+        scalar $dirty->selectrow_array('SELECT COUNT(*) FROM idempotency_keys WHERE idem_key = ?',
+            undef, $key);
     };
-    ok wait_for(15, sub { $uncommitted->() == 1 }),
-        'the request is inside its transaction (its user row is written, not committed)';
+    ok wait_for(15, sub { $uncommitted->() == 1 && $s->lock_waits == 1 }),
+        'the request is inside its transaction (its key claimed, not committed; its user waits)';
     kill 'KILL', @before;    # one of them holds it
     is reap_clients(30, $pid), 1, 'the client got an answer';
     my ($res) = results($file);

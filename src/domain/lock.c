@@ -4,7 +4,7 @@
 
 static const char SQL_BATCH_FIND[] = "SELECT id FROM batches WHERE id = ? AND org_id = ?";
 static const char SQL_BATCH_LOCK[] =
-	"SELECT id, status, version, created_by, submitted_by FROM batches"
+	"SELECT id, status, version, created_by, submitted_by, request_count FROM batches"
 	" WHERE id = ? FOR UPDATE";
 static const char SQL_REQUEST_BATCH[] =
 	"SELECT batch_id FROM payment_requests WHERE id = ? AND org_id = ?";
@@ -57,6 +57,7 @@ int batch_lock(struct ctx *c, long long id, struct batch_row *b)
 		.version = db_i(&r, 0, 2),
 		.created_by = db_i(&r, 0, 3),
 		.submitted_by = db_i(&r, 0, 4),
+		.requests = db_i(&r, 0, 5),
 	};
 	return STEP_GO_ON;
 }

@@ -22,6 +22,7 @@
 
 struct batch_row {
 	long long id, version, created_by, submitted_by;   /* submitted_by 0 when NULL */
+	long long requests;                                 /* how many it holds (request_count) */
 	enum batch_status status;
 };
 

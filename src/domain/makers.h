@@ -10,7 +10,7 @@
 
 /* What made someone a maker: bits of request_makers.made. */
 enum {
-	MADE_CREATED = 1,
+	MADE_CREATED = 1,     /* written by the INSERT's trigger (sql/migrations/0005) */
 	MADE_CHANGED = 2,
 	MADE_SUBMITTED = 4,
 };

@@ -156,8 +156,13 @@ int reply_request(struct ctx *c, int status, long long id, bool latest)
 		return reply_not_found(c);
 	if (c->ndetails)   /* a GET's query parameters: only a 404 goes before them */
 		return reply_validation(c);
-	write_request(c->a, reply_data(c, status), &r, 0);
-	c->rs.etag = db_i(&r, 0, R_VERSION);
+	return reply_request_row(c, status, &r);
+}
+
+int reply_request_row(struct ctx *c, int status, const struct dbres *r)
+{
+	write_request(c->a, reply_data(c, status), r, 0);
+	c->rs.etag = db_i(r, 0, R_VERSION);
 	return reply_done(c);
 }
 

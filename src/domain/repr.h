@@ -11,7 +11,8 @@
 #include "page.h"
 
 /* A request's columns in the order write_request reads them, then the currency's minor unit.
- * Selected from `payment_requests r JOIN currencies cu ON cu.code = r.currency`. */
+ * Selected from `payment_requests r JOIN currencies cu ON cu.code = r.currency`. The
+ * procedure request_add (sql/migrations/0005) answers with the same list: change both. */
 #define REQUEST_COLS \
 	"r.id, r.batch_id, r.status, r.amount, r.currency, r.beneficiary_name," \
 	" r.beneficiary_account, r.purpose, r.created_by, r.created_at, r.updated_at, r.version," \
@@ -30,6 +31,8 @@ size_t request_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t row
  * are checked after the object is found). `latest` reads the newest committed row with a locking read: a
  * mutation whose transaction may already hold an older snapshot needs that. */
 int reply_request(struct ctx *c, int status, long long id, bool latest);
+/* Replies with the request in the first row of `r`, selected with REQUEST_COLS. */
+int reply_request_row(struct ctx *c, int status, const struct dbres *r);
 
 /* Replies with one batch as `data` (ETag: its version), 404 when there is none, else 400 as
  * above. Runs one

@@ -21,20 +21,13 @@
  * README "Batch size". */
 #define BATCH_MAX_REQUESTS 5000
 
-static const char SQL_REQUEST_INSERT[] =
-	"INSERT INTO payment_requests (org_id, batch_id, amount, currency, beneficiary_name,"
-	" beneficiary_account, purpose, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+static const char SQL_REQUEST_ADD[] = "CALL request_add(?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_REQUEST_UPDATE[] =
 	"UPDATE payment_requests SET amount = ?, currency = ?, beneficiary_name = ?,"
 	" beneficiary_account = ?, purpose = ?, version = version + 1, updated_at = NOW(3)"
 	" WHERE id = ?";
 static const char SQL_REQUEST_DELETE[] = "DELETE FROM payment_requests WHERE id = ?";
-static const char SQL_BATCH_BUMP_DRAFT[] =
-	"UPDATE batches SET version = version + 1, updated_at = NOW(3)"
-	" WHERE id = ? AND org_id = ? AND status = 'DRAFT'";
 static const char SQL_BATCH_EXISTS[] = "SELECT id FROM batches WHERE id = ? AND org_id = ?";
-static const char SQL_BATCH_COUNT[] =
-	"SELECT COUNT(*) FROM payment_requests WHERE batch_id = ? LOCK IN SHARE MODE";
 #define REQUEST_LIST \
 	"SELECT " REQUEST_COLS " FROM payment_requests r JOIN currencies cu ON cu.code = r.currency" \
 	" WHERE r.batch_id = ? AND r.org_id = ?"
@@ -82,14 +75,11 @@ static void write_fields_audit(yajl_gen g, const struct fields *f)
 	jw_str(g, "purpose", f->purpose);
 }
 
-/* 409 BATCH_FULL when the batch already holds BATCH_MAX_REQUESTS. A locking read: the
- * snapshot predates the batch's lock (lock.h). */
-static int check_room(struct ctx *c, long long batch)
+/* 409 BATCH_FULL when the locked batch already holds BATCH_MAX_REQUESTS (its request_count,
+ * kept by the database's triggers: sql/migrations/0005). */
+static int check_room(struct ctx *c, const struct batch_row *b)
 {
-	struct dbres r;
-	if (db_query(c->db, c->a, &r, SQL_BATCH_COUNT, "i", batch) < 0)
-		return HANDLER_DB_ERROR;
-	if (db_i(&r, 0, 0) < BATCH_MAX_REQUESTS)
+	if (b->requests < BATCH_MAX_REQUESTS)
 		return 0;
 	c->ndetails = 0;
 	detail_str(c, "limit", arena_printf(c->a, "%d", BATCH_MAX_REQUESTS));
@@ -97,27 +87,38 @@ static int check_room(struct ctx *c, long long batch)
 		"a batch holds at most %d requests: start another batch", BATCH_MAX_REQUESTS));
 }
 
+/* The batch locked and checked as with If-Match, in the contract's order: 404, 412, the body
+ * (422), 409 INVALID_STATE, 409 BATCH_FULL. STEP_GO_ON when the request may be added. */
+static int check_batch(struct ctx *c, long long batch)
+{
+	struct batch_row b;
+	int rc;
+	if ((rc = batch_lock(c, batch, &b)) || (rc = check_if_match(c, b.version)))
+		return rc;
+	if (c->ndetails)
+		return reply_validation(c);
+	if ((rc = batch_check(c, BA_EDIT, b.status)) || (rc = check_room(c, &b)))
+		return rc;
+	return STEP_GO_ON;
+}
+
+/* CALL request_add (sql/migrations/0005): finds the batch in the caller's organisation
+ * without a lock, then locks it and bumps its version if it is a DRAFT with room, inserts
+ * the request and reads it back (REQUEST_COLS), in one round trip. No row: nothing added. */
+static int add(struct ctx *c, long long batch, const struct fields *f, struct dbres *r)
+{
+	return db_query(c->db, c->a, r, SQL_REQUEST_ADD, "iiiissssi", c->me.org_id, batch,
+		(long long)BATCH_MAX_REQUESTS, (long long)f->amount, f->currency, f->name, f->account,
+		f->purpose, c->me.user_id) < 0 ? HANDLER_DB_ERROR : STEP_GO_ON;
+}
+
 int h_requests_create(struct ctx *c)
 {
 	long long batch = param_id(c, 0);
-	struct batch_row b;
+	struct dbres r = { 0 };
 	int rc;
 	if (!batch)
 		return reply_not_found(c);
-	/* Without If-Match, one statement locks the batch and bumps its version when it is a
-	 * DRAFT of the caller's organisation, which is all this needs to know of it. Any other
-	 * outcome is told apart by the locking read, as with If-Match; a 4xx rolls back. */
-	bool bumped = false;
-	if ((rc = batch_find(c, batch)))   /* before any lock: lock.h */
-		return rc;
-	if (!c->rq.if_match) {
-		if (db_exec(c->db, SQL_BATCH_BUMP_DRAFT, "ii", batch, c->me.org_id) < 0)
-			return HANDLER_DB_ERROR;
-		bumped = db_affected(c->db) == 1;
-	}
-	if (!bumped && ((rc = batch_lock(c, batch, &b)) || (rc = check_if_match(c, b.version))))
-		return rc;
-
 	struct fields f = { .minor = -1, .purpose = "" };
 	q_parse(c, no_params);
 	v_currency(c, "currency", true, &f.currency, &f.minor);
@@ -126,26 +127,24 @@ int h_requests_create(struct ctx *c)
 	v_account(c, true, &f.account);
 	v_text(c, "purpose", false, 0, PURPOSE_MAX_CHARS, &f.purpose);
 	v_no_unknown(c, known_fields);
-	if (c->ndetails)
-		return reply_validation(c);
-	if (!bumped && (rc = batch_check(c, BA_EDIT, b.status)))
+	/* Without If-Match and with a valid body, one CALL adds the request when the batch is a
+	 * DRAFT of the caller's organisation with room for it. Anything else, or no row back, is
+	 * told apart by the locking path, which answers the first error in the contract's order
+	 * or adds the request with the same CALL under the batch's lock; a 4xx rolls back. */
+	if (!c->rq.if_match && !c->ndetails && (rc = add(c, batch, &f, &r)))
 		return rc;
-	if ((rc = check_room(c, batch)))
+	if (r.nrows == 0 && ((rc = check_batch(c, batch)) || (rc = add(c, batch, &f, &r))))
 		return rc;
-
-	if (db_exec(c->db, SQL_REQUEST_INSERT, "iiissssi", c->me.org_id, batch, (long long)f.amount,
-			f.currency, f.name, f.account, f.purpose, c->me.user_id) < 0)
-		return HANDLER_DB_ERROR;
-	long long id = db_insert_id(c->db);
-	if ((rc = maker_add(c, id, MADE_CREATED)) || (!bumped && (rc = batch_touch(c, batch, false))))
-		return rc;
+	if (r.nrows == 0)
+		return HANDLER_DB_ERROR;   /* cannot happen: the batch is locked and was checked */
+	long long id = db_i(&r, 0, 0);   /* its creator is a maker: a trigger records it */
 	yajl_gen g = jw_new();
 	jw_open(g, NULL);
 	jw_id(g, "batchId", batch);
 	write_fields_audit(g, &f);
 	jw_close(g);
 	audit_add(c, "request.created", "request", id, jw_finish(c->a, g));
-	return reply_request(c, 201, id, false);
+	return reply_request_row(c, 201, &r);
 }
 
 int h_requests_list(struct ctx *c)

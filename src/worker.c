@@ -58,7 +58,7 @@ static double ms_since(const struct timespec *t0)
 	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
-static void serve(struct ctx *c, FCGX_Request *fr)
+int worker_serve(struct ctx *c, FCGX_Request *fr)
 {
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -88,6 +88,7 @@ static void serve(struct ctx *c, FCGX_Request *fr)
 			"\"user\":%lld,\"replayed\":%s", c->request_id, method, path, status,
 			ms_since(&t0), c->me.user_id, c->rs.replayed ? "true" : "false");
 	}
+	return status;
 }
 
 /* True when expired keys are left: purge again at once. */
@@ -160,7 +161,7 @@ int worker_run(const struct config *cfg, int listen_fd, int index)
 		 * with EAGAIN and we go back to waiting. */
 		if (FCGX_Accept_r(&fr) < 0)
 			continue;
-		serve(&c, &fr);
+		worker_serve(&c, &fr);
 		FCGX_Finish_r(&fr);
 	}
 	FCGX_Free(&fr, 1);

@@ -109,6 +109,50 @@ subtest 'unknown statuses, types and decisions are refused' => sub {
     is $status, 'APPROVED', 'unchanged';
 };
 
+subtest 'a request in another organisation than its batch is refused by a foreign key' => sub {
+    my $other = $s->new_org;
+    my ($creator_id) = $dbh->selectrow_array('SELECT created_by FROM batches WHERE id = ?',
+        undef, $bid);
+    is refused(q{INSERT INTO payment_requests (org_id, batch_id, amount, currency,
+        beneficiary_name, beneficiary_account, created_by) VALUES (?, ?, 1, 'USD', 'N', '1', ?)},
+        $other->{orgId}, $bid, $creator_id), 1452, 'INSERT: 1452 (requests_batch_org_fk)';
+    is scalar $dbh->selectrow_array('SELECT COUNT(*) FROM payment_requests WHERE batch_id = ?',
+        undef, $bid), 2, 'the batch still holds two';
+};
+
+subtest 'the database keeps each batch\'s request count and each creator as a maker' => sub {
+    my $count = sub { $dbh->selectrow_array('SELECT request_count FROM batches WHERE id = ?',
+        undef, $_[0]) };
+    is $count->($bid), 2, 'request_count: the two added through the API';
+    my $made = $dbh->selectcol_arrayref(q{SELECT m.made & 1 FROM request_makers m
+        JOIN payment_requests r ON r.id = m.request_id AND m.user_id = r.created_by
+        WHERE r.batch_id = ? ORDER BY r.id}, undef, $bid);
+    is_deeply $made, [1, 1], 'each creator recorded as a maker (MADE_CREATED)';
+
+    my $draft = $s->req(POST => '/api/v1/batches', token => $creator, idem => 1,
+        json => { name => 'Count' })->{json}{data};
+    $dbh->do(q{INSERT INTO payment_requests (org_id, batch_id, amount, currency,
+        beneficiary_name, beneficiary_account, created_by) VALUES (?, ?, 1, 'USD', 'N', '1', ?)},
+        undef, $o->{orgId}, $draft->{id}, $draft->{createdBy});
+    my $id = $dbh->last_insert_id(undef, undef, undef, undef);
+    is $count->($draft->{id}), 1, 'an INSERT around the service counts';
+    is scalar $dbh->selectrow_array('SELECT made FROM request_makers WHERE request_id = ?'
+        . ' AND user_id = ?', undef, $id, $draft->{createdBy}), 1, 'and records its maker';
+    my $del = $s->req(DELETE => "/api/v1/requests/$id", token => $creator);
+    is $del->{status}, 204, 'DELETE through the API: 204';
+    is $count->($draft->{id}), 0, 'uncounted';
+    is refused('UPDATE batches SET request_count = -1 WHERE id = ?', $draft->{id}), 4025,
+        'a negative count: CHECK refuses it';
+};
+
+subtest 'events of any text hash alike in SQL (written) and C (verified)' => sub {
+    my $r = $s->req(POST => '/api/v1/batches', token => $creator, idem => "k'|:\\" . Remit::Test::random_key(),
+        json => { name => "Zahlung \x{2713} \x{1F600} | 3:x", description => "\x{00E9}t\x{00E9} \"q\" \\" });
+    is $r->{status}, 201, 'a batch with multi-byte, separator and escape characters: 201';
+    $r = $s->remit('verify-audit');
+    is $r->{exit}, 0, 'verify-audit: its event\'s hash matches' or diag $r->{stderr};
+};
+
 subtest 'a tampered audit row: verify-audit exits non-zero naming the event' => sub {
     my $r = $s->remit('verify-audit');
     is $r->{exit}, 0, 'intact before' or diag $r->{stderr};

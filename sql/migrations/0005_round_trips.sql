@@ -125,6 +125,12 @@ CREATE TRIGGER requests_count_insert AFTER INSERT ON payment_requests FOR EACH R
 CREATE TRIGGER requests_count_delete AFTER DELETE ON payment_requests FOR EACH ROW
   UPDATE batches SET request_count = request_count - 1 WHERE id = OLD.batch_id;
 
+-- A request belongs to its batch's organisation, by construction: a request found in the
+-- caller's organisation has its batch there too, and locking that batch needs no tenancy
+-- read of its own (src/domain/lock.c: request_lock).
+ALTER TABLE payment_requests ADD CONSTRAINT requests_batch_org_fk
+  FOREIGN KEY (org_id, batch_id) REFERENCES batches (org_id, id);
+
 GRANT EXECUTE ON PROCEDURE tx_claim TO remit_app;
 GRANT EXECUTE ON PROCEDURE audit_append TO remit_app;
 GRANT EXECUTE ON PROCEDURE tx_finish TO remit_app;

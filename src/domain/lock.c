@@ -40,13 +40,11 @@ int batch_find(struct ctx *c, long long id)
 	return find_own(c, &r, SQL_BATCH_FIND, id);
 }
 
-int batch_lock(struct ctx *c, long long id, struct batch_row *b)
+/* Locks batch `id`, known to be the caller's organisation's: a batch never changes
+ * organisation and is never deleted. */
+static int lock_own_batch(struct ctx *c, long long id, struct batch_row *b)
 {
 	struct dbres r;
-	int rc = batch_find(c, id);
-	if (rc)
-		return rc;
-	/* The row is ours (a batch never changes organisation) and a batch is never deleted. */
 	if (db_query(c->db, c->a, &r, SQL_BATCH_LOCK, "i", id) < 0)
 		return HANDLER_DB_ERROR;
 	if (r.nrows == 0)
@@ -62,12 +60,19 @@ int batch_lock(struct ctx *c, long long id, struct batch_row *b)
 	return STEP_GO_ON;
 }
 
+int batch_lock(struct ctx *c, long long id, struct batch_row *b)
+{
+	int rc = batch_find(c, id);
+	return rc ? rc : lock_own_batch(c, id, b);
+}
+
 int request_lock(struct ctx *c, long long id, struct batch_row *b, struct request_row *q)
 {
 	struct dbres r;
 	int rc;
+	/* A request's batch is of the request's organisation: found, it needs no find of its own. */
 	if ((rc = find_own(c, &r, SQL_REQUEST_BATCH, id)) != STEP_GO_ON ||
-	    (rc = batch_lock(c, db_i(&r, 0, 0), b)) != STEP_GO_ON)
+	    (rc = lock_own_batch(c, db_i(&r, 0, 0), b)) != STEP_GO_ON)
 		return rc;
 	/* A request's batch never changes; a DELETE committed while we waited leaves no row. */
 	if (db_query(c->db, c->a, &r, SQL_REQUEST_LOCK, "ii", id, b->id) < 0)

@@ -153,6 +153,26 @@ subtest 'events of any text hash alike in SQL (written) and C (verified)' => sub
     is $r->{exit}, 0, 'verify-audit: its event\'s hash matches' or diag $r->{stderr};
 };
 
+subtest 'tx_finish without its key row fails as a deadlock and commits nothing' => sub {
+    # On Galera an aborted transaction's last statement can run on its own; tx_finish then
+    # finds no claimed key row and must neither append the event nor commit.
+    my ($seq) = $dbh->selectrow_array('SELECT seq FROM audit_heads WHERE org_id = ?', undef,
+        $o->{orgId});
+    my ($events) = $dbh->selectrow_array('SELECT COUNT(*) FROM audit_events');
+    $dbh->begin_work;
+    $dbh->do(q{UPDATE batches SET description = 'uncommitted' WHERE id = ?}, undef, $bid);
+    is refused(q{CALL tx_finish(?, 201, NULL, '{}', ?, NULL, '2026-01-01 00:00:00.000',
+        'batch.updated', 'batch', ?, NULL, 'rid', '{}')}, 2**62, $o->{orgId}, $bid), 1213,
+        'errno 1213, SQLSTATE 40001';
+    is $dbh->state, '40001', 'SQLSTATE 40001';
+    $dbh->rollback;
+    is scalar $dbh->selectrow_array('SELECT seq FROM audit_heads WHERE org_id = ?', undef,
+        $o->{orgId}), $seq, 'the chain head did not move';
+    is scalar $dbh->selectrow_array('SELECT COUNT(*) FROM audit_events'), $events, 'no event';
+    is scalar $dbh->selectrow_array('SELECT description FROM batches WHERE id = ?', undef, $bid),
+        '', 'the transaction\'s change was not committed';
+};
+
 subtest 'a tampered audit row: verify-audit exits non-zero naming the event' => sub {
     my $r = $s->remit('verify-audit');
     is $r->{exit}, 0, 'intact before' or diag $r->{stderr};

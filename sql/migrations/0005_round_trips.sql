@@ -127,9 +127,13 @@ CREATE TRIGGER requests_count_delete AFTER DELETE ON payment_requests FOR EACH R
 
 -- A request belongs to its batch's organisation, by construction: a request found in the
 -- caller's organisation has its batch there too, and locking that batch needs no tenancy
--- read of its own (src/domain/lock.c: request_lock).
-ALTER TABLE payment_requests ADD CONSTRAINT requests_batch_org_fk
-  FOREIGN KEY (org_id, batch_id) REFERENCES batches (org_id, id);
+-- read of its own (src/domain/lock.c: request_lock). The composite key replaces the one on
+-- batch_id alone, and the batch's index gains org_id (which its lists filter on anyway), so
+-- an INSERT checks one key and maintains as many indexes as before.
+ALTER TABLE batches ADD KEY batches_id_org (id, org_id);
+ALTER TABLE payment_requests DROP FOREIGN KEY requests_batch_fk, DROP KEY requests_batch,
+  ADD KEY requests_batch (batch_id, org_id, id),
+  ADD CONSTRAINT requests_batch_org_fk FOREIGN KEY (batch_id, org_id) REFERENCES batches (id, org_id);
 
 GRANT EXECUTE ON PROCEDURE tx_claim TO remit_app;
 GRANT EXECUTE ON PROCEDURE audit_append TO remit_app;

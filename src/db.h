@@ -13,6 +13,7 @@ enum {
 	DB_DUP_ENTRY = 1062,
 	DB_LOCK_WAIT_TIMEOUT = 1205,
 	DB_DEADLOCK = 1213,
+	DB_INTERNAL = 2000,   /* CR_UNKNOWN_ERROR: an answer the caller cannot use (our bug) */
 };
 
 struct db;

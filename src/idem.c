@@ -139,7 +139,11 @@ static int insert(struct ctx *c, const unsigned char fp[SHA256_LEN], bool begin)
 	if (db_query(c->db, c->a, &r, SQL_BEGIN_CLAIM, "isbi", user, c->idem->key, fp, SHA256_LEN,
 			retention) < 0)
 		return -1;
-	c->idem->row = r.nrows ? db_i(&r, 0, 0) : 0;
+	if (r.nrows != 1 || db_i(&r, 0, 0) <= 0) {   /* no row to store the answer in: never commit */
+		db_set_error(c->db, DB_INTERNAL, "tx_claim answered no key row");
+		return -1;
+	}
+	c->idem->row = db_i(&r, 0, 0);
 	return 0;
 }
 

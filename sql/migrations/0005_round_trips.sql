@@ -50,8 +50,8 @@ CREATE PROCEDURE tx_claim(IN p_user BIGINT, IN p_key VARCHAR(255) CHARACTER SET 
   END;
 
 -- The end of a mutation, in one CALL: the answer stored under its Idempotency-Key's row
--- (p_key_row, 0 when it has none), the last audit event appended (when there is one: the others went
--- through audit_append), and COMMIT. The key row is this transaction's own claim; if the
+-- (p_key_row, 0 when it has none), the last audit event appended (when there is one: the
+-- others went through audit_append), and COMMIT. The key row is this transaction's own claim; if the
 -- UPDATE finds no row, a Galera node aborted the transaction under us and this ran on its
 -- own: it fails as a deadlock would (1213), and src/tx.c runs the mutation again.
 CREATE PROCEDURE tx_finish(IN p_key_row BIGINT, IN p_status SMALLINT,

@@ -1,8 +1,8 @@
 package Remit::Load;
 
 # Mixed load from forked clients that retry with their keys, and the exactly-once check of
-# what it left in the database. The client and the checks of t/52-faults.t, against any URL
-# (a single stack, or the load balancer of Remit::Cluster):
+# what it left in the database, against any URL (a single stack in t/52-faults.t, or the
+# load balancer of Remit::Cluster in t/cluster/10-faults.t):
 #
 #   my $load = Remit::Load->new(url => $url, dir => $tmpdir);
 #   $load->start($stack, $org);          # users of $org, one set per client; then forks
@@ -29,14 +29,16 @@ use Remit::Test;
 
 my $JSON = JSON::PP->new->utf8->canonical;
 my $IBAN = 'DE89370400440532013000';
+my $RUNS = 0;
 
 sub new {
     my ($class, %o) = @_;
     return bless {
         url => $o{url}, dir => $o{dir}, clients => $o{clients} // 6,
         pace => $o{pace} // 0.02, run_cap => $o{run_cap} // 60,
+        max_ops => $o{max_ops},    # logical operations per client and run (undef: no cap)
         op_deadline => $o{op_deadline} // 40, max_attempts => $o{max_attempts} // 100,
-        run => 0,
+        http_timeout => $o{http_timeout} // 30,
     }, $class;
 }
 
@@ -50,7 +52,7 @@ sub start {
         approver  => $stack->new_user($admin, roles => ['APPROVER']),
         treasurer => $stack->new_user($admin, roles => ['TREASURER']),
     } } 1 .. $self->{clients} ];
-    my $run = ++$self->{run};
+    my $run = ++$RUNS;   # unique over every Load of the process: its files and stop flag
     $self->{stop_file} = "$self->{dir}/stop-$run";
     $self->{files} = [ map { "$self->{dir}/run$run-client$_" } 1 .. $self->{clients} ];
     $self->{pids} = [ map { $self->_client($self->{files}[$_ - 1], $_, $self->{cl}[$_ - 1]) }
@@ -94,6 +96,9 @@ sub stop {
 
 sub ops { @{ $_[0]{ops} } }
 
+# The users of each client: ({creator, approver, treasurer}, ...), each {id, token}.
+sub users { @{ $_[0]{cl} } }
+
 # ---- the client --------------------------------------------------------------------------
 
 sub _results {
@@ -114,8 +119,8 @@ sub _retryable {
 # One logical operation: one key, retried until a definitive answer; writes one record.
 sub _operation {
     my ($self, $out, %o) = @_;
-    my $http = $self->{http} //= HTTP::Tiny->new(keep_alive => 0, timeout => 30,
-        max_redirect => 0, agent => 'remit-load');
+    my $http = $self->{http} //= HTTP::Tiny->new(keep_alive => 0,
+        timeout => $self->{http_timeout}, max_redirect => 0, agent => 'remit-load');
     my $key = Remit::Test::random_key();
     my ($res, @seen);
     my $t0 = time;
@@ -149,7 +154,8 @@ sub _load {
     my ($self, $out, $c, $cl) = @_;
     my $t_end = time + $self->{run_cap};
     my $ops = 0;
-    my $more = sub { time < $t_end && !-e $self->{stop_file} };
+    my $more = sub { (!$self->{max_ops} || $ops < $self->{max_ops}) && time < $t_end
+        && !-e $self->{stop_file} };
     my $op = sub { $ops++; sleep rand 2 * $self->{pace}; $self->_operation($out, @_) };
     for (my $nb = 0; $more->(); $nb++) {
         my $b = $op->(kind => 'batch', user => $cl->{creator}, path => '/api/v1/batches',
@@ -165,6 +171,7 @@ sub _load {
             push @reqs, $r->{id};
         }
         last if @reqs < 3;
+        # From here the lifecycle is finished even after the stop: at most 10 more.
         $op->(kind => 'submit', user => $cl->{creator}, path => "/api/v1/batches/$b->{id}/submit",
             status => 200, want => 'SUBMITTED', audit => 1 + @reqs) or return;
         for my $r (@reqs) {
@@ -249,8 +256,15 @@ sub check {
         [ 'ledger entries', [ map { $_->{kind} eq 'approve' ? "$_->{id} OBLIGATION"
                 : "$_->{id} SETTLEMENT" } grep { $_->{kind} =~ /^(approve|pay)$/ } @ok ],
             $col->("SELECT CONCAT(request_id, ' ', type) FROM ledger_entries WHERE org_id = ?") ],
+        [ 'submitted batches', $ids->('submit'),
+            $col->("SELECT id FROM batches WHERE org_id = ? AND status <> 'DRAFT'") ],
+        [ 'completed batches',
+            [ map { $_->{batch} } grep { $_->{kind} eq 'pay' && $_->{audit} == 2 } @ok ],
+            $col->("SELECT id FROM batches WHERE org_id = ? AND status = 'COMPLETED'") ],
         [ 'paid requests', $ids->('pay'),
             $col->("SELECT id FROM payment_requests WHERE org_id = ? AND status = 'PAID'") ],
+        [ 'payment requests per client', [ map { $_->{user} } grep { $_->{kind} eq 'request' } @ok ],
+            $col->('SELECT created_by FROM payment_requests WHERE org_id = ?') ],
         [ 'audit events (per key)',
             [ map { my $o = $_; map { "$o->{user} $o->{key}" } 1 .. $o->{audit} } @ok ],
             $col->("SELECT CONCAT(actor_id, ' ', COALESCE(idempotency_key, '-'))"
@@ -265,7 +279,10 @@ sub check {
         $dups += $extra;
         $lost += $missing;
     }
-    return ($dups, $lost);
+    my $twice = $dbh->selectrow_array('SELECT COUNT(*) FROM (SELECT 1 FROM ledger_entries'
+        . ' WHERE org_id = ? GROUP BY request_id, type HAVING COUNT(*) > 1) d', undef, $org);
+    Test::More::is($twice, 0, "$label: no two ledger entries of one type for a request");
+    return ($dups + $twice, $lost);
 }
 
 # {requests, retried, succeeded, replays, causes} of the last run.

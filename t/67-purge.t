@@ -30,10 +30,32 @@ sub live {
         q{SELECT COUNT(*) FROM idempotency_keys WHERE idem_key LIKE 'live-%'});
 }
 
+# Sign-in sessions and throttle rows, purged by the same pass: a session expired more than
+# a day ago goes (the pool's role may not DELETE from tokens: a procedure does it, 0006);
+# one expired an hour ago, a live one and an API token stay; so for throttle rows idle for
+# two days and for an hour.
+my %SESSIONS = ('2 DAY' => 1200, '1 HOUR' => 1, '-1 HOUR' => 1);   # expired … ago => rows
+sub sessions {
+    my ($ago) = @_;
+    scalar $root->selectrow_array(q{SELECT COUNT(*) FROM tokens WHERE name = ?}, undef,
+        "purge $ago");
+}
+sub throttle { scalar $root->selectrow_array(
+    'SELECT COUNT(*) FROM sign_in_throttle WHERE failures = ?', undef, $_[0]) }
+
 $s->stop_remit;
 fill($BACKLOG, 'NOW(3) - INTERVAL 1 HOUR', 'old-');
 fill(100, 'NOW(3) + INTERVAL 1 HOUR', 'live-');
 is expired(), $BACKLOG, "$BACKLOG expired keys";
+for my $ago (sort keys %SESSIONS) {
+    my $when = $ago =~ /^-(.*)/ ? "NOW(3) + INTERVAL $1" : "NOW(3) - INTERVAL $ago";
+    $root->do(qq{INSERT INTO tokens (org_id, user_id, name, token_hash, kind, expires_at)
+        SELECT ?, ?, ?, UNHEX(SHA2(CONCAT(?, seq), 256)), 'session', $when
+        FROM seq_1_to_$SESSIONS{$ago}}, undef, $o->{orgId}, $o->{userId}, "purge $ago", $ago);
+}
+$root->do(q{INSERT INTO sign_in_throttle (key_hash, failures, updated_at) VALUES
+    (UNHEX(SHA2('idle', 256)), 2, NOW(3) - INTERVAL 2 DAY),
+    (UNHEX(SHA2('recent', 256)), 3, NOW(3) - INTERVAL 1 HOUR)});
 
 my $t0 = time;
 $s->start_remit;
@@ -48,6 +70,15 @@ diag sprintf "%d expired keys purged in %.1f s (%.0f keys/s, pool start included
     $BACKLOG, $took, $BACKLOG / $took;
 ok $served > 0, "requests were served meanwhile ($served)";
 is live(), 100, 'the unexpired keys are kept';
+
+ok wait_for(30, sub { sessions('2 DAY') <= 200 }),
+    'sessions expired two days ago are purged, 1,000 a pass (1,200 → ' . sessions('2 DAY') . ')';
+is sessions('1 HOUR'), 1, 'a session expired an hour ago stays';
+is sessions('-1 HOUR'), 1, 'a live session stays';
+is $s->req(GET => '/api/v1/me', token => $o->{token})->{status}, 200,
+    'the API token is untouched';
+is throttle(2), 0, 'a throttle row idle for two days is purged';
+is throttle(3), 1, 'one idle for an hour stays';
 
 my $r = $s->req(POST => '/api/v1/users', token => $o->{token}, idem => 'live-7',
     json => { email => 'x@y.example', name => 'X', roles => ['VIEWER'] });

@@ -29,7 +29,8 @@ void throttle_key(const char *org, size_t org_len, const char *email_key, size_t
 /* Forgets a key's failed sign-ins (a sign-in succeeded, a password was set): 0 or -1. */
 int throttle_clear(struct ctx *c, const unsigned char key[SHA256_LEN]);
 
-/* Deletes sign-in throttle rows idle for a day (at most 1000 a call): the count or -1. */
+/* Deletes sign-in throttle rows idle for a day and sessions expired a day ago (at most
+ * 1000 of each a call): the count or -1. */
 long sessions_purge(struct db *db);
 
 /* `s` lower-cased A-Z only (API §1), in `a`. */

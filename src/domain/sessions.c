@@ -50,6 +50,8 @@ static const char SQL_REHASH[] = "UPDATE users SET password_hash = ? WHERE id = 
 static const char SQL_THROTTLE_PURGE[] =
 	"DELETE FROM sign_in_throttle WHERE updated_at < NOW(3) - INTERVAL 1 DAY"
 	" AND (locked_until IS NULL OR locked_until < NOW(3)) LIMIT 1000";
+/* Sessions expired a day ago (sql/migrations/0006: the pool may not DELETE from tokens). */
+static const char SQL_SESSIONS_PURGE[] = "CALL sessions_purge_expired()";
 static const char SQL_USER_ROW[] = "SELECT " USER_COLS " FROM users WHERE id = ?";
 static const char SQL_SESSION_END[] =
 	"UPDATE tokens SET revoked_at = NOW(3) WHERE id = ? AND revoked_at IS NULL";
@@ -271,7 +273,18 @@ int h_sessions_end(struct ctx *c)
 
 long sessions_purge(struct db *db)
 {
+	struct arena a = { 0 };
+	struct dbres r;
+	long n = -1;
 	if (db_exec(db, SQL_THROTTLE_PURGE, "") < 0)
-		return -1;
-	return (long)db_affected(db);
+		goto out;
+	n = (long)db_affected(db);
+	if (db_query(db, &a, &r, SQL_SESSIONS_PURGE, "") < 0 || r.nrows != 1) {
+		n = -1;
+		goto out;
+	}
+	n += (long)db_i(&r, 0, 0);
+out:
+	arena_free(&a);
+	return n;
 }

@@ -41,16 +41,6 @@ sub slots {
 
 sub four_workers { scalar(grep { alive($_) } values %{ { slots() } }) == 4 && scalar($s->worker_pids) == 4 }
 
-sub wait_for {
-    my ($timeout, $cond) = @_;
-    my $deadline = time + $timeout;
-    while (1) {
-        my $v = $cond->();
-        return $v if $v || time >= $deadline;
-        sleep 0.01;
-    }
-}
-
 sub healthz { $http->get($s->url . '/healthz')->{status} }
 
 $s->wait_until('four workers', \&four_workers, 30);
@@ -103,7 +93,8 @@ subtest 'every slot dying on start: the pool never stays empty more than a secon
     my ($last, @empty) = (0);
     my $t_kill;
     for my $i (1 .. 9) {
-        my $pid = wait_for(15, sub { my ($p) = $s->worker_pids; $p && $p != $last ? $p : 0 });
+        my $pid = wait_for(15, sub { my ($p) = $s->worker_pids; $p && $p != $last ? $p : 0 },
+            0.01);   # Remit::Test's, polled every 10 ms: the respawn delays are measured
         push @empty, time - $t_kill if $t_kill;
         last unless $pid;
         kill 'KILL', $pid;    # before it is 1 s old: a crash on start

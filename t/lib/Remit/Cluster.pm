@@ -151,10 +151,14 @@ sub kill_node {
     return $pid;
 }
 
-# Starts a node that was stopped or killed; it rejoins the others (IST or SST).
+# Starts a node that was stopped or killed; it rejoins the others. As Debian's
+# mariadb.service does (galera_recovery), the position it had is recovered first, so it asks
+# the donor only for what it missed (IST from the donor's gcache), not for a full copy (SST).
 sub restart_node {
     my ($self, $i) = @_;
-    _start_node($self->node($i));
+    my $n = $self->node($i);
+    local $n->{start_position} = $n->recover_position;
+    _start_node($n);
     return $self;
 }
 
@@ -209,6 +213,26 @@ sub stop {
 
 sub findings { @{ $_[0]{findings} // [] } }
 
+# The warnings and errors each part logged (last 40 lines apiece), for a failing test to
+# print before stop() removes the state dirs.
+sub log_tails {
+    my ($self) = @_;
+    my @logs = ((map { [ "node $_->{index}", $_->state_dir . '/mysqld.log' ] } $self->nodes),
+        (map { [ "app host $_ remit", $self->app($_)->log_path ],
+               [ "app host $_ nginx", $self->app($_)->state_dir . '/nginx/error.log' ] }
+            1 .. $self->{hosts}),
+        [ 'balancer nginx', $self->{front}->state_dir . '/nginx/error.log' ]);
+    my $out = '';
+    for (@logs) {
+        my ($what, $path) = @$_;
+        open my $fh, '<', $path or next;
+        my @l = grep { /\[(ERROR|Warning)\]|\b(error|crit|alert|emerg|warn)\b|exited|killed/i } <$fh>;
+        splice @l, 0, @l - 40 if @l > 40;
+        $out .= "---- $what ($path)\n" . join '', @l;
+    }
+    return $out;
+}
+
 END { $_ && $_->stop for @LIVE }
 
 # ---- a Galera node -------------------------------------------------------------------
@@ -231,8 +255,8 @@ sub new {
 # the defaults (a node is suspected after 5 s, evicted after 15 s) so that the survivors
 # stop waiting for a killed node within about two seconds: on loopback, silence that long
 # means dead. SST is by mariabackup (rsync SST runs its daemon as nobody, which cannot write
-# into a root-owned datadir); a node that comes back after a kill -9
-# asks for IST from the donor's gcache first.
+# into a root-owned datadir); a node that comes back after a kill -9 starts from its
+# recovered position (restart_node) and gets IST from the donor's gcache.
 sub _db_args {
     my ($self) = @_;
     my ($gport, $ist, $sst) = @{ $self->{wsrep_ports} };
@@ -270,7 +294,23 @@ sub _db_args {
         '--innodb-autoinc-lock-mode=2',
         '--default-storage-engine=InnoDB',
         ($self->{new_cluster} ? ('--wsrep-new-cluster') : ()),
+        ($self->{start_position} ? ("--wsrep-start-position=$self->{start_position}") : ()),
     );
+}
+
+# The last committed position (uuid:seqno) of a stopped node's datadir, read as
+# galera_recovery reads it: mariadbd --wsrep-recover runs InnoDB's crash recovery, logs the
+# position and exits. undef when there is none (the node then asks for a full SST).
+sub recover_position {
+    my ($self) = @_;
+    my $log = $self->state_dir . '/wsrep-recover.log';
+    unlink $log;
+    my $pid = Remit::Stack::_spawn($log, 'mariadbd', $self->_db_args, "--log-error=$log",
+        '--wsrep-recover');
+    waitpid $pid, 0;
+    open my $fh, '<', $log or return undef;
+    my ($pos) = map { /WSREP: Recovered position: ([-0-9a-f]+:\d+)\s*$/ ? $1 : () } <$fh>;
+    return $pos;
 }
 
 # A joiner's mariadbd answers only once SST is done; until then _wait_db's minute is what

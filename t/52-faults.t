@@ -35,6 +35,27 @@ sub alive {
     return defined $state && $state ne 'Z';
 }
 
+sub wchan {
+    my ($pid) = @_;
+    open my $fh, '<', "/proc/$pid/wchan" or return '';
+    return <$fh> // '';
+}
+
+# A worker inside a request, found within half a second: one not blocked in epoll_pwait for
+# the next connection (its /proc wchan says where it sleeps, on any architecture). Else any
+# worker. Returns (pid, 1 if it was inside a request), or () when no worker runs.
+sub busy_worker {
+    my @w;
+    my $deadline = time + 0.5;
+    while (time < $deadline) {
+        @w = $s->worker_pids or return ();
+        my @busy = grep { wchan($_) !~ /epoll/ } @w;
+        return ($busy[rand @busy], 1) if @busy;
+        sleep 0.002;
+    }
+    return ($w[rand @w], 0);
+}
+
 # Live children of $ppid, from /proc.
 sub children {
     my ($ppid) = @_;
@@ -128,18 +149,20 @@ under_load 'MariaDB restarted in the middle of the load' => sub {
 
 under_load 'workers SIGKILLed several times during the load' => sub {
     $s->expect_worker_kill(9);
-    my @killed;
+    my (@killed, $inside);
     for my $i (1 .. 6) {
-        my @w = $s->worker_pids;
-        if (@w) {
-            my $victim = $w[rand @w];
+        my ($victim, $busy) = busy_worker();
+        if ($victim) {
             kill 'KILL', $victim;
             push @killed, $victim;
+            $inside += $busy;
         }
         sleep 0.7 + rand 0.6;
     }
     ok wait_for(40, sub { !grep { alive($_) } @killed }), 'the killed workers are gone';
-    return scalar(@killed) . ' workers SIGKILLed';
+    cmp_ok $inside // 0, '>', 0, 'at least one was killed inside a request';
+    return sprintf '%d workers SIGKILLed, %d of them inside a request', scalar @killed,
+        $inside // 0;
 };
 
 under_load 'nginx reloaded during the load' => sub {

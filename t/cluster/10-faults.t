@@ -46,11 +46,12 @@ sub together {
             my ($url, $method, $path, $h, $body) = @{ $reqs[$i] };
             my $http = HTTP::Tiny->new(keep_alive => 0, timeout => 60);
             sysread $r, my $buf, 1;    # blocks until the parent closes the pipe
+            my $t0 = time;
             my $res = $http->request($method, "$url$path", { headers => $h,
                 (defined $body ? (content => $JSON->encode($body)) : ()) });
             open my $fh, '>', "$tmp/together-$$" or POSIX::_exit(2);
             print {$fh} $JSON->encode({ status => $res->{status}, body => $res->{content},
-                replayed => $res->{headers}{'idempotent-replayed'} // '' });
+                replayed => $res->{headers}{'idempotent-replayed'} // '', secs => time - $t0 });
             close $fh;
             POSIX::_exit(0);
         }
@@ -91,7 +92,7 @@ my $creator = $lb->new_user($org->{token}, roles => ['CREATOR']);
 # ---- 1. the 16-way race ----------------------------------------------------------------------
 
 subtest '16 twins over both app hosts (two Galera nodes): one effect, one answer' => sub {
-    my ($requests, $in_progress, $effects, $dups, $lost) = (0, 0, 0, 0, 0);
+    my ($requests, $in_progress, $effects, $dups, $lost, $slowest) = (0, 0, 0, 0, 0, 0);
     my $cert0 = status_sum('wsrep_local_cert_failures') + status_sum('wsrep_local_bf_aborts');
     my $reruns0 = pool_reruns();
     for my $round (1 .. 4) {
@@ -102,6 +103,7 @@ subtest '16 twins over both app hosts (two Galera nodes): one effect, one answer
         my @res = together(map { [ $c->app($_ % 2 + 1)->url, 'POST', '/api/v1/batches', \%h,
             { name => $name } ] } 1 .. 16);
         $requests += @res;
+        $slowest = $_->{secs} > $slowest ? $_->{secs} : $slowest for @res;
         my @ok = grep { $_->{status} == 201 } @res;
         my @busy = grep { $_->{status} == 409
             && eval { $JSON->decode($_->{body})->{error}{code} } eq 'IDEMPOTENCY_KEY_IN_PROGRESS' } @res;
@@ -126,7 +128,8 @@ subtest '16 twins over both app hosts (two Galera nodes): one effect, one answer
     my $cert = status_sum('wsrep_local_cert_failures') + status_sum('wsrep_local_bf_aborts') - $cert0;
     my $reruns = pool_reruns() - $reruns0;
     diag "16-way race x4: $in_progress twins answered 409 in progress; $cert certification"
-        . " failures or brute-force aborts among the nodes; $reruns transactions run again";
+        . " failures or brute-force aborts among the nodes; $reruns transactions run again;"
+        . sprintf ' slowest twin %.2f s', $slowest;
     push @table, [ '16-way same-key race x4 (2 hosts, 2 nodes)', $requests, $in_progress + $reruns,
         $requests - $in_progress, $dups, $lost ];
 };

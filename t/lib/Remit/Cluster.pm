@@ -241,6 +241,7 @@ package Remit::Cluster::Node;
 
 use parent -norequire, 'Remit::Stack';
 use Carp qw(croak);
+use POSIX ();
 use Time::HiRes qw(sleep time);
 
 sub new {
@@ -300,14 +301,22 @@ sub _db_args {
 
 # The last committed position (uuid:seqno) of a stopped node's datadir, read as
 # galera_recovery reads it: mariadbd --wsrep-recover runs InnoDB's crash recovery, logs the
-# position and exits. undef when there is none (the node then asks for a full SST).
+# position and exits. undef when there is none, or no answer within a minute (the node then
+# asks for a full SST).
 sub recover_position {
     my ($self) = @_;
     my $log = $self->state_dir . '/wsrep-recover.log';
     unlink $log;
     my $pid = Remit::Stack::_spawn($log, 'mariadbd', $self->_db_args, "--log-error=$log",
         '--wsrep-recover');
-    waitpid $pid, 0;
+    my $deadline = time + 60;
+    my $reaped;
+    sleep 0.05 until ($reaped = waitpid($pid, POSIX::WNOHANG()) == $pid) || time > $deadline;
+    if (!$reaped) {
+        kill 'KILL', $pid;
+        waitpid $pid, 0;
+        return undef;
+    }
     open my $fh, '<', $log or return undef;
     my ($pos) = map { /WSREP: Recovered position: ([-0-9a-f]+:\d+)\s*$/ ? $1 : () } <$fh>;
     return $pos;

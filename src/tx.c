@@ -140,13 +140,15 @@ static const char SQL_FINISH[] = "CALL tx_finish(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 /* Ends a mutation that answered 2xx: its audit events, its answer stored under its key's row,
  * and COMMIT, the last three in one round trip (tx_finish, sql/migrations/0005). The chain's
  * head is locked in that last statement: the lock serialises the organisation's writers
- * until COMMIT, so nothing else runs under it. */
-static int finish(struct ctx *c, bool idem)
+ * until COMMIT, so nothing else runs under it. *committing is set once the statement that
+ * commits is sent: a connection lost after that may have committed. */
+static int finish(struct ctx *c, bool idem, bool *committing)
 {
 	struct audit_row e;
 	int events = audit_flush_but_last(c, &e);
 	if (events < 0)
 		return -1;
+	*committing = true;
 	if (!idem && !events)
 		return db_commit(c->db);
 	const unsigned char *body = (const unsigned char *)"";
@@ -199,9 +201,10 @@ int tx_run(struct ctx *c, handler_fn handler, bool idem)
 			db_rollback(c->db);
 			return status;
 		}
-		if (finish(c, idem) == 0)
+		bool committing = false;
+		if (finish(c, idem, &committing) == 0)
 			return status;
-		at_commit = !db_connected(c->db);   /* lost in the statement that commits */
+		at_commit = committing && !db_connected(c->db);   /* lost where it may have committed */
 	failed:
 		if (opened && !at_commit && db_connected(c->db))
 			tx_lost(c, idem);   /* an abort disguised as another error now reads 1213 */

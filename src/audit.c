@@ -8,7 +8,7 @@
 #include "hash.h"
 #include "idem.h"
 
-struct audit_event {           /* buffered by audit_add, written at commit by audit_flush */
+struct audit_event {           /* buffered by audit_add, written at commit (audit_flush*) */
 	struct audit_event *next;
 	const char *action;        /* "batch.submitted" */
 	const char *object_type;   /* "batch" */

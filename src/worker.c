@@ -110,7 +110,8 @@ static bool purge(struct db *db)
 			ms_since(&t0));
 	long t = sessions_purge(db);
 	if (t != 0)
-		log_write(t < 0 ? LOG_WARN : LOG_INFO, "purged sign-in throttle rows and expired sessions", "\"deleted\":%ld", t);
+		log_write(t < 0 ? LOG_WARN : LOG_INFO, "purged sign-in throttle rows and expired sessions",
+			"\"deleted\":%ld", t);
 	return n >= PURGE_BATCH;
 }
 

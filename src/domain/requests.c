@@ -88,7 +88,8 @@ static int check_room(struct ctx *c, const struct batch_row *b)
 }
 
 /* The batch locked and checked as with If-Match, in the contract's order: 404, 412, the body
- * (422), 409 INVALID_STATE, 409 BATCH_FULL. STEP_GO_ON when the request may be added. */
+ * (400 VALIDATION_ERROR), 409 INVALID_STATE, 409 BATCH_FULL. STEP_GO_ON when the request may
+ * be added. */
 static int check_batch(struct ctx *c, long long batch)
 {
 	struct batch_row b;

@@ -21,8 +21,6 @@ my $seq = 0;
 
 # ---- helpers ---------------------------------------------------------------------------
 
-# Polls $cond until it is true or $timeout seconds pass; returns its last value.
-
 sub workers { sort { $a <=> $b } $s->worker_pids }
 
 # True while $pid is a live process (not gone, not a zombie).

@@ -147,7 +147,6 @@ sub twoxx_since {
     return first { $_->{s} >= $t } @OK;
 }
 
-
 # ---- the chaos -----------------------------------------------------------------------------
 
 my @pids = map { start_client($_) } 0 .. $CLIENTS - 1;

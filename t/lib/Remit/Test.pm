@@ -272,7 +272,6 @@ sub _response {
         json => $json };
 }
 
-# A random Idempotency-Key (from the kernel, so forked clients never repeat each other).
 # Polls $cond every $interval seconds (0.15) until it returns true or $timeout seconds have
 # passed; returns its last value. Not a test itself (wait_until is). Not faster by default:
 # MariaDB refreshes information_schema.INNODB_TRX only when it was not read for 100 ms, so a
@@ -287,6 +286,7 @@ sub wait_for {
     }
 }
 
+# A random Idempotency-Key (from the kernel, so forked clients never repeat each other).
 sub random_key {
     open my $fh, '<:raw', '/dev/urandom' or croak "open /dev/urandom: $!";
     read($fh, my $bytes, 16) == 16 or croak "read /dev/urandom: $!";

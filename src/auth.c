@@ -5,7 +5,7 @@
 #include <strings.h>
 #include <sys/random.h>
 
-#include "idem.h"
+#include "idem.h"   /* struct idem_seen only */
 #include "idem_key.h"
 
 /* A deactivated user's credentials are revoked when they are deactivated; `u.active` is checked
@@ -34,7 +34,7 @@ static int unauthenticated(struct ctx *c)
 	return reply_error(c, 401, "UNAUTHENTICATED", "a valid bearer token is required");
 }
 
-int auth_authenticate(struct ctx *c)
+int auth_authenticate(struct ctx *c, struct idem_seen *seen)
 {
 	const char *h = c->rq.authorization;
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
@@ -67,7 +67,7 @@ int auth_authenticate(struct ctx *c)
 	c->me.session = strcmp(db_s(&r, 0, 4), "session") == 0;
 	c->me.expires_at = db_s(&r, 0, 5);
 	if (key && db_s(&r, 0, 6) && db_s(&r, 0, 7)) {
-		idem_state(c)->seen = (struct idem_seen){ key, db_s(&r, 0, 6), db_len(&r, 0, 6),
+		*seen = (struct idem_seen){ key, db_s(&r, 0, 6), db_len(&r, 0, 6),
 			(int)db_i(&r, 0, 7), db_i(&r, 0, 8), db_s(&r, 0, 9), db_len(&r, 0, 9) };
 	}
 	return STEP_GO_ON;

@@ -10,7 +10,6 @@
 #include <strings.h>
 
 #include "log.h"
-#include "metrics.h"
 
 #define MAX_PARAMS 24
 #define STMT_CACHE 96
@@ -173,12 +172,12 @@ int db_connect(struct db *db)
 		int k = (db->node + i) % c->nnodes;
 		db->conn = connect_node(db, &c->nodes[k]);
 		if (db->conn) {
-			if (k != db->node && c->nnodes > 1)
-				metrics_node_change();
-			if (k != db->node && c->nnodes > 1)
+			/* The caller counts the move (metrics sit above db: it reports, they count). */
+			bool moved = k != db->node && c->nnodes > 1;
+			if (moved)
 				log_write(LOG_WARN, "database node changed", "\"node\":%d,\"was\":%d", k, db->node);
 			db->node = k;
-			return 0;
+			return moved ? 1 : 0;
 		}
 	}
 	return -1;

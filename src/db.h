@@ -30,7 +30,9 @@ struct dbres {
 
 struct db *db_new(const struct config *cfg);
 void db_free(struct db *db);
-int db_connect(struct db *db);           /* no-op when connected; 0 or -1 */
+/* No-op when connected. 0, or 1 when it connected to another node than the last one (the
+ * caller counts that: db calls nothing above it), or -1. */
+int db_connect(struct db *db);
 bool db_connected(const struct db *db);
 void db_disconnect(struct db *db);
 

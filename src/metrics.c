@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "db.h"
-#include "router.h"
 
 #define MAX_ROUTES 64            /* route indexes; the last row counts unmatched paths */
 #define MAX_SLOTS 1024
@@ -46,6 +45,7 @@ struct shm {
 static struct shm *m;
 static struct slot *self;
 static int route = -1;
+static struct { const char *method, *pattern; } names[MAX_ROUTES - 1];
 
 int metrics_init(int workers)
 {
@@ -77,6 +77,14 @@ void metrics_request_begin(void)
 }
 
 void metrics_route(int r) { route = r; }
+
+void metrics_route_name(int i, const char *method, const char *pattern)
+{
+	if (i >= 0 && i < MAX_ROUTES - 1) {
+		names[i].method = method;
+		names[i].pattern = pattern;
+	}
+}
 
 static void add(counter *c) { atomic_fetch_add_explicit(c, 1, memory_order_relaxed); }
 
@@ -136,7 +144,8 @@ static void put_requests(struct out *o)
 	put(o, "# HELP remit_http_requests_total Requests answered, by route and status.\n"
 		"# TYPE remit_http_requests_total counter\n");
 	for (int r = 0; r < MAX_ROUTES; r++) {
-		const char *method = "", *pattern = r < MAX_ROUTES - 1 ? router_route(r, &method) : NULL;
+		const char *pattern = r < MAX_ROUTES - 1 ? names[r].pattern : NULL;
+		const char *method = pattern ? names[r].method : "";
 		if (!pattern && r < MAX_ROUTES - 1)
 			continue;
 		for (size_t col = 0; col <= NCODES; col++) {

@@ -17,6 +17,9 @@ int metrics_init(int workers);
 void metrics_worker_start(int slot);          /* once, when the worker starts */
 void metrics_request_begin(void);             /* a request was accepted: busy */
 void metrics_route(int route);                /* router: the route matched (-1: none) */
+/* router_init, once per worker: the method and pattern of route `i`, for the labels (metrics
+ * sit below the router and never ask it). Past MAX_ROUTES - 2, ignored. */
+void metrics_route_name(int i, const char *method, const char *pattern);
 void metrics_request_end(int status, bool replayed, double seconds);   /* idle again */
 void metrics_key_outcome(enum metrics_key k);
 void metrics_tx_retry(unsigned err);          /* tx_run re-runs a transaction after `err` */

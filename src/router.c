@@ -6,6 +6,7 @@
 #include "auth.h"
 #include "domain/handlers.h"
 #include "headers.h"
+#include "idem.h"
 #include "metrics.h"
 #include "tx.h"
 #include "valid.h"
@@ -69,6 +70,12 @@ const char *router_route(int i, const char **method)
 	return routes[i].pattern;
 }
 
+void router_init(void)
+{
+	for (size_t i = 0; i < NROUTES; i++)
+		metrics_route_name((int)i, routes[i].method, routes[i].pattern);
+}
+
 /* Matches a path against a pattern whose "{}" segments take one non-empty segment each. */
 static bool match(const char *pat, const char *path, const char *params[MAX_PATH_PARAMS],
 	size_t lens[MAX_PATH_PARAMS])
@@ -116,7 +123,7 @@ int router_serve(struct ctx *c, struct FCGX_Request *fr)
 {
 	const char *path = c->rq.path;
 	bool api = strncmp(path, "/api/v1", 7) == 0 && (path[7] == '\0' || path[7] == '/');
-	if (db_connect(c->db) < 0 && (api || strcmp(path, "/healthz") == 0))
+	if (tx_connect(c) < 0 && (api || strcmp(path, "/healthz") == 0))
 		return tx_db_failure(c);
 	char allow[64];
 	int i = router_match(c->rq.method, path, c->params, allow, sizeof allow);
@@ -124,14 +131,17 @@ int router_serve(struct ctx *c, struct FCGX_Request *fr)
 	/* API §1: the routes that take no token (sign-in, accepting an invitation) are exactly
 	 * those methods on those paths; any other method there needs a token first. */
 	if (api && !(i >= 0 && routes[i].roles == ROLE_NONE)) {
-		int a = auth_authenticate(c);
+		struct idem_seen seen = { 0 };
+		int a = auth_authenticate(c, &seen);
 		/* The first statement is where a connection the server dropped is found out. */
-		if (a == HANDLER_DB_ERROR && !db_connected(c->db) && db_connect(c->db) == 0)
-			a = auth_authenticate(c);
+		if (a == HANDLER_DB_ERROR && !db_connected(c->db) && tx_connect(c) == 0)
+			a = auth_authenticate(c, &seen);
 		if (a == HANDLER_DB_ERROR)
 			return tx_db_failure(c);
 		if (a != STEP_GO_ON)
 			return a;
+		if (seen.key)
+			idem_state(c)->seen = seen;
 	}
 	if (i == -1)
 		return reply_error(c, 404, "NOT_FOUND", "no such resource");

@@ -18,4 +18,7 @@ int router_match(const char *method, const char *path, const char *params[MAX_PA
 /* The method and pattern of route `i` ("/api/v1/batches/{}"), NULL past the last. */
 const char *router_route(int i, const char **method);
 
+/* Once per worker, before it serves: hands the route names to /metrics. */
+void router_init(void);
+
 #endif

@@ -50,13 +50,21 @@ void tx_backoff(int attempt)
 	nanosleep(&ts, NULL);
 }
 
+int tx_connect(struct ctx *c)
+{
+	int rc = db_connect(c->db);
+	if (rc > 0)
+		metrics_node_change();
+	return rc < 0 ? -1 : 0;
+}
+
 /* After a failed attempt (rolled back): true when it is worth running again. A lost
  * connection at COMMIT may have committed, and only a key can tell: no re-run then. */
 static bool may_retry(struct ctx *c, int attempt, bool at_commit)
 {
 	bool transient = db_err_retryable(c->db) || (!db_connected(c->db) && !at_commit);
 	if (!transient || attempt >= c->cfg->tx_retries ||
-	    (!db_connected(c->db) && db_connect(c->db) < 0)) {
+	    (!db_connected(c->db) && tx_connect(c) < 0)) {
 		log_write(LOG_WARN, "transaction failed", "\"rid\":\"%s\",\"errno\":%u,\"attempts\":%d",
 			c->request_id, db_errno(c->db), attempt + 1);
 		return false;

@@ -16,6 +16,9 @@ int tx_run(struct ctx *c, handler_fn handler, bool idem);
  * anything else. Returns the status. */
 int tx_db_failure(struct ctx *c);
 
+/* db_connect for a request: 0 or -1, a move to another node counted in /metrics. */
+int tx_connect(struct ctx *c);
+
 /* Sleeps a random time below 1 ms << attempt (capped at 32 ms) before re-running a
  * transaction, so that two that deadlocked do not meet again at once. */
 void tx_backoff(int attempt);

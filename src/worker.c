@@ -91,10 +91,19 @@ int worker_serve(struct ctx *c, FCGX_Request *fr)
 	return status;
 }
 
+/* db_connect, a move to another node counted (db reports it, metrics sit above db). */
+static int connect_db(struct db *db)
+{
+	int rc = db_connect(db);
+	if (rc > 0)
+		metrics_node_change();
+	return rc;
+}
+
 /* True when expired keys are left: purge again at once. */
 static bool purge(struct db *db)
 {
-	if (db_connect(db) < 0)
+	if (connect_db(db) < 0)
 		return false;
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -138,7 +147,8 @@ int worker_run(const struct config *cfg, int listen_fd, int index)
 	FCGX_Request fr;
 	FCGX_InitRequest(&fr, listen_fd, 0);
 	metrics_worker_start(index);
-	db_connect(db);   /* failures are retried by each request */
+	router_init();
+	connect_db(db);   /* failures are retried by each request */
 	time_t next_purge = time(NULL) + (index == 0 ? 1 : 0);
 	/* Each worker waits on the shared socket through an epoll of its own with EPOLLEXCLUSIVE,
 	 * so a new connection wakes one idle worker, not all of them (with poll, N workers meant

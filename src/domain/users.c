@@ -7,6 +7,7 @@
 #include "domain/lock.h"
 #include "domain/people.h"
 #include "page.h"
+#include "tx.h"
 #include "valid.h"
 
 static const char SQL_PING[] = "SELECT 1";
@@ -56,7 +57,7 @@ int h_healthz(struct ctx *c)
 		return reply_validation(c);
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_PING, "") < 0 &&
-	    (db_connected(c->db) || db_connect(c->db) < 0 || db_query(c->db, c->a, &r, SQL_PING, "") < 0))
+	    (db_connected(c->db) || tx_connect(c) < 0 || db_query(c->db, c->a, &r, SQL_PING, "") < 0))
 		return reply_error(c, 503, "SERVICE_UNAVAILABLE", "the database does not answer");
 	yajl_gen g = reply_data(c, 200);
 	jw_open(g, NULL);

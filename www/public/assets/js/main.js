@@ -1,6 +1,7 @@
-// The shell: routing on the URL's fragment (#/batches?status=DRAFT: filters live in the
-// URL, and nginx serves only `/`), the navigation, and signing in again when a session ends.
+// The shell: the views by route (nav.js reads and writes the route), the navigation bar, and
+// signing in again when a session ends.
 import { auth, call, get } from './api.js';
+import { parseRoute, go } from './nav.js';
 import { h, replace, field, errorText, announce, takeFlash } from './ui.js';
 
 const views = {
@@ -15,24 +16,6 @@ const views = {
 	signin: () => import('./views/signin.js'),
 	accept: () => import('./views/signin.js'),
 };
-
-export function parseRoute() {
-	const [path, query = ''] = location.hash.replace(/^#/, '').split('?');
-	const parts = path.split('/').filter(Boolean);
-	return { parts, params: new URLSearchParams(query) };
-}
-
-export function go(path, params) {
-	const q = params ? new URLSearchParams(Object.entries(params).filter(([, v]) => v)).toString() : '';
-	location.hash = '#/' + path.replace(/^\//, '') + (q ? '?' + q : '');
-}
-
-// Replaces the query of the current route (filters) without a new history entry per keypress.
-export function setParams(params) {
-	const { parts } = parseRoute();
-	const q = new URLSearchParams(Object.entries(params).filter(([, v]) => v)).toString();
-	history.replaceState(null, '', '#/' + parts.join('/') + (q ? '?' + q : ''));
-}
 
 const NAV = [
 	['batches', 'Batches', null],

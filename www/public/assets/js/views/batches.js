@@ -2,7 +2,7 @@
 // and the create form. API: GET /batches?status=&limit=&cursor=, POST /batches.
 import { auth, get } from '../api.js';
 import { h, replace, money, when, act, field, statusBox, badge } from '../ui.js';
-import { go, setParams } from '../main.js';
+import { go, setParams } from '../nav.js';
 
 const STATUSES = ['DRAFT', 'SUBMITTED', 'COMPLETED', 'CANCELLED'];
 

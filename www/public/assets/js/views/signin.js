@@ -2,7 +2,7 @@
 // API: POST /sessions, GET /me, POST /invitations/accept.
 import { auth, call } from '../api.js';
 import { h, field, statusBox, replace, errorText, fieldErrors } from '../ui.js';
-import { go } from '../main.js';
+import { go } from '../nav.js';
 
 export async function render({ name, params }) {
 	return name === 'accept' ? accept(params) : signin(params);

@@ -140,10 +140,12 @@ sub _responses_for {
     my $un = $doc->{'x-remit-unrouted'};
     my @found;
     if ($op) {
-        my $key = exists $op->{responses}{$status} ? $status : 'default';
-        push @found, [ $self->_deref($op->{responses}{$key},
-            _pointer('paths', $tpl, lc $method, 'responses', $key)) ]
-            if $op->{responses}{$key};
+        # Never the operation's `default` (a catch-all for generated clients that says what
+        # x-remit-unrouted says exactly): a status the operation does not list is checked
+        # against x-remit-unrouted's nginx map below, or fails.
+        push @found, [ $self->_deref($op->{responses}{$status},
+            _pointer('paths', $tpl, lc $method, 'responses', $status)) ]
+            if $op->{responses}{$status};
     } elsif ($status == 401 && $path =~ m{^/api/v1(?:/|$)}) {
         push @found, [ $self->_deref($un->{unauthenticated}, '/x-remit-unrouted/unauthenticated') ];
     } elsif (defined $tpl && $status == 405) {

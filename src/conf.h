@@ -11,33 +11,15 @@ struct db_node {
 	unsigned port;
 };
 
+/* One field per key of remit.conf (src/options.def), then what config_load derives. */
 struct config {
-	char db_nodes[1024];     /* "host:port, /socket, ..." in order of preference; "" → the three below */
-	char db_socket[256];
-	char db_host[256];
-	unsigned db_port;
-	char db_user[128];
-	char db_password[128];
-	char db_name[64];
-	char migrate_user[128];  /* the schema's owner, for `migrate`; empty → db_user */
-	char migrate_password[128];
-	char listen[256];        /* unix socket path of the FastCGI pool */
-	unsigned listen_mode;
-	char listen_group[64];   /* group of the socket (nginx's); empty → the process's */
-	int listen_backlog;       /* accept queue of the socket (the kernel caps it at somaxconn) */
-	int workers;             /* 0 → 2 × cores */
-	int log_level;           /* LOG_ERROR .. LOG_DEBUG */
-	long max_body;           /* bytes */
-	int idem_wait;           /* seconds a twin waits for the first attempt's row lock */
-	long idem_retention;     /* seconds an idempotency key is kept */
-	int purge_interval;      /* seconds between purges of expired keys; 0 → never */
-	int tx_retries;          /* re-runs of a transaction after a deadlock or lock timeout */
-	long pw_opslimit;        /* Argon2id passes (crypto_pwhash opslimit) */
-	long pw_memlimit;        /* Argon2id memory in bytes (crypto_pwhash memlimit) */
-	int db_connect_timeout;  /* seconds one connection attempt to one node may take */
-	struct db_node nodes[MAX_DB_NODES];   /* filled by config_load from the keys above */
+#define OPT_STR(name, cap, def, doc) char name[cap];
+#define OPT_NUM(name, kind, type, lo, hi, def, doc) type name;
+#include "options.def"
+#undef OPT_STR
+#undef OPT_NUM
+	struct db_node nodes[MAX_DB_NODES];   /* from db_nodes, or db_socket or db_host:db_port */
 	int nnodes;
-	int shed_after_ms;       /* a request that waited longer for a worker is answered 503; 0 → never */
 };
 
 /* Fills defaults, then reads `path`. Returns 0, or -1 after printing the offending line. */

@@ -3,6 +3,7 @@ use warnings;
 
 use Test::More;
 use Remit::Test;
+use Remit::Fixture;
 
 # Batches (doc/openapi.yaml#Lifecycle, #paths): create, read, list, submit, cancel, versions and If-Match, totals.
 my $s = Remit::Test->stack;
@@ -16,23 +17,6 @@ my $other = $s->new_org;
 my $outsider = $s->new_user($other->{token}, roles => ['CREATOR', 'VIEWER'])->{token};
 
 my $IBAN = 'GB82 WEST 1234 5698 7654 32';
-
-sub new_batch {
-    my ($tok, %f) = @_;
-    my $r = $s->req(POST => '/api/v1/batches', token => $tok, idem => 1,
-        json => { name => 'Batch', %f });
-    die "create batch: $r->{status} $r->{body}" unless $r->{status} == 201;
-    return $r->{json}{data};
-}
-
-sub add_request {
-    my ($tok, $bid, %f) = @_;
-    my $r = $s->req(POST => "/api/v1/batches/$bid/requests", token => $tok, idem => 1,
-        json => { amount => '10.00', currency => 'USD', beneficiaryName => 'Ann',
-            beneficiaryAccount => $IBAN, %f });
-    die "add request: $r->{status} $r->{body}" unless $r->{status} == 201;
-    return $r->{json}{data};
-}
 
 sub get_batch {
     my ($id, $tok) = @_;
@@ -65,7 +49,7 @@ subtest 'POST /batches creates a DRAFT batch at version 1' => sub {
     like $b->{createdAt}, qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, 'createdAt RFC 3339 ms';
     is_deeply $b->{totals}, [], 'no totals';
     is_deeply $b->{counts}, \%ZERO, 'every status counted, all 0';
-    my $d = new_batch($creator);
+    my $d = batch($s, $creator);
     is $d->{description}, '', 'description defaults to ""';
 };
 
@@ -100,7 +84,7 @@ subtest 'only CREATORs create batches' => sub {
 };
 
 subtest 'GET /batches/{id}: ETag, 404 for unknown, malformed and other-org ids' => sub {
-    my $b = new_batch($creator, name => 'readable');
+    my $b = batch($s, $creator, name => 'readable');
     my $r = get_batch($b->{id});
     is $r->{status}, 200, 'any role reads';
     is $r->{headers}{etag}, '"1"', 'ETag';
@@ -118,8 +102,8 @@ subtest 'GET /batches/{id}: ETag, 404 for unknown, malformed and other-org ids' 
 subtest 'GET /batches: newest first, pages, status filter, own organisation only' => sub {
     my $o = $s->new_org;
     my $c = $s->new_user($o->{token}, roles => ['CREATOR'])->{token};
-    my @ids = map { new_batch($c, name => "b$_")->{id} } 1 .. 5;
-    add_request($c, $ids[0]);
+    my @ids = map { batch($s, $c, name => "b$_")->{id} } 1 .. 5;
+    request($s, $c, $ids[0]);
     is action($ids[0], 'submit', token => $c)->{status}, 200, 'one SUBMITTED';
     is action($ids[1], 'cancel', token => $c)->{status}, 200, 'one CANCELLED';
 
@@ -176,12 +160,12 @@ subtest 'GET /batches: bad query parameters are 400 naming them' => sub {
 };
 
 subtest 'submit: empty batch is INVALID_STATE; else SUBMITTED with snapshots' => sub {
-    my $b = new_batch($creator);
+    my $b = batch($s, $creator);
     my $r = action($b->{id}, 'submit');
     is_error $r, 409, 'INVALID_STATE', 'empty batch';
     is $r->{json}{error}{details}{status}, 'DRAFT', 'details.status';
-    my $q1 = add_request($creator, $b->{id}, amount => '5', purpose => 'rent');
-    my $q2 = add_request($creator2, $b->{id}, amount => '7', currency => 'JPY');
+    my $q1 = request($s, $creator, $b->{id}, amount => '5', purpose => 'rent');
+    my $q2 = request($s, $creator2, $b->{id}, amount => '7', currency => 'JPY');
     $r = action($b->{id}, 'submit', token => $creator2);
     is $r->{status}, 200, 'another CREATOR submits';
     my $d = $r->{json}{data};
@@ -210,8 +194,8 @@ subtest 'submit: empty batch is INVALID_STATE; else SUBMITTED with snapshots' =>
 };
 
 subtest 'submit and cancel take an empty body and no query' => sub {
-    my $b = new_batch($creator);
-    add_request($creator, $b->{id});
+    my $b = batch($s, $creator);
+    request($s, $creator, $b->{id});
     is_error action($b->{id}, 'submit', json => { force => 1 }), 400, 'VALIDATION_ERROR',
         'submit: unknown field';
     my $r = $s->req(POST => "/api/v1/batches/$b->{id}/cancel?now=1", token => $creator, idem => 1);
@@ -225,8 +209,8 @@ subtest 'submit and cancel take an empty body and no query' => sub {
 };
 
 subtest 'cancel a DRAFT batch: it and its requests become CANCELLED' => sub {
-    my $b = new_batch($creator);
-    my $q = add_request($creator, $b->{id});
+    my $b = batch($s, $creator);
+    my $q = request($s, $creator, $b->{id});
     my $r = action($b->{id}, 'cancel', token => $creator2);
     is $r->{status}, 200, 'any CREATOR cancels';
     is $r->{json}{data}{status}, 'CANCELLED', 'CANCELLED';
@@ -244,9 +228,9 @@ subtest 'cancel a DRAFT batch: it and its requests become CANCELLED' => sub {
 };
 
 subtest 'cancel a SUBMITTED batch: PENDING requests cancelled, REJECTED stay' => sub {
-    my $b = new_batch($creator);
-    my $q1 = add_request($creator, $b->{id}, amount => '1');
-    my $q2 = add_request($creator, $b->{id}, amount => '2');
+    my $b = batch($s, $creator);
+    my $q1 = request($s, $creator, $b->{id}, amount => '1');
+    my $q2 = request($s, $creator, $b->{id}, amount => '2');
     action($b->{id}, 'submit');
     my $r = $s->req(POST => "/api/v1/requests/$q1->{id}/reject", token => $approver, idem => 1,
         json => { comment => 'no' });
@@ -261,8 +245,8 @@ subtest 'cancel a SUBMITTED batch: PENDING requests cancelled, REJECTED stay' =>
 };
 
 subtest 'cancel is INVALID_STATE once a request is APPROVED' => sub {
-    my $b = new_batch($creator);
-    my $q = add_request($creator, $b->{id});
+    my $b = batch($s, $creator);
+    my $q = request($s, $creator, $b->{id});
     action($b->{id}, 'submit');
     is $s->req(POST => "/api/v1/requests/$q->{id}/approve", token => $approver, idem => 1)
         ->{status}, 200, 'approved';
@@ -273,8 +257,8 @@ subtest 'cancel is INVALID_STATE once a request is APPROVED' => sub {
 };
 
 subtest 'If-Match on submit and cancel: stale 412, *, lists, weak tags, malformed' => sub {
-    my $b = new_batch($creator);
-    add_request($creator, $b->{id});    # version 2
+    my $b = batch($s, $creator);
+    request($s, $creator, $b->{id});    # version 2
     for my $bad ('"1"', 'W/"2"', '2', '"2', 'abc', '"1", "3"', '') {
         my $r = action($b->{id}, 'submit', headers => { 'If-Match' => $bad });
         is_error $r, 412, 'VERSION_CONFLICT', "If-Match: $bad";
@@ -299,14 +283,14 @@ subtest 'If-Match on submit and cancel: stale 412, *, lists, weak tags, malforme
 };
 
 subtest 'the batch version follows every change of its requests' => sub {
-    my $b = new_batch($creator);
-    my $q = add_request($creator, $b->{id});
+    my $b = batch($s, $creator);
+    my $q = request($s, $creator, $b->{id});
     is get_batch($b->{id})->{json}{data}{version}, 2, 'add';
     $s->req(PATCH => "/api/v1/requests/$q->{id}", token => $creator, json => { purpose => 'x' });
     is get_batch($b->{id})->{json}{data}{version}, 3, 'edit';
     $s->req(PATCH => "/api/v1/requests/$q->{id}", token => $creator, json => { purpose => 'x' });
     is get_batch($b->{id})->{json}{data}{version}, 3, 'an edit that changes nothing';
-    my $q2 = add_request($creator, $b->{id});
+    my $q2 = request($s, $creator, $b->{id});
     $s->req(DELETE => "/api/v1/requests/$q2->{id}", token => $creator);
     my $r = get_batch($b->{id});
     is $r->{json}{data}{version}, 5, 'add and delete';
@@ -315,12 +299,12 @@ subtest 'the batch version follows every change of its requests' => sub {
 };
 
 subtest 'totals: per currency, normalised, REJECTED and CANCELLED left out' => sub {
-    my $b = new_batch($creator);
-    add_request($creator, $b->{id}, amount => '1.5', currency => 'USD');
-    add_request($creator, $b->{id}, amount => '2.25', currency => 'USD');
-    add_request($creator, $b->{id}, amount => '7', currency => 'JPY');
-    add_request($creator, $b->{id}, amount => '0.001', currency => 'KWD');
-    my $rej = add_request($creator, $b->{id}, amount => '100', currency => 'EUR');
+    my $b = batch($s, $creator);
+    request($s, $creator, $b->{id}, amount => '1.5', currency => 'USD');
+    request($s, $creator, $b->{id}, amount => '2.25', currency => 'USD');
+    request($s, $creator, $b->{id}, amount => '7', currency => 'JPY');
+    request($s, $creator, $b->{id}, amount => '0.001', currency => 'KWD');
+    my $rej = request($s, $creator, $b->{id}, amount => '100', currency => 'EUR');
     my $r = get_batch($b->{id});
     is_deeply $r->{json}{data}{totals}, [
         { currency => 'EUR', count => 1, amount => '100.00' },
@@ -338,8 +322,8 @@ subtest 'totals: per currency, normalised, REJECTED and CANCELLED left out' => s
 };
 
 subtest 'totals beyond int64 are exact' => sub {
-    my $b = new_batch($creator);
-    add_request($creator, $b->{id}, amount => '999999999999999.99') for 1 .. 100;
+    my $b = batch($s, $creator);
+    request($s, $creator, $b->{id}, amount => '999999999999999.99') for 1 .. 100;
     my $r = get_batch($b->{id});
     is_deeply $r->{json}{data}{totals},
         [ { currency => 'USD', count => 100, amount => '99999999999999999.00' } ],

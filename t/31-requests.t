@@ -3,15 +3,14 @@ use warnings;
 
 use Test::More;
 use Remit::Test;
+use Remit::Fixture;
 
 # Payment requests (doc/openapi.yaml#Lifecycle, #paths): create, validation, read, list, PATCH, DELETE.
 my $s = Remit::Test->stack;
 my $org = $s->new_org;
 my $admin = $org->{token};
-my $creator = $s->new_user($admin, roles => ['CREATOR'])->{token};
-my $creator2 = $s->new_user($admin, roles => ['CREATOR'])->{token};
-my $viewer = $s->new_user($admin, roles => ['VIEWER'])->{token};
-my $approver = $s->new_user($admin, roles => ['APPROVER'])->{token};
+my ($creator, $creator2, $viewer, $approver) =
+    map { person($s, $admin, $_)->{token} } qw(CREATOR CREATOR VIEWER APPROVER);
 my $other = $s->new_org;
 my $outsider = $s->new_user($other->{token}, roles => ['CREATOR'])->{token};
 
@@ -19,25 +18,11 @@ my $IBAN = 'GB82 WEST 1234 5698 7654 32';
 my %BASE = (amount => '10.00', currency => 'USD', beneficiaryName => 'Ann',
     beneficiaryAccount => $IBAN);
 
-sub new_batch {
-    my $r = $s->req(POST => '/api/v1/batches', token => $creator, idem => 1,
-        json => { name => 'Batch' });
-    die "create batch: $r->{status} $r->{body}" unless $r->{status} == 201;
-    return $r->{json}{data};
-}
-
 sub create {
     my ($bid, $fields, %o) = @_;
     return $s->req(POST => "/api/v1/batches/$bid/requests", token => $o{token} // $creator,
         idem => 1, (ref $fields ? (json => $fields) : (raw => $fields)),
         (exists $o{headers} ? (headers => $o{headers}) : ()));
-}
-
-sub add_request {
-    my ($bid, %f) = @_;
-    my $r = create($bid, { %BASE, %f });
-    die "add request: $r->{status} $r->{body}" unless $r->{status} == 201;
-    return $r->{json}{data};
 }
 
 # A test name in ASCII: code points beyond it as \x{...}.
@@ -59,7 +44,7 @@ sub events_of {
     return [ grep { $_->{objectType} eq 'request' } @{ $r->{json}{data} } ];
 }
 
-my $batch = new_batch();
+my $batch = batch($s, $creator);
 
 subtest 'POST /batches/{id}/requests creates a DRAFT request, normalised' => sub {
     my $r = create($batch->{id}, { %BASE, amount => '5', beneficiaryAccount => 'gb82 west 1234 5698 7654 32' });
@@ -191,7 +176,7 @@ subtest 'beneficiaryAccount: IBAN normalisation and check digits, 1..34' => sub 
 };
 
 subtest 'create: 404 before 412 before 400 before 409; If-Match is the batch version' => sub {
-    my $b = new_batch();
+    my $b = batch($s, $creator);
     my $r = create('999999999', { %BASE });
     is_error $r, 404, 'NOT_FOUND', 'unknown batch';
     is_error create($b->{id}, { %BASE }, token => $outsider), 404, 'NOT_FOUND',
@@ -212,13 +197,13 @@ subtest 'create: 404 before 412 before 400 before 409; If-Match is the batch ver
 };
 
 subtest 'any CREATOR adds to any DRAFT batch' => sub {
-    my $b = new_batch();
+    my $b = batch($s, $creator);
     my $r = create($b->{id}, { %BASE }, token => $creator2);
     is $r->{status}, 201, 'another CREATOR adds';
 };
 
 subtest 'GET /requests/{id}: ETag, 404 for other organisations and bad ids' => sub {
-    my $q = add_request($batch->{id});
+    my $q = request($s, $creator, $batch->{id});
     my $r = get_request($q->{id});
     is $r->{status}, 200, 'any role reads';
     is $r->{headers}{etag}, '"1"', 'ETag';
@@ -230,8 +215,8 @@ subtest 'GET /requests/{id}: ETag, 404 for other organisations and bad ids' => s
 };
 
 subtest 'GET /batches/{id}/requests: newest first, pages, status filter' => sub {
-    my $b = new_batch();
-    my @ids = map { add_request($b->{id}, amount => $_)->{id} } 1 .. 5;
+    my $b = batch($s, $creator);
+    my @ids = map { request($s, $creator, $b->{id}, amount => $_)->{id} } 1 .. 5;
     my $r = $s->req(GET => "/api/v1/batches/$b->{id}/requests", token => $viewer);
     is $r->{status}, 200, 'status 200';
     is_deeply [ map { $_->{id} } @{ $r->{json}{data} } ], [ reverse @ids ], 'newest first';
@@ -261,8 +246,8 @@ subtest 'GET /batches/{id}/requests: newest first, pages, status filter' => sub 
 };
 
 subtest 'PATCH changes fields, bumps the request and the batch, writes one event' => sub {
-    my $b = new_batch();
-    my $q = add_request($b->{id});
+    my $b = batch($s, $creator);
+    my $q = request($s, $creator, $b->{id});
     my $r = patch($q->{id}, { purpose => 'rent', beneficiaryName => 'Bo' });
     is $r->{status}, 200, 'status 200';
     is $r->{headers}{etag}, '"2"', 'ETag "2"';
@@ -285,8 +270,8 @@ subtest 'PATCH changes fields, bumps the request and the batch, writes one event
 };
 
 subtest 'a PATCH that changes nothing: 200, no version, no event' => sub {
-    my $b = new_batch();
-    my $q = add_request($b->{id}, purpose => 'p');
+    my $b = batch($s, $creator);
+    my $q = request($s, $creator, $b->{id}, purpose => 'p');
     for my $body ({}, { purpose => 'p' }, { amount => '10', currency => 'USD' },
         { beneficiaryAccount => 'gb82west12345698765432' }, { beneficiaryName => undef }) {
         my $r = patch($q->{id}, $body);
@@ -299,8 +284,8 @@ subtest 'a PATCH that changes nothing: 200, no version, no event' => sub {
 };
 
 subtest 'PATCH re-validates the amount against the new or the old currency' => sub {
-    my $b = new_batch();
-    my $q = add_request($b->{id}, amount => '5.25');
+    my $b = batch($s, $creator);
+    my $q = request($s, $creator, $b->{id}, amount => '5.25');
     my $r = patch($q->{id}, { currency => 'JPY' });
     is_error $r, 400, 'VALIDATION_ERROR', '5.25 does not fit JPY';
     ok exists $r->{json}{error}{details}{amount}, 'named amount';
@@ -324,8 +309,8 @@ subtest 'PATCH re-validates the amount against the new or the old currency' => s
 };
 
 subtest 'PATCH: DRAFT only; 404, 412 and 400 first; empty body is MALFORMED_JSON' => sub {
-    my $b = new_batch();
-    my $q = add_request($b->{id});
+    my $b = batch($s, $creator);
+    my $q = request($s, $creator, $b->{id});
     my $r = patch($q->{id}, { purpose => 'x' }, headers => { 'If-Match' => '"5"' });
     is_error $r, 412, 'VERSION_CONFLICT', 'stale If-Match';
     is $r->{json}{error}{details}{currentVersion}, 1, 'currentVersion';
@@ -350,9 +335,9 @@ subtest 'PATCH: DRAFT only; 404, 412 and 400 first; empty body is MALFORMED_JSON
 };
 
 subtest 'DELETE: DRAFT only, 204, bumps the batch, one event' => sub {
-    my $b = new_batch();
-    my $q = add_request($b->{id});
-    my $keep = add_request($b->{id});
+    my $b = batch($s, $creator);
+    my $q = request($s, $creator, $b->{id});
+    my $keep = request($s, $creator, $b->{id});
     my $r = $s->req(DELETE => "/api/v1/requests/$q->{id}", token => $creator,
         headers => { 'If-Match' => '"2"' });
     is_error $r, 412, 'VERSION_CONFLICT', 'stale If-Match';

@@ -3,6 +3,7 @@ use warnings;
 
 use Test::More;
 use Remit::Test;
+use Remit::Fixture ();   # batch and request are the GETs below
 
 # Decisions (doc/openapi.yaml#Lifecycle, #paths): approve, reject, mark-paid, separation of duties, thresholds from
 # the approval rules, and the lifecycle through to a COMPLETED batch with its ledger.
@@ -13,52 +14,21 @@ my %ZERO = map { $_ => 0 } qw(DRAFT PENDING_APPROVAL APPROVED PAID REJECTED CANC
 # An organisation with one user per job: creator, creator2, maker (CREATOR and APPROVER),
 # a1..a3 (APPROVER), treasurer, viewer.
 sub team {
-    my $o = $s->new_org;
-    my %t = (admin => $o->{token});
-    my %roles = (creator => ['CREATOR'], creator2 => ['CREATOR'],
+    return Remit::Fixture::team($s, creator => ['CREATOR'], creator2 => ['CREATOR'],
         maker => ['CREATOR', 'APPROVER'], a1 => ['APPROVER'], a2 => ['APPROVER'],
         a3 => ['APPROVER'], treasurer => ['TREASURER'], viewer => ['VIEWER']);
-    for my $k (sort keys %roles) {
-        my $u = $s->new_user($o->{token}, roles => $roles{$k});
-        $t{$k} = $u->{token};
-        $t{"${k}_id"} = $u->{id};
-    }
-    return \%t;
 }
 
 my $t = team();
 my $outsider = team();
 
-sub new_batch {
-    my ($tok) = @_;
-    my $r = $s->req(POST => '/api/v1/batches', token => $tok, idem => 1, json => { name => 'B' });
-    die "create batch: $r->{status} $r->{body}" unless $r->{status} == 201;
-    return $r->{json}{data}{id};
-}
-
-sub add_request {
-    my ($tok, $bid, %f) = @_;
-    my $r = $s->req(POST => "/api/v1/batches/$bid/requests", token => $tok, idem => 1,
-        json => { amount => '10.00', currency => 'USD', beneficiaryName => 'Ann',
-            beneficiaryAccount => 'GB82WEST12345698765432', %f });
-    die "add request: $r->{status} $r->{body}" unless $r->{status} == 201;
-    return $r->{json}{data}{id};
-}
-
-sub submit {
-    my ($tok, $bid) = @_;
-    my $r = $s->req(POST => "/api/v1/batches/$bid/submit", token => $tok, idem => 1);
-    die "submit: $r->{status} $r->{body}" unless $r->{status} == 200;
-    return $r->{json}{data};
-}
-
 # A submitted batch of one request each of %amounts (name => [amount, currency]): ids.
 sub submitted {
     my ($team, @reqs) = @_;
-    my $bid = new_batch($team->{creator});
-    my @ids = map { add_request($team->{creator}, $bid, amount => $_->[0],
-        currency => $_->[1] // 'USD') } @reqs;
-    submit($team->{creator}, $bid);
+    my $bid = Remit::Fixture::batch($s, $team->{creator})->{id};
+    my @ids = map { Remit::Fixture::request($s, $team->{creator}, $bid, amount => $_->[0],
+        currency => $_->[1] // 'USD')->{id} } @reqs;
+    Remit::Fixture::submit($s, $team->{creator}, $bid);
     return ($bid, @ids);
 }
 
@@ -79,15 +49,15 @@ sub ledger {
 }
 
 subtest 'approve, reject and mark-paid in the wrong state are INVALID_STATE' => sub {
-    my $bid = new_batch($t->{creator});
-    my $q = add_request($t->{creator}, $bid);
+    my $bid = Remit::Fixture::batch($s, $t->{creator})->{id};
+    my $q = Remit::Fixture::request($s, $t->{creator}, $bid)->{id};
     for my $c ([approve => $t->{a1}, {}], [reject => $t->{a1}, { comment => 'no' }],
         ['mark-paid' => $t->{treasurer}, {}]) {
         my $r = act($q, $c->[0], $c->[1], json => $c->[2]);
         is_error $r, 409, 'INVALID_STATE', "$c->[0] a DRAFT request";
         is $r->{json}{error}{details}{status}, 'DRAFT', 'details.status';
     }
-    submit($t->{creator}, $bid);
+    Remit::Fixture::submit($s, $t->{creator}, $bid);
     my $r = act($q, 'mark-paid', $t->{treasurer});
     is_error $r, 409, 'INVALID_STATE', 'mark-paid a PENDING_APPROVAL request';
     is $r->{json}{error}{details}{status}, 'PENDING_APPROVAL', 'details.status';
@@ -100,9 +70,9 @@ subtest 'approve, reject and mark-paid in the wrong state are INVALID_STATE' => 
 };
 
 subtest 'an approver may not decide on a request they created' => sub {
-    my $bid = new_batch($t->{maker});
-    my $q = add_request($t->{maker}, $bid);
-    submit($t->{creator}, $bid);
+    my $bid = Remit::Fixture::batch($s, $t->{maker})->{id};
+    my $q = Remit::Fixture::request($s, $t->{maker}, $bid)->{id};
+    Remit::Fixture::submit($s, $t->{creator}, $bid);
     my $r = act($q, 'approve', $t->{maker});
     is_error $r, 403, 'SELF_APPROVAL_FORBIDDEN', 'approve';
     is_error act($q, 'reject', $t->{maker}, json => { comment => 'no' }), 403,
@@ -112,9 +82,9 @@ subtest 'an approver may not decide on a request they created' => sub {
 };
 
 subtest 'an approver may not decide on a request whose batch they submitted' => sub {
-    my $bid = new_batch($t->{creator});
-    my $q = add_request($t->{creator}, $bid);
-    my $b = submit($t->{maker}, $bid);
+    my $bid = Remit::Fixture::batch($s, $t->{creator})->{id};
+    my $q = Remit::Fixture::request($s, $t->{creator}, $bid)->{id};
+    my $b = Remit::Fixture::submit($s, $t->{maker}, $bid);
     is $b->{submittedBy}, $t->{maker_id}, 'submittedBy';
     is_error act($q, 'approve', $t->{maker}), 403, 'SELF_APPROVAL_FORBIDDEN', 'approve';
     is_error act($q, 'reject', $t->{maker}, json => { comment => 'no' }), 403,
@@ -122,10 +92,10 @@ subtest 'an approver may not decide on a request whose batch they submitted' => 
 };
 
 subtest 'order: 412, VALIDATION_ERROR, INVALID_STATE, SELF_APPROVAL, ALREADY_DECIDED' => sub {
-    my $bid = new_batch($t->{maker});
-    my $q = add_request($t->{maker}, $bid, amount => '2000');
-    my $q2 = add_request($t->{maker}, $bid);
-    submit($t->{creator}, $bid);
+    my $bid = Remit::Fixture::batch($s, $t->{maker})->{id};
+    my $q = Remit::Fixture::request($s, $t->{maker}, $bid, amount => '2000')->{id};
+    my $q2 = Remit::Fixture::request($s, $t->{maker}, $bid)->{id};
+    Remit::Fixture::submit($s, $t->{creator}, $bid);
     is_error act($q, 'approve', $t->{maker}, json => { comment => 'x' x 501 }), 400,
         'VALIDATION_ERROR', 'validation before separation of duties';
     is_error act($q, 'approve', $t->{maker}, headers => { 'If-Match' => '"1"' }), 412,
@@ -306,12 +276,12 @@ subtest 'lifecycle: to COMPLETED with totals, counts, ledger, balances and audit
     my $u = team();
     $s->req(PUT => '/api/v1/approval-rules', token => $u->{admin}, json => { rules => [
         { currency => 'USD', minAmount => '1000', approvals => 2 } ] });
-    my $bid = new_batch($u->{creator});
-    my $usd = add_request($u->{creator}, $bid, amount => '1500.50', currency => 'USD');
-    my $eur = add_request($u->{creator2}, $bid, amount => '20', currency => 'EUR');
-    my $jpy = add_request($u->{creator}, $bid, amount => '500', currency => 'JPY');
-    my $kwd = add_request($u->{creator}, $bid, amount => '1.5', currency => 'KWD');
-    my $b = submit($u->{creator2}, $bid);
+    my $bid = Remit::Fixture::batch($s, $u->{creator})->{id};
+    my $usd = Remit::Fixture::request($s, $u->{creator}, $bid, amount => '1500.50')->{id};
+    my $eur = Remit::Fixture::request($s, $u->{creator2}, $bid, amount => '20', currency => 'EUR')->{id};
+    my $jpy = Remit::Fixture::request($s, $u->{creator}, $bid, amount => '500', currency => 'JPY')->{id};
+    my $kwd = Remit::Fixture::request($s, $u->{creator}, $bid, amount => '1.5', currency => 'KWD')->{id};
+    my $b = Remit::Fixture::submit($s, $u->{creator2}, $bid);
     is $b->{version}, 6, 'version 6 after 4 requests and submit';
     is_deeply $b->{counts}, { %ZERO, PENDING_APPROVAL => 4 }, 'all pending';
 

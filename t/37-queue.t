@@ -3,6 +3,7 @@ use warnings;
 
 use Test::More;
 use Remit::Test;
+use Remit::Fixture qw(batch);
 
 # GET /api/v1/requests (API §5, v1.1): the organisation's requests across batches, newest
 # first, paged, with the filters status, batchId and actionableBy=me — the approvals and
@@ -51,11 +52,6 @@ sub list {
 }
 sub ids { [ map { $_->{id} } @{ list(@_) } ] }
 
-sub new_batch {
-    my ($who, $team) = @_;
-    return ok_req('create batch', $s->req(POST => '/api/v1/batches',
-        token => ($team // $t)->{$who}{token}, idem => 1, json => { name => 'Q' }), 201)->{id};
-}
 sub add {
     my ($who, $bid, $amount, $cur, $team) = @_;
     return ok_req('add request', $s->req(POST => "/api/v1/batches/$bid/requests",
@@ -74,9 +70,9 @@ ok_req('rules', $s->req(PUT => '/api/v1/approval-rules', token => $tok->('admin'
 
 # A draft batch D (never submitted) and a submitted batch B of three requests by `creator`:
 # r1 USD, r2 EUR (changed by `editor`), r3 USD (PATCHed by `noop` with its own values).
-my $draft = new_batch('maker');
+my $draft = batch($s, $t->{'maker'}, name => 'Q')->{id};
 my $d1 = add('maker', $draft, '5.00', 'USD');
-my $bid = new_batch('creator');
+my $bid = batch($s, $t->{'creator'}, name => 'Q')->{id};
 my $r1 = add('creator', $bid, '10.00', 'USD');
 my $r2 = add('creator', $bid, '20.00', 'EUR');
 my $r3 = add('creator', $bid, '30.00', 'USD');
@@ -89,7 +85,7 @@ ok_req('submit', $s->req(POST => "/api/v1/batches/$bid/submit", token => $tok->(
     idem => 1), 200);
 
 # The other organisation has a submitted request of its own.
-my $obid = new_batch('creator', $other);
+my $obid = batch($s, $other->{'creator'}, name => 'Q')->{id};
 my $o1 = add('creator', $obid, '7.00', 'USD', $other);
 ok_req('other submit', $s->req(POST => "/api/v1/batches/$obid/submit",
     token => $other->{submitter}{token}, idem => 1), 200);
@@ -214,7 +210,7 @@ subtest 'organisation isolation' => sub {
 };
 
 subtest 'paging: limit and cursor walk every request once, newest first' => sub {
-    my $pb = new_batch('maker');
+    my $pb = batch($s, $t->{'maker'}, name => 'Q')->{id};
     add('maker', $pb, "$_.00", 'USD') for 1 .. 5;
     my $all = ids('viewer', "batchId=$pb");
     is scalar @$all, 5, 'five requests';

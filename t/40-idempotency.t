@@ -9,6 +9,7 @@ use Test::More;
 use JSON::PP;
 use Time::HiRes qw(sleep time);
 use Remit::Test;
+use Remit::Fixture;
 
 my $s = Remit::Test->stack(start => 0);
 # Keys are purged only when a subtest asks for it, so expired rows can be counted.
@@ -27,6 +28,9 @@ my $viewer = $s->new_user($admin, roles => ['VIEWER']);
 
 my $seq = 0;
 sub tag { sprintf '%d-%d-%s', $$, ++$seq, substr Remit::Test::random_key(), 2, 10 }
+# The request the fixtures add here (Remit::Fixture::request's fields).
+my %ADA = (amount => '12.50', currency => 'EUR', beneficiaryName => 'Ada',
+    beneficiaryAccount => 'DE89 3704 0044 0532 0130 00');
 sub new_key { 'k-' . tag() }
 sub user_body {
     return { email => 'u-' . tag() . '@example.test', name => 'Idem User', roles => ['VIEWER'],
@@ -59,24 +63,6 @@ sub replayed { ($_[0]{headers}{'idempotent-replayed'} // '') eq 'true' }
 
 # Fixtures; the domain handlers landed one by one, and a subtest whose route still answers
 # 501 (a stub) skips.
-sub new_batch {
-    my $r = $s->req(POST => '/api/v1/batches', token => $creator->{token}, idem => 1,
-        json => { name => 'Batch ' . tag() });
-    return $r->{status} == 201 ? $r->{json}{data}{id} : undef;
-}
-sub add_request {
-    my ($batch) = @_;
-    my $r = $s->req(POST => "/api/v1/batches/$batch/requests", token => $creator->{token},
-        idem => 1, json => { amount => '12.50', currency => 'EUR', beneficiaryName => 'Ada',
-            beneficiaryAccount => 'DE89 3704 0044 0532 0130 00' });
-    return $r->{status} == 201 ? $r->{json}{data}{id} : undef;
-}
-sub submit {
-    my ($batch) = @_;
-    return $s->req(POST => "/api/v1/batches/$batch/submit", token => $creator->{token},
-        idem => 1)->{status} == 200;
-}
-
 # ---- the header ------------------------------------------------------------------------
 
 subtest 'a POST without Idempotency-Key is 400 IDEMPOTENCY_KEY_MISSING and changes nothing' => sub {
@@ -238,7 +224,7 @@ subtest 'a replay of POST /batches carries the stored ETag and body, not the cur
     is $again->{body}, $first->{body}, 'replay: the same body';
     is_deeply counts(), $before, 'no new row';
     # Change the batch: the replay still answers what the first attempt answered.
-    add_request($id) or return;
+    request($s, $creator, $id, %ADA)->{id} or return;
     my $now = $s->req(GET => "/api/v1/batches/$id", token => $creator->{token});
     isnt $now->{headers}{etag}, $first->{headers}{etag}, 'the batch has another version now';
     my $later = $s->req(POST => '/api/v1/batches', token => $creator->{token}, idem => $key,
@@ -329,7 +315,7 @@ subtest '422 IDEMPOTENCY_KEY_REUSED for another route' => sub {
 };
 
 subtest '422 IDEMPOTENCY_KEY_REUSED for the same action on another object' => sub {
-    my @batches = grep { defined } map { new_batch() } 1 .. 2;
+    my @batches = grep { defined } map { batch($s, $creator, name => 'Batch ' . tag())->{id} } 1 .. 2;
     plan skip_all => 'POST /batches is not ready' unless @batches == 2;
     my $key = new_key();
     my %req = (amount => '7.00', currency => 'USD', beneficiaryName => 'Bo',
@@ -343,8 +329,8 @@ subtest '422 IDEMPOTENCY_KEY_REUSED for the same action on another object' => su
     is_deeply counts(), $before, 'no new row';
 
     # Two requests' approve with one key.
-    my @rq = ($r->{json}{data}{id}, add_request($batches[0]));
-    submit($batches[0]) or return;
+    my @rq = ($r->{json}{data}{id}, request($s, $creator, $batches[0], %ADA)->{id});
+    submit($s, $creator, $batches[0]) or return;
     my $k2 = new_key();
     my $a = $s->req(POST => "/api/v1/requests/$rq[0]/approve", token => $approver->{token},
         idem => $k2, json => {});
@@ -413,8 +399,8 @@ subtest 'a failed attempt does not use the key up' => sub {
 };
 
 subtest 'approving a DRAFT request is 409, and the same key works after submit' => sub {
-    my $batch = new_batch();
-    my $rq = $batch && add_request($batch);
+    my $batch = batch($s, $creator, name => 'Batch ' . tag())->{id};
+    my $rq = $batch && request($s, $creator, $batch, %ADA)->{id};
     plan skip_all => 'POST /batches or /batches/{id}/requests is not ready' unless $rq;
     my $key = new_key();
     my $before = counts();
@@ -423,7 +409,7 @@ subtest 'approving a DRAFT request is 409, and the same key works after submit' 
     plan skip_all => "approve answers $r->{status}" if $r->{status} == 501;
     is_error $r, 409, 'INVALID_STATE', 'approve while DRAFT: 409';
     is_deeply counts(), $before, 'nothing written, no key row';
-    ok submit($batch), 'submit the batch';
+    ok submit($s, $creator, $batch), 'submit the batch';
     $before = counts();
     my $ok = $s->req(POST => "/api/v1/requests/$rq/approve", token => $approver->{token},
         idem => $key, json => {});
@@ -450,9 +436,9 @@ subtest 'approving a DRAFT request is 409, and the same key works after submit' 
 };
 
 subtest 'a replay comes before If-Match: a stale If-Match still replays' => sub {
-    my $batch = new_batch();
+    my $batch = batch($s, $creator, name => 'Batch ' . tag())->{id};
     plan skip_all => 'POST /batches or /batches/{id}/requests is not ready'
-        unless $batch && add_request($batch);
+        unless $batch && request($s, $creator, $batch, %ADA)->{id};
     my $v = $s->req(GET => "/api/v1/batches/$batch", token => $creator->{token})
         ->{json}{data}{version};
     my $key = new_key();

@@ -3,6 +3,7 @@ use warnings;
 
 use Test::More;
 use Remit::Test;
+use Remit::Fixture ();
 
 # Makers (API §4, issue 9 item 1): whoever created, changed (a PATCH that changed something)
 # or submitted a request may neither approve nor reject it (403 SELF_APPROVAL_FORBIDDEN) nor
@@ -11,17 +12,9 @@ use Remit::Test;
 my $s = Remit::Test->stack;
 
 sub team {
-    my $o = $s->new_org;
-    my %t = (admin => $o->{token});
-    my %roles = (creator => ['CREATOR'], editor => ['CREATOR', 'APPROVER'],
+    return Remit::Fixture::team($s, creator => ['CREATOR'], editor => ['CREATOR', 'APPROVER'],
         a1 => ['APPROVER'], payer => ['CREATOR', 'TREASURER'],
         checker => ['APPROVER', 'TREASURER'], treasurer => ['TREASURER'], viewer => ['VIEWER']);
-    for my $k (sort keys %roles) {
-        my $u = $s->new_user($o->{token}, roles => $roles{$k});
-        $t{$k} = $u->{token};
-        $t{"${k}_id"} = $u->{id};
-    }
-    return \%t;
 }
 my $t = team();
 

@@ -43,6 +43,15 @@ sub docs_rendered {
     return slurp($f) !~ /name="remit-docs" content="fallback"/;
 }
 
+subtest '/docs/ answers whether the page was rendered or bootstrap wrote its fallback' => sub {
+    plan skip_all => 'doc/html/docs/ is not built (script/bootstrap writes it)'
+        unless -f "$TOP/doc/html/docs/index.html";
+    my $r = $s->req(GET => '/docs/');
+    is $r->{status}, 200, 'GET /docs/ 200';
+    like $r->{headers}{'content-type'}, qr{^text/html\b}, 'text/html';
+    like $r->{body}, qr{<a href="/api/v1/openapi\.yaml">}, 'linking the document (for no-JS readers too)';
+};
+
 subtest '/docs/: the reference page, every file of it local, under a CSP' => sub {
     plan skip_all => 'doc/html/ is not rendered (script/bootstrap renders it with npm)'
         unless docs_rendered();

@@ -35,9 +35,26 @@ subtest 'GET /api/v1/openapi.yaml: the document of the tree, no token needed' =>
     is $r->{headers}{allow}, 'GET, HEAD', 'with Allow: GET, HEAD';
 };
 
-subtest '/docs/: the reference page, every file of it local, under a CSP' => sub {
-    plan skip_all => 'doc/html/ is not built (script/bootstrap renders it with npm)'
+# script/bootstrap writes a plain page linking the document when npm or the renderer fails
+# (issue 21): the service still serves, and these subtests have no rendered page to look at.
+sub docs_rendered {
+    my $f = "$TOP/doc/html/docs/index.html";
+    return 0 unless -f $f;
+    return slurp($f) !~ /name="remit-docs" content="fallback"/;
+}
+
+subtest '/docs/ answers whether the page was rendered or bootstrap wrote its fallback' => sub {
+    plan skip_all => 'doc/html/docs/ is not built (script/bootstrap writes it)'
         unless -f "$TOP/doc/html/docs/index.html";
+    my $r = $s->req(GET => '/docs/');
+    is $r->{status}, 200, 'GET /docs/ 200';
+    like $r->{headers}{'content-type'}, qr{^text/html\b}, 'text/html';
+    like $r->{body}, qr{<a href="/api/v1/openapi\.yaml">}, 'linking the document (for no-JS readers too)';
+};
+
+subtest '/docs/: the reference page, every file of it local, under a CSP' => sub {
+    plan skip_all => 'doc/html/ is not rendered (script/bootstrap renders it with npm)'
+        unless docs_rendered();
     my $r = $s->req(GET => '/docs');
     is $r->{status}, 301, '/docs redirects';
     is $r->{headers}{location}, '/docs/', 'to /docs/';
@@ -59,20 +76,22 @@ subtest '/docs/: the reference page, every file of it local, under a CSP' => sub
         like $g->{headers}{'content-type'}, qr{^text/javascript\b}, "$a is text/javascript"
             if $a =~ /\.js$/;
     }
+    is_deeply [ grep { /\.js$/ } @assets ], [ 'redoc.standalone.js', 'docs.js' ],
+        'the local Redoc loads first, then docs.js draws the document with it';
     my $js = $s->req(GET => '/docs/docs.js')->{body};
-    like $js, qr{from "\./redoc\.standalone\.js"}, 'docs.js imports the local Redoc';
+    like $js, qr/\bRedoc\.init\(/, 'docs.js draws it with Redoc';
     like $js, qr/Create a batch/, 'and holds the document';
 };
 
 subtest '/docs/ renders in a browser under its CSP, loading nothing from elsewhere' => sub {
     my ($chromium) = grep { -x } qw(/usr/bin/chromium /usr/bin/chromium-browser);
     plan skip_all => 'no Chromium' unless $chromium;
-    plan skip_all => 'doc/html/ is not built' unless -f "$TOP/doc/html/docs/index.html";
+    plan skip_all => 'doc/html/ is not rendered' unless docs_rendered();
     my $log = $s->state_dir . '/chromium.log';
     my $profile = $s->state_dir . '/chromium-profile';
     # The operations of a tag are drawn by Redoc in the browser, not in the pre-rendered HTML:
     # finding one in the DOM means the scripts ran.
-    my $dom = `timeout 120 $chromium --headless=new --no-sandbox --disable-gpu --no-first-run --user-data-dir=$profile --enable-logging=stderr --v=0 --virtual-time-budget=15000 --dump-dom '${\ $s->url}/docs/#/batches' 2>$log`;
+    my $dom = `timeout 120 $chromium --headless=new --no-sandbox --disable-gpu --no-first-run --user-data-dir=$profile --enable-logging=stderr --v=0 --virtual-time-budget=15000 --dump-dom '${\ $s->url}/docs/#tag/batches' 2>$log`;
     like $dom, qr/Create a batch/, 'Redoc drew the batches section';
     my $console = do { local (@ARGV, $/) = $log; <> } // '';
     my @violations = $console =~ /(violates the following Content Security Policy[^"]*)/g;

@@ -42,6 +42,7 @@ static const struct option {
 	{ NUM(tx_retries, K_INT, 0, 100) },
 	{ NUM(pw_opslimit, K_LONG, 1, 64) },
 	{ NUM(pw_memlimit, K_LONG, 8192, 1L << 30) },
+	{ NUM(pw_concurrency, K_INT, 0, 1024) },
 	{ NUM(db_connect_timeout, K_INT, 1, 60) },
 	{ NUM(shed_after_ms, K_INT, 0, 600000) },
 #undef STR

@@ -34,6 +34,7 @@ struct config {
 	int tx_retries;          /* re-runs of a transaction after a deadlock or lock timeout */
 	long pw_opslimit;        /* Argon2id passes (crypto_pwhash opslimit) */
 	long pw_memlimit;        /* Argon2id memory in bytes (crypto_pwhash memlimit) */
+	int pw_concurrency;      /* password hashes at once in this pool; 0 → one per CPU */
 	int db_connect_timeout;  /* seconds one connection attempt to one node may take */
 	struct db_node nodes[MAX_DB_NODES];   /* filled by config_load from the keys above */
 	int nnodes;

@@ -141,7 +141,8 @@ int audit_flush(struct ctx *c)
 	return append(c, &e);
 }
 
-/* Checks one organisation's chain; prints the first broken link. 0, 1 broken, -1 error. */
+/* Checks one organisation's chain against its head (head_seq -1: it has none); prints the
+ * first broken link. 0, 1 broken, -1 error. */
 static int verify_chain(struct db *db, long long org, long long head_seq, const char *head_hash)
 {
 	struct arena a = { 0 };
@@ -180,7 +181,13 @@ static int verify_chain(struct db *db, long long org, long long head_seq, const 
 			memcpy(prev, hash, sizeof prev);
 		}
 	}
-	if (seq != head_seq || strcmp(prev, head_hash) != 0) {
+	if (head_seq < 0 && seq > 0) {
+		fprintf(stderr, "audit chain of organisation %lld broken after seq %lld: it has events "
+			"but no chain head\n", org, seq);
+		rc = 1;
+		goto out;
+	}
+	if (head_seq >= 0 && (seq != head_seq || strcmp(prev, head_hash) != 0)) {
 		fprintf(stderr, "audit chain of organisation %lld broken after seq %lld: the chain head "
 			"(seq %lld) does not match its last event\n", org, seq, head_seq);
 		rc = 1;
@@ -208,9 +215,9 @@ static int verify_org(struct db *db, long long org)
 		goto out;
 	if (db_query(db, &a, &head, SQL_HEAD, "i", org) < 0)
 		goto out;
-	/* No head reads as an empty chain: any event of the organisation is then a break. */
+	/* No head (-1): any event of the organisation is then a break. */
 	rc = head.nrows == 1 ? verify_chain(db, org, db_i(&head, 0, 0), db_s(&head, 0, 1))
-		: verify_chain(db, org, 0, GENESIS);
+		: verify_chain(db, org, -1, GENESIS);
 	if (rc >= 0 && db_commit(db) < 0)
 		rc = -1;
 out:

@@ -21,12 +21,15 @@ static const char GENESIS[] =
 
 static const char SQL_HEAD_INIT[] = "INSERT INTO audit_heads (org_id, seq, hash) VALUES (?, 0, ?)";
 /* Locks the chain's head, links the event to it, moves it: sql/migrations/0005. */
-static const char SQL_APPEND[] = "CALL audit_append(?, ?, ?, ?, ?, ?, ?, ?, ?)";
-static const char SQL_ORGS[] = "SELECT org_id FROM audit_heads ORDER BY org_id";
+static const char SQL_APPEND[] = "CALL audit_append(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/* Every organisation, not only those with a head: events without a head are a break, and the
+ * pool's account could once move a head to another organisation (issue 23). */
+static const char SQL_ORGS[] = "SELECT id FROM orgs ORDER BY id";
 static const char SQL_HEAD[] = "SELECT seq, hash FROM audit_heads WHERE org_id = ?";
 static const char SQL_CHAIN[] =
 	"SELECT id, seq, DATE_FORMAT(at, '%Y-%m-%d %H:%i:%s.%f'), actor_id, action, object_type,"
-	" object_id, idempotency_key, correlation_id, data, hash, prev_hash"
+	" object_id, idempotency_key, correlation_id, data, hash, prev_hash,"
+	" cred_kind, cred_id, cred_minted_by"
 	" FROM audit_events WHERE org_id = ? AND seq > ? ORDER BY seq LIMIT 500";
 
 /* Applies to the next transaction only: the verifier's snapshot, whatever the server's
@@ -38,15 +41,17 @@ struct link {
 	const char *prev;
 	long long org, seq, actor, object;
 	const char *at, *action, *type, *key, *corr, *data;
+	const char *cred_kind, *cred_id, *cred_minted;   /* kind NULL: no credential */
 };
 
-/* Every field length-prefixed, so no choice of contents can make two events hash alike. */
+/* Every field length-prefixed, so no choice of contents can make two events hash alike. The
+ * credential (0007) follows the data only when there is one, so older events keep their hash. */
 static void link_hash(const struct link *l, char out[65])
 {
 	char buf[8192];
 	char *big = NULL;
 	const char *f[] = { l->prev, l->at, l->action, l->type, l->key ? l->key : "", l->corr };
-	size_t need = 128 + strlen(l->data);
+	size_t need = 192 + strlen(l->data) + (l->cred_kind ? strlen(l->cred_kind) : 0);
 	for (size_t i = 0; i < sizeof f / sizeof *f; i++)
 		need += strlen(f[i]) + 24;
 	char *p = need <= sizeof buf ? buf : (big = malloc(need));
@@ -56,6 +61,9 @@ static void link_hash(const struct link *l, char out[65])
 	for (size_t i = 0; i < sizeof f / sizeof *f; i++)
 		n += snprintf(p + n, need - (size_t)n, "%zu:%s|", strlen(f[i]), f[i]);
 	n += snprintf(p + n, need - (size_t)n, "%zu:%s", strlen(l->data), l->data);
+	if (l->cred_kind)
+		n += snprintf(p + n, need - (size_t)n, "|%zu:%s|%s|%s", strlen(l->cred_kind),
+			l->cred_kind, l->cred_id, l->cred_minted ? l->cred_minted : "");
 	unsigned char md[SHA256_LEN];
 	sha256(p, (size_t)n, md);
 	hex_encode(md, SHA256_LEN, out);
@@ -89,6 +97,23 @@ void audit_add(struct ctx *c, const char *action, const char *object_type, long 
 	c->audit_tail = e;
 }
 
+/* The request's credential (API §7 v1.2), none when it carried no bearer token. */
+static void credential(struct ctx *c, struct audit_row *r)
+{
+	if (!c->me.token_id)
+		return;
+	r->cred_kind = c->me.session ? "session" : "token";
+	r->cred_id = arena_printf(c->a, "%lld", c->me.token_id);
+	if (c->me.minted_by)
+		r->cred_minted = arena_printf(c->a, "%lld", c->me.minted_by);
+}
+
+static int append(struct ctx *c, const struct audit_row *e)
+{
+	return db_exec(c->db, SQL_APPEND, "iisssissssss", e->org, e->actor, e->at, e->action,
+		e->type, e->object, e->key, e->corr, e->data, e->cred_kind, e->cred_id, e->cred_minted);
+}
+
 int audit_flush_but_last(struct ctx *c, struct audit_row *last)
 {
 	*last = (struct audit_row){ .org = c->me.org_id, .actor = c->me.user_id };
@@ -98,9 +123,10 @@ int audit_flush_but_last(struct ctx *c, struct audit_row *last)
 	now_ms(at);
 	for (const struct audit_event *e = c->audit; e; e = e->next) {
 		*last = (struct audit_row){ c->me.org_id, c->me.user_id, e->object_id, at, e->action,
-			e->object_type, c->idem ? c->idem->key : NULL, c->request_id, e->data };
-		if (e->next && db_exec(c->db, SQL_APPEND, "iisssisss", last->org, last->actor, at,
-				last->action, last->type, last->object, last->key, last->corr, last->data) < 0)
+			e->object_type, c->idem ? c->idem->key : NULL, c->request_id, e->data,
+			NULL, NULL, NULL };
+		credential(c, last);
+		if (e->next && append(c, last) < 0)
 			return -1;
 	}
 	return 1;
@@ -112,11 +138,11 @@ int audit_flush(struct ctx *c)
 	int n = audit_flush_but_last(c, &e);
 	if (n <= 0)
 		return n;
-	return db_exec(c->db, SQL_APPEND, "iisssisss", e.org, e.actor, e.at, e.action, e.type,
-		e.object, e.key, e.corr, e.data);
+	return append(c, &e);
 }
 
-/* Checks one organisation's chain; prints the first broken link. 0, 1 broken, -1 error. */
+/* Checks one organisation's chain against its head (head_seq -1: it has none); prints the
+ * first broken link. 0, 1 broken, -1 error. */
 static int verify_chain(struct db *db, long long org, long long head_seq, const char *head_hash)
 {
 	struct arena a = { 0 };
@@ -136,7 +162,8 @@ static int verify_chain(struct db *db, long long org, long long head_seq, const 
 			char at[24];
 			snprintf(at, sizeof at, "%s", db_s(&r, i, 2));   /* microseconds → milliseconds */
 			struct link l = { prev, org, db_i(&r, i, 1), db_i(&r, i, 3), db_i(&r, i, 6), at,
-				db_s(&r, i, 4), db_s(&r, i, 5), db_s(&r, i, 7), db_s(&r, i, 8), db_s(&r, i, 9) };
+				db_s(&r, i, 4), db_s(&r, i, 5), db_s(&r, i, 7), db_s(&r, i, 8), db_s(&r, i, 9),
+				db_s(&r, i, 12), db_s(&r, i, 13), db_s(&r, i, 14) };
 			const char *why = NULL;
 			if (l.seq != seq + 1)
 				why = "sequence gap";
@@ -154,7 +181,13 @@ static int verify_chain(struct db *db, long long org, long long head_seq, const 
 			memcpy(prev, hash, sizeof prev);
 		}
 	}
-	if (seq != head_seq || strcmp(prev, head_hash) != 0) {
+	if (head_seq < 0 && seq > 0) {
+		fprintf(stderr, "audit chain of organisation %lld broken after seq %lld: it has events "
+			"but no chain head\n", org, seq);
+		rc = 1;
+		goto out;
+	}
+	if (head_seq >= 0 && (seq != head_seq || strcmp(prev, head_hash) != 0)) {
 		fprintf(stderr, "audit chain of organisation %lld broken after seq %lld: the chain head "
 			"(seq %lld) does not match its last event\n", org, seq, head_seq);
 		rc = 1;
@@ -182,7 +215,9 @@ static int verify_org(struct db *db, long long org)
 		goto out;
 	if (db_query(db, &a, &head, SQL_HEAD, "i", org) < 0)
 		goto out;
-	rc = head.nrows == 1 ? verify_chain(db, org, db_i(&head, 0, 0), db_s(&head, 0, 1)) : 0;
+	/* No head (-1): any event of the organisation is then a break. */
+	rc = head.nrows == 1 ? verify_chain(db, org, db_i(&head, 0, 0), db_s(&head, 0, 1))
+		: verify_chain(db, org, -1, GENESIS);
 	if (rc >= 0 && db_commit(db) < 0)
 		rc = -1;
 out:

@@ -8,6 +8,9 @@
 struct audit_row {
 	long long org, actor, object;
 	const char *at, *action, *type, *key, *corr, *data;
+	/* The credential that made it (API §7 v1.2), as text: NULL kind for none; the ids
+	 * travel as text because a NULL mintedBy must bind SQL NULL. */
+	const char *cred_kind, *cred_id, *cred_minted;
 };
 
 /* Writes the events buffered with audit_add into the organisation's chain, inside the

@@ -11,7 +11,8 @@
 /* A deactivated user's credentials are revoked when they are deactivated; `u.active` is checked
  * as well so that no credential can outlive it. */
 static const char SQL_TOKEN[] =
-	"SELECT t.id, u.id, u.org_id, u.roles, t.kind, t.expires_at"
+	"SELECT t.id, u.id, u.org_id, u.roles, t.kind, t.expires_at,"
+	" IF(t.minted_by <> t.user_id, t.minted_by, NULL)"
 	" FROM tokens t JOIN users u ON u.id = t.user_id"
 	" WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.active = 1"
 	" AND (t.expires_at IS NULL OR t.expires_at > NOW(3))";
@@ -21,6 +22,7 @@ static const char SQL_TOKEN[] =
  * take the claim's path. */
 static const char SQL_TOKEN_KEY[] =
 	"SELECT t.id, u.id, u.org_id, u.roles, t.kind, t.expires_at,"
+	" IF(t.minted_by <> t.user_id, t.minted_by, NULL),"
 	" k.fingerprint, k.status, k.etag, k.body"
 	" FROM tokens t JOIN users u ON u.id = t.user_id"
 	" LEFT JOIN idempotency_keys k ON k.user_id = u.id AND k.idem_key = ?"
@@ -66,9 +68,10 @@ int auth_authenticate(struct ctx *c, struct idem_seen *seen)
 	c->me.roles = (unsigned)db_i(&r, 0, 3);
 	c->me.session = strcmp(db_s(&r, 0, 4), "session") == 0;
 	c->me.expires_at = db_s(&r, 0, 5);
-	if (key && db_s(&r, 0, 6) && db_s(&r, 0, 7)) {
-		*seen = (struct idem_seen){ key, db_s(&r, 0, 6), db_len(&r, 0, 6),
-			(int)db_i(&r, 0, 7), db_i(&r, 0, 8), db_s(&r, 0, 9), db_len(&r, 0, 9) };
+	c->me.minted_by = db_i(&r, 0, 6);
+	if (key && db_s(&r, 0, 7) && db_s(&r, 0, 8)) {
+		*seen = (struct idem_seen){ key, db_s(&r, 0, 7), db_len(&r, 0, 7),
+			(int)db_i(&r, 0, 8), db_i(&r, 0, 9), db_s(&r, 0, 10), db_len(&r, 0, 10) };
 	}
 	return STEP_GO_ON;
 }

@@ -47,7 +47,8 @@ struct qparam {
 };
 
 struct caller {
-	long long user_id, org_id, token_id;
+	long long user_id, org_id, token_id;   /* token_id 0: the request carried no credential */
+	long long minted_by;       /* the ADMIN who made this API token for its owner, else 0 */
 	unsigned roles;
 	bool session;              /* signed in with a password (API §7), not an API token */
 	const char *expires_at;    /* the session's end (DB text), NULL for API tokens */

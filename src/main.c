@@ -176,7 +176,13 @@ int main(int argc, char **argv)
 			fprintf(stderr, "remit: cannot hash a password at pw_memlimit=%ld\n", cfg.pw_memlimit);
 			return 1;
 		}
-		return pool_run(&cfg);
+		if (password_slots_init(cfg.pw_concurrency) < 0) {
+			fprintf(stderr, "remit: cannot create the password hashing semaphore\n");
+			return 1;
+		}
+		int rc = pool_run(&cfg);
+		password_slots_free();
+		return rc;
 	}
 
 	return db_command(cmd, cfg, sub_argc, sub_argv);

@@ -1,7 +1,10 @@
 #include "password.h"
 
+#include <errno.h>
 #include <sodium.h>
 #include <string.h>
+#include <sys/sem.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -53,4 +56,52 @@ bool password_verify(const struct config *cfg, const char *hash, const char *pw,
 bool password_needs_rehash(const struct config *cfg, const char *hash)
 {
 	return crypto_pwhash_str_needs_rehash(hash, cfg->pw_opslimit, (size_t)cfg->pw_memlimit) != 0;
+}
+
+static int slots = -1;   /* the semaphore's id; -1: no bound (the command-line operations) */
+
+int password_slots_init(int n)
+{
+	union semun {   /* semctl(2): the caller defines it */
+		int val;
+		struct semid_ds *buf;
+		unsigned short *array;
+	} arg;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	arg.val = n > 0 ? n : cpus > 0 ? (int)cpus : 1;
+	int id = semget(IPC_PRIVATE, 1, IPC_CREAT | 0600);
+	if (id < 0)
+		return -1;
+	if (semctl(id, 0, SETVAL, arg) < 0) {
+		semctl(id, 0, IPC_RMID);
+		return -1;
+	}
+	slots = id;
+	return 0;
+}
+
+void password_slots_free(void)
+{
+	if (slots >= 0)
+		semctl(slots, 0, IPC_RMID);
+	slots = -1;
+}
+
+bool password_slot_take(void)
+{
+	struct sembuf op = { 0, -1, IPC_NOWAIT | SEM_UNDO };
+	if (slots < 0)
+		return true;
+	while (semop(slots, &op, 1) < 0)
+		if (errno != EINTR)
+			return false;
+	return true;
+}
+
+void password_slot_give(void)
+{
+	struct sembuf op = { 0, 1, SEM_UNDO };
+	if (slots >= 0)
+		while (semop(slots, &op, 1) < 0 && errno == EINTR)
+			;
 }

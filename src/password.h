@@ -28,6 +28,18 @@ int password_hash(const struct config *cfg, const char *pw, size_t len,
  * the same time, and is always false. */
 bool password_verify(const struct config *cfg, const char *hash, const char *pw, size_t len);
 
+/* The bound on hashes at once (issue 23: a flood of sign-ins with made-up e-mails, each one
+ * Argon2id, slowed everyone). A SysV semaphore of `n` slots (0: one per CPU) shared by the
+ * master's workers; SEM_UNDO gives back the slot of a worker that dies holding it. The master
+ * calls password_slots_init before forking, password_slots_free when it exits. 0 or -1. */
+int password_slots_init(int n);
+void password_slots_free(void);
+
+/* Takes a slot without waiting: false when all are in use (answer 503 with Retry-After, no
+ * hash run). Every true is followed by one password_slot_give. */
+bool password_slot_take(void);
+void password_slot_give(void);
+
 /* True when `hash` was made with another cost than the configured one: a sign-in that
  * verified it stores a new hash of the password. */
 bool password_needs_rehash(const struct config *cfg, const char *hash);

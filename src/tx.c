@@ -143,7 +143,7 @@ static enum claim_next claim_key(struct ctx *c, struct attempts *at, bool begin)
 	return claim == IDEM_RUN ? CLAIM_RUN : CLAIM_FAILED;
 }
 
-static const char SQL_FINISH[] = "CALL tx_finish(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char SQL_FINISH[] = "CALL tx_finish(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /* Ends a mutation that answered 2xx: its audit events, its answer stored under its key's row,
  * and COMMIT, the last three in one round trip (tx_finish, sql/migrations/0005). The chain's
@@ -167,9 +167,10 @@ static int finish(struct ctx *c, bool idem, bool *committing)
 		if (c->rs.etag > 0)
 			snprintf(etag, sizeof etag, "%lld", c->rs.etag);
 	}
-	if (db_exec(c->db, SQL_FINISH, "iisSiisssisss", idem ? c->idem->row : 0LL,
+	if (db_exec(c->db, SQL_FINISH, "iisSiisssissssss", idem ? c->idem->row : 0LL,
 			(long long)c->rs.status, etag[0] ? etag : NULL, (const char *)body, len, e.org,
-			e.actor, e.at, e.action, e.type, e.object, e.key, e.corr, e.data) < 0)
+			e.actor, e.at, e.action, e.type, e.object, e.key, e.corr, e.data, e.cred_kind,
+			e.cred_id, e.cred_minted) < 0)
 		return -1;
 	db_committed(c->db);
 	return 0;

@@ -142,7 +142,7 @@ subtest 'audit events: fields, actor, key and correlation id' => sub {
     my $j = list($t->{viewer}, "/api/v1/audit?objectId=$id");
     my ($e) = grep { $_->{objectType} eq 'batch' } @{ $j->{data} };
     is_deeply [ sort keys %$e ], [ sort qw(id at actorId action objectType objectId idempotencyKey
-        correlationId data hash prevHash) ], 'fields';
+        correlationId data hash prevHash credential) ], 'fields';
     is $e->{action}, 'batch.created', 'action';
     is $e->{objectId}, $id, 'objectId';
     is $e->{actorId}, $t->{creator_id}, 'actorId';

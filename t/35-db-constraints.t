@@ -162,7 +162,7 @@ subtest 'tx_finish without its key row fails as a deadlock and commits nothing' 
     $dbh->begin_work;
     $dbh->do(q{UPDATE batches SET description = 'uncommitted' WHERE id = ?}, undef, $bid);
     is refused(q{CALL tx_finish(?, 201, NULL, '{}', ?, NULL, '2026-01-01 00:00:00.000',
-        'batch.updated', 'batch', ?, NULL, 'rid', '{}')}, 2**62, $o->{orgId}, $bid), 1213,
+        'batch.updated', 'batch', ?, NULL, 'rid', '{}', NULL, NULL, NULL)}, 2**62, $o->{orgId}, $bid), 1213,
         'errno 1213, SQLSTATE 40001';
     is $dbh->state, '40001', 'SQLSTATE 40001';
     $dbh->rollback;

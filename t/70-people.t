@@ -548,7 +548,8 @@ subtest 'deactivation cuts a live session off on its next request, and every cre
     for my $t ($sess, $u->{token}, $tok2) {
         is_error $s->req(GET => '/api/v1/me', token => $t), 401, 'UNAUTHENTICATED', 'reactivating restores none';
     }
-    is sign_in($org->{orgId}, $u->{email}, $PW)->{status}, 201, 'the password works again';
+    is_error sign_in($org->{orgId}, $u->{email}, $PW), 401, 'INVALID_CREDENTIALS',
+        'nor the password (v1.2: a new invitation is needed; t/72)';
     my $g = $s->new_user($admin);
     $s->req(PATCH => "/api/v1/users/$g->{id}", token => $admin, json => { active => JSON::PP::false });
     my $n = one('SELECT COUNT(*) FROM tokens WHERE user_id = ?', $g->{id});

@@ -5,7 +5,7 @@
 
 #define EVENT_FROM \
 	"SELECT id, at, actor_id, action, object_type, object_id, idempotency_key, correlation_id," \
-	" data, hash, prev_hash FROM audit_events WHERE org_id = ?"
+	" data, hash, prev_hash, cred_kind, cred_id, cred_minted_by FROM audit_events WHERE org_id = ?"
 static const char SQL_EVENTS[] = EVENT_FROM " AND id < ? ORDER BY id DESC LIMIT ?";
 static const char SQL_EVENTS_OBJECT[] =
 	EVENT_FROM " AND object_id = ? AND id < ? ORDER BY id DESC LIMIT ?";
@@ -36,6 +36,15 @@ static size_t event_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_
 	write_data(c, g, db_s(r, i, 8), db_len(r, i, 8));
 	jw_str(g, "hash", db_s(r, i, 9));
 	jw_str(g, "prevHash", db_s(r, i, 10));
+	if (db_s(r, i, 11)) {   /* API §7 v1.2: who made the credential shows who really acted */
+		jw_open(g, "credential");
+		jw_str(g, "kind", db_s(r, i, 11));
+		jw_id(g, "id", db_i(r, i, 12));
+		jw_id(g, "mintedBy", db_i(r, i, 13));
+		jw_close(g);
+	} else {
+		jw_null(g, "credential");
+	}
 	jw_close(g);
 	return i + 1;
 }

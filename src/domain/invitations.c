@@ -31,6 +31,10 @@ static const char SQL_USED[] = "UPDATE invitations SET used_at = NOW(3) WHERE id
 static const char SQL_END_SESSIONS[] =
 	"UPDATE tokens SET revoked_at = NOW(3)"
 	" WHERE user_id = ? AND kind = 'session' AND revoked_at IS NULL";
+/* A session could mint a token that outlived a password reset; an ADMIN's stay (API §7 v1.2). */
+static const char SQL_END_OWN_TOKENS[] =
+	"UPDATE tokens SET revoked_at = NOW(3)"
+	" WHERE user_id = ? AND kind = 'token' AND minted_by = user_id AND revoked_at IS NULL";
 
 int invitation_issue(struct ctx *c, long long user_id, char token[TOKEN_LEN + 1],
 	const char **expires_at)
@@ -114,6 +118,7 @@ int h_invitations_accept(struct ctx *c)
 {
 	static const char *const known[] = { "token", "password", NULL };
 	static const char *const none[] = { NULL };
+	int rc;
 	q_parse(c, none);
 	const struct jv *tok = want_str(c, "token"), *pw = want_str(c, "password");
 	v_no_unknown(c, known);
@@ -135,7 +140,11 @@ int h_invitations_accept(struct ctx *c)
 	if (!password_ok(c, pw, email_key))
 		return reply_validation(c);
 	char stored[PASSWORD_HASH_MAX];
-	if (password_hash(c->cfg, pw->s, pw->len, stored) < 0)
+	if (!password_slot_take())
+		return reply_hashing_busy(c);
+	rc = password_hash(c->cfg, pw->s, pw->len, stored);
+	password_slot_give();
+	if (rc < 0)
 		return reply_error(c, 503, "SERVICE_UNAVAILABLE", "the service is busy; retry later");
 	char org[24];
 	int olen = snprintf(org, sizeof org, "%lld", c->me.org_id);
@@ -145,9 +154,12 @@ int h_invitations_accept(struct ctx *c)
 	    db_exec(c->db, SQL_END_SESSIONS, "i", user) < 0)
 		return HANDLER_DB_ERROR;
 	unsigned long long ended = db_affected(c->db);
+	if (db_exec(c->db, SQL_END_OWN_TOKENS, "i", user) < 0)
+		return HANDLER_DB_ERROR;
+	unsigned long long tokens = db_affected(c->db);
 	if (throttle_clear(c, hash) < 0)
 		return HANDLER_DB_ERROR;
 	audit_add(c, "user.password_set", "user", user,
-		arena_printf(c->a, "{\"sessionsEnded\":%llu}", ended));
+		arena_printf(c->a, "{\"sessionsEnded\":%llu,\"tokensEnded\":%llu}", ended, tokens));
 	return reply_user(c, 200, user);
 }

@@ -3,21 +3,18 @@
 
 #include "domain/handlers.h"
 
-/* A bit set grows: a creator who later changes the request is both. */
-static const char SQL_MAKER_ADD[] =
-	"INSERT INTO request_makers (request_id, user_id, made) VALUES (?, ?, ?)"
-	" ON DUPLICATE KEY UPDATE made = made | ?";
-static const char SQL_MAKERS_ADD_BATCH[] =
-	"INSERT INTO request_makers (request_id, user_id, made)"
-	" SELECT id, ?, 4 FROM payment_requests WHERE batch_id = ?"
-	" ON DUPLICATE KEY UPDATE made = made | 4";
+/* A bit set grows: a creator who later changes the request is both. Procedures with their
+ * definer's rights (sql/migrations/0007): the pool's account may add makers but not UPDATE
+ * request_makers, so it cannot move a maker to someone else. */
+static const char SQL_MAKER_ADD[] = "CALL maker_add(?, ?, ?)";
+static const char SQL_MAKERS_ADD_BATCH[] = "CALL makers_add_batch(?, ?)";
 static const char SQL_MAKER_OF[] =
 	"SELECT made FROM request_makers WHERE request_id = ? AND user_id = ? LOCK IN SHARE MODE";
 
 int maker_add(struct ctx *c, long long id, int made)
 {
-	return db_exec(c->db, SQL_MAKER_ADD, "iiii", id, c->me.user_id, (long long)made,
-		(long long)made) < 0 ? HANDLER_DB_ERROR : 0;
+	return db_exec(c->db, SQL_MAKER_ADD, "iii", id, c->me.user_id, (long long)made) < 0
+		? HANDLER_DB_ERROR : 0;
 }
 
 int makers_add_batch(struct ctx *c, long long batch)

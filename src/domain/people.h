@@ -29,6 +29,9 @@ void throttle_key(const char *org, size_t org_len, const char *email_key, size_t
 /* Forgets a key's failed sign-ins (a sign-in succeeded, a password was set): 0 or -1. */
 int throttle_clear(struct ctx *c, const unsigned char key[SHA256_LEN]);
 
+/* 503 with Retry-After: 1 when no slot of the bound on password hashes is free (password.h). */
+int reply_hashing_busy(struct ctx *c);
+
 /* Deletes sign-in throttle rows idle for a day and sessions expired a day ago (at most
  * 1000 of each a call): the count or -1. */
 long sessions_purge(struct db *db);

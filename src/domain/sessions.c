@@ -88,8 +88,13 @@ static long lock_seconds(long n)
 	return s < MAX_LOCK ? s : MAX_LOCK;
 }
 
-/* One transaction: 0 when the attempt may go on (it is counted as failure *n), the seconds a
- * lock has left (> 0; nothing counted), or -1 on a database error (rolled back). */
+#define THROTTLE_BUSY (-2)
+
+/* One transaction: 0 when the attempt may go on (it is counted as failure *n, and the caller
+ * holds a slot of the bound on password hashes: password_slot_give), the seconds a lock has
+ * left (> 0; nothing counted), THROTTLE_BUSY when every slot is taken (nothing counted: the
+ * attempt is answered 503 and never checked), or -1 on a database error (rolled back). A
+ * locked key is answered before any slot is taken: a 429 costs no hash. */
 static long throttle_tx(struct ctx *c, const unsigned char key[SHA256_LEN], long *n)
 {
 	struct dbres r;
@@ -97,20 +102,24 @@ static long throttle_tx(struct ctx *c, const unsigned char key[SHA256_LEN], long
 	    db_begin(c->db) < 0 ||
 	    db_query(c->db, c->a, &r, SQL_THROTTLE_READ, "b", key, SHA256_LEN) < 0)
 		return -1;
-	*n = 1;
-	if (r.nrows == 0)
-		return db_exec(c->db, SQL_THROTTLE_FIRST, "b", key, SHA256_LEN) < 0 ||
-			db_commit(c->db) < 0 ? -1 : 0;
-	long left = (long)db_i(&r, 0, 1);
+	long left = r.nrows ? (long)db_i(&r, 0, 1) : 0;
 	if (left > 0) {
 		db_rollback(c->db);
 		return left;
 	}
-	*n = (long)db_i(&r, 0, 0) + 1;
+	if (!password_slot_take()) {
+		db_rollback(c->db);
+		return THROTTLE_BUSY;
+	}
+	*n = r.nrows ? (long)db_i(&r, 0, 0) + 1 : 1;
 	long lock = lock_seconds(*n);
-	if (db_exec(c->db, SQL_THROTTLE_COUNT, "iiib", (long long)*n, (long long)lock,
-			(long long)lock, key, SHA256_LEN) < 0 || db_commit(c->db) < 0)
+	if ((r.nrows ? db_exec(c->db, SQL_THROTTLE_COUNT, "iiib", (long long)*n, (long long)lock,
+			(long long)lock, key, SHA256_LEN)
+		: db_exec(c->db, SQL_THROTTLE_FIRST, "b", key, SHA256_LEN)) < 0 ||
+	    db_commit(c->db) < 0) {
+		password_slot_give();
 		return -1;
+	}
 	return 0;
 }
 
@@ -119,7 +128,7 @@ static long throttle_enter(struct ctx *c, const unsigned char key[SHA256_LEN], l
 {
 	for (int attempt = 0;; attempt++) {
 		long rc = throttle_tx(c, key, n);
-		if (rc >= 0)
+		if (rc >= 0 || rc == THROTTLE_BUSY)
 			return rc;
 		db_rollback(c->db);
 		if (!(db_err_retryable(c->db) || db_errno(c->db) == DB_DUP_ENTRY) ||
@@ -214,33 +223,15 @@ static const struct jv *want_str(struct ctx *c, const char *field)
 	return NULL;
 }
 
-/* Every way to fail runs the same statements and one Argon2id verification (of a dummy hash
- * when there is no usable one), and answers the same body. */
-int h_sessions_create(struct ctx *c)
+/* The attempt, counted: one Argon2id verification (of a dummy hash when there is no usable
+ * one) and, when it matches, the session. Every way to fail runs the same statements and
+ * answers the same body. */
+static int check(struct ctx *c, const struct jv *org, const char *ekey, size_t elen,
+	const struct jv *pw, const unsigned char key[SHA256_LEN], long n)
 {
-	static const char *const known[] = { "orgId", "email", "password", NULL };
-	static const char *const none[] = { NULL };
-	q_parse(c, none);
-	const struct jv *org = want_str(c, "orgId"), *email = want_str(c, "email"),
-		*pw = want_str(c, "password");
-	v_no_unknown(c, known);
-	if (c->ndetails)
-		return reply_validation(c);
-	const char *ekey = lower_az(c->a, email->s, email->len);
-	unsigned char key[SHA256_LEN];
-	throttle_key(org->s, org->len, ekey, email->len, key);
-	long n = 0, left = throttle_enter(c, key, &n);
-	if (left < 0)
-		return HANDLER_DB_ERROR;
-	if (left > 0) {
-		log_write(LOG_INFO, "sign-in throttled", "\"rid\":\"%s\",\"retryAfter\":%ld",
-			c->request_id, left);
-		c->rs.retry_after = left;
-		return reply_error(c, 429, "TOO_MANY_ATTEMPTS", "too many failed sign-ins; retry later");
-	}
 	struct dbres r;
 	long long org_id = org->len == strlen(org->s) ? id_parse(org->s) : 0;
-	if (db_query(c->db, c->a, &r, SQL_SIGNIN_USER, "iS", org_id, ekey, email->len) < 0)
+	if (db_query(c->db, c->a, &r, SQL_SIGNIN_USER, "iS", org_id, ekey, elen) < 0)
 		return HANDLER_DB_ERROR;
 	const char *stored = r.nrows && db_i(&r, 0, 2) ? db_s(&r, 0, 1) : NULL;
 	long long user = r.nrows ? db_i(&r, 0, 0) : 0;
@@ -255,6 +246,42 @@ int h_sessions_create(struct ctx *c)
 	c->me.org_id = org_id;
 	c->me.user_id = user;
 	return start_session(c, key, stored, pw);
+}
+
+int reply_hashing_busy(struct ctx *c)
+{
+	c->rs.retry_after = 1;
+	return reply_error(c, 503, "SERVICE_UNAVAILABLE",
+		"too many passwords are being checked at once; retry after Retry-After seconds");
+}
+
+int h_sessions_create(struct ctx *c)
+{
+	static const char *const known[] = { "orgId", "email", "password", NULL };
+	static const char *const none[] = { NULL };
+	q_parse(c, none);
+	const struct jv *org = want_str(c, "orgId"), *email = want_str(c, "email"),
+		*pw = want_str(c, "password");
+	v_no_unknown(c, known);
+	if (c->ndetails)
+		return reply_validation(c);
+	const char *ekey = lower_az(c->a, email->s, email->len);
+	unsigned char key[SHA256_LEN];
+	throttle_key(org->s, org->len, ekey, email->len, key);
+	long n = 0, left = throttle_enter(c, key, &n);
+	if (left == THROTTLE_BUSY)
+		return reply_hashing_busy(c);   /* issue 23: a flood must not slow the signed-in */
+	if (left < 0)
+		return HANDLER_DB_ERROR;
+	if (left > 0) {
+		log_write(LOG_INFO, "sign-in throttled", "\"rid\":\"%s\",\"retryAfter\":%ld",
+			c->request_id, left);
+		c->rs.retry_after = left;
+		return reply_error(c, 429, "TOO_MANY_ATTEMPTS", "too many failed sign-ins; retry later");
+	}
+	int rc = check(c, org, ekey, email->len, pw, key, n);
+	password_slot_give();
+	return rc;
 }
 
 int h_sessions_end(struct ctx *c)

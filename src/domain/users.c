@@ -18,7 +18,10 @@ static const char SQL_USERS[] =
 static const char SQL_USER_INSERT[] =
 	"INSERT INTO users (org_id, email, email_key, name, roles) VALUES (?, ?, ?, ?, ?)";
 static const char SQL_TOKEN_INSERT[] =
-	"INSERT INTO tokens (org_id, user_id, name, token_hash) VALUES (?, ?, ?, ?)";
+	"INSERT INTO tokens (org_id, user_id, name, token_hash, minted_by) VALUES (?, ?, ?, ?, ?)";
+/* The owner's row, locked: a PATCH that deactivates them waits for this mint and then revokes
+ * the new token with the rest, or this waits for it and sees them inactive (API §7 v1.2). */
+static const char SQL_OWNER_LOCK[] = "SELECT active FROM users WHERE id = ? FOR UPDATE";
 static const char SQL_TOKEN_CREATED[] = "SELECT created_at FROM tokens WHERE id = ?";
 /* Sessions live in the tokens table too, but are not API tokens: their ids answer 404 here.
  * Filtered by organisation without a lock, then locked by id (lock.h). */
@@ -214,6 +217,23 @@ int h_users_create(struct ctx *c)
 	return reply_user(c, 201, id);
 }
 
+/* 0 when `user` is active, under a lock until COMMIT; else the reply: the ADMIN route's 409,
+ * or for the caller's own token the 401 of a credential just revoked by a deactivation. */
+static int lock_owner(struct ctx *c, long long user, bool with_user)
+{
+	struct dbres r;
+	if (db_query(c->db, c->a, &r, SQL_OWNER_LOCK, "i", user) < 0)
+		return HANDLER_DB_ERROR;
+	if (r.nrows == 1 && db_i(&r, 0, 0))
+		return STEP_GO_ON;
+	if (!with_user) {
+		c->rs.www_authenticate = true;
+		return reply_error(c, 401, "UNAUTHENTICATED", "a valid bearer token is required");
+	}
+	detail_str(c, "reason", "USER_INACTIVE");
+	return reply_error(c, 409, "INVALID_STATE", "the user is deactivated");
+}
+
 /* Mints an API token for `user` from the body {name?}: 201 {id, token, [userId,] name,
  * createdAt}. `with_user`: the ADMIN route also names the owner. */
 static int mint_token(struct ctx *c, long long user, bool with_user)
@@ -222,15 +242,20 @@ static int mint_token(struct ctx *c, long long user, bool with_user)
 	static const char *const none[] = { NULL };
 	const char *name = NULL;
 	struct dbres r;
+	int rc;
 	q_parse(c, none);
 	v_text(c, "name", false, 0, 140, &name);
 	v_no_unknown(c, known);
 	if (c->ndetails)
 		return reply_validation(c);
+	if ((rc = lock_owner(c, user, with_user)) != STEP_GO_ON)
+		return rc;
 	char token[TOKEN_LEN + 1];
 	unsigned char hash[SHA256_LEN];
 	auth_new_token(token, hash);
-	if (db_exec(c->db, SQL_TOKEN_INSERT, "iisb", c->me.org_id, user, name, hash, sizeof hash) < 0)
+	/* Who made it: accepting an invitation ends the owner's own and keeps an ADMIN's. */
+	if (db_exec(c->db, SQL_TOKEN_INSERT, "iisbi", c->me.org_id, user, name, hash, sizeof hash,
+			c->me.user_id) < 0)
 		return HANDLER_DB_ERROR;
 	long long id = db_insert_id(c->db);
 	if (db_query(c->db, c->a, &r, SQL_TOKEN_CREATED, "i", id) < 0)
@@ -254,14 +279,10 @@ int h_tokens_create(struct ctx *c)
 	long long user;
 	struct dbres r;
 	int rc;
+	/* A token minted for a deactivated user would come to life if they were reactivated,
+	 * which deactivation rules out (API §5: for good): mint_token checks under the lock. */
 	if ((rc = find_param(c, &r, SQL_USER, &user)) != STEP_GO_ON)
 		return rc;
-	/* A token minted for a deactivated user would come to life if they were reactivated,
-	 * which deactivation rules out (API §5: for good). */
-	if (!db_i(&r, 0, 6)) {
-		detail_str(c, "reason", "USER_INACTIVE");
-		return reply_error(c, 409, "INVALID_STATE", "the user is deactivated");
-	}
 	return mint_token(c, user, true);
 }
 

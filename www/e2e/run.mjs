@@ -486,7 +486,7 @@ scenarios['every screen: no serious or critical axe violation, 360 px wide, scre
 
 scenarios['security headers on / and no console error or CSP violation anywhere'] = async () => {
 	const res = await fetch(URL + '/');
-	eq(res.headers.get('content-security-policy'), "default-src 'self'; frame-ancestors 'none'", 'CSP');
+	eq(res.headers.get('content-security-policy'), "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'", 'CSP');
 	eq(res.headers.get('x-content-type-options'), 'nosniff', 'nosniff');
 	eq(res.headers.get('referrer-policy'), 'no-referrer', 'Referrer-Policy');
 	// Expected: the 4xx and 5xx the scenarios provoke, and the response they drop on purpose.

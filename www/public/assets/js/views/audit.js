@@ -20,7 +20,7 @@ export async function render({ params }) {
 		const page = await get('/audit?' + q);
 		events.push(...page.data);
 		body.append(...page.data.map(e => h('tr', null, h('td', null, when(e.at)),
-			h('td', null, e.actorId ? userLabel(e.actorId, me) : 'system'),
+			h('td', null, e.actorId ? userLabel(e.actorId, me) : 'system', madeBy(e, me)),
 			h('td', null, e.action), h('td', null, `${e.objectType} `, h('a', { href: `#/audit?objectId=${e.objectId}` }, e.objectId)),
 			h('td', null, describe(e)), h('td', { class: 'mono hide-narrow' }, e.hash.slice(0, 12) + '…'))));
 		replace(more, page.json.nextCursor ? h('button', { type: 'button', class: 'secondary', onclick: () => load(page.json.nextCursor) }, 'Show more') : '');
@@ -42,6 +42,12 @@ export async function render({ params }) {
 			h('thead', null, h('tr', null, h('th', null, 'When'), h('th', null, 'Who'), h('th', null, 'Action'),
 				h('th', null, 'Object'), h('th', null, 'Details'), h('th', { class: 'hide-narrow' }, 'Hash'))), body)),
 		more);
+}
+
+// API §7 v1.2: an ADMIN can mint a token for someone else and act as them; the event says so.
+function madeBy(e, me) {
+	const admin = e.credential && e.credential.mintedBy;
+	return admin ? h('span', { class: 'minted-by' }, ` with a token made by ${userLabel(admin, me)}`) : null;
 }
 
 function chainState(events) {

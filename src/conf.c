@@ -44,6 +44,7 @@ static const struct option {
 	{ NUM(pw_memlimit, K_LONG, 8192, 1L << 30) },
 	{ NUM(db_connect_timeout, K_INT, 1, 60) },
 	{ NUM(shed_after_ms, K_INT, 0, 600000) },
+	{ NUM(fault_injection, K_INT, 0, 1) },
 #undef STR
 #undef NUM
 };

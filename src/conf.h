@@ -38,6 +38,7 @@ struct config {
 	struct db_node nodes[MAX_DB_NODES];   /* filled by config_load from the keys above */
 	int nnodes;
 	int shed_after_ms;       /* a request that waited longer for a worker is answered 503; 0 → never */
+	int fault_injection;     /* 1: honour X-Remit-Fault (tests only, worker.c: arm_fault) */
 };
 
 /* Fills defaults, then reads `path`. Returns 0, or -1 after printing the offending line. */

@@ -70,7 +70,9 @@ void config_defaults(struct config *c)
 	c->pw_opslimit = 2;
 	c->pw_memlimit = 64L << 20;
 	c->db_connect_timeout = 2;
-	c->shed_after_ms = 1000;
+	/* The waiting budget: a request that would wait longer than this for a worker is
+	 * refused (503, Retry-After) rather than queued (README.md, "Under a burst"). */
+	c->shed_after_ms = 250;
 }
 
 static char *trim(char *s)

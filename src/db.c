@@ -154,11 +154,6 @@ void db_fault_arm(struct db *db, struct db_fault f)
 	db->refuse_connect = 0;
 }
 
-/* Counts a statement about to be sent: true when it is the one the armed fault fails. */
-static bool fault_here(struct db *db)
-{
-	return db->fault.err && ++db->nstmt == db->fault.at;
-}
 
 /* Fails the statement with the armed fault, once, as the server or the network would. A
  * refusal that only a connect can meet (too many connections, access denied) cuts the
@@ -175,6 +170,28 @@ static void fault_raise(struct db *db)
 		err = CR_SERVER_LOST;
 	}
 	failed(db, err, "injected fault");
+}
+
+/* Counts a statement about to be sent. True when the armed fault fails it before it is
+ * sent; *after is set when it fails once the server has run it (fault_after). */
+static bool fault_before(struct db *db, bool *after)
+{
+	*after = false;
+	if (!db->fault.err || ++db->nstmt != db->fault.at)
+		return false;
+	if (db->fault.after) {
+		*after = true;
+		return false;
+	}
+	fault_raise(db);
+	return true;
+}
+
+static bool fault_after(struct db *db, bool after)
+{
+	if (after)
+		fault_raise(db);
+	return after;
 }
 
 void db_disconnect(struct db *db)
@@ -296,11 +313,9 @@ static MYSQL_STMT *run(struct db *db, const char *sql, const char *types, va_lis
 		set_err(db, CR_SERVER_GONE_ERROR, "not connected");
 		return NULL;
 	}
-	bool fault = fault_here(db);
-	if (fault && !db->fault.after) {
-		fault_raise(db);
+	bool after;
+	if (fault_before(db, &after))
 		return NULL;
-	}
 	MYSQL_STMT *st = prepare(db, sql);
 	if (!st)
 		return NULL;
@@ -346,10 +361,8 @@ static MYSQL_STMT *run(struct db *db, const char *sql, const char *types, va_lis
 		from_stmt(db, st);
 		return NULL;
 	}
-	if (fault) {   /* the server got it, then the connection went */
-		fault_raise(db);
+	if (fault_after(db, after))   /* the server got it, then the connection went */
 		return NULL;
-	}
 	return st;
 }
 
@@ -477,11 +490,9 @@ int db_exec_raw(struct db *db, const char *sql, size_t len)
 		set_err(db, CR_SERVER_GONE_ERROR, "not connected");
 		return -1;
 	}
-	bool fault = fault_here(db);
-	if (fault && !db->fault.after) {
-		fault_raise(db);
+	bool after;
+	if (fault_before(db, &after))
 		return -1;
-	}
 	if (mysql_real_query(db->conn, sql, len) != 0) {
 		from_conn(db);
 		return -1;
@@ -490,11 +501,7 @@ int db_exec_raw(struct db *db, const char *sql, size_t len)
 	MYSQL_RES *r = mysql_store_result(db->conn);   /* a statement may return rows: drop them */
 	if (r)
 		mysql_free_result(r);
-	if (fault) {
-		fault_raise(db);
-		return -1;
-	}
-	return 0;
+	return fault_after(db, after) ? -1 : 0;
 }
 
 static int simple(struct db *db, const char *sql) { return db_exec_raw(db, sql, strlen(sql)); }

@@ -371,7 +371,9 @@ sub _db_args {
 # (ten for a durable one: crash recovery of a real redo log takes its time).
 sub _wait_db {
     my ($self) = @_;
-    my $deadline = time + ($self->{durable} ? 600 : 60);
+    # A Galera joiner opens its socket only after its state transfer (mariabackup), which
+    # took more than a minute on a host at a load average of 30 (issue 29): five minutes.
+    my $deadline = time + ($self->{durable} ? 600 : $self->{wsrep_ports} ? 300 : 60);
     my $sock = $self->db_socket;
     while (time < $deadline) {
         return 0 unless $self->_running('db');

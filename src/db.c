@@ -31,6 +31,9 @@ struct db {
 	long long insert_id;
 	int node;   /* index in cfg->nodes of the server connected to (or tried first next) */
 	bool galera;   /* the server is a Galera node: causal reads are switched per transaction */
+	struct db_fault fault;   /* a test's injected error (fault_injection on), else all 0 */
+	int nstmt;               /* statements sent since the fault was armed */
+	unsigned refuse_connect; /* an injected refusal every connect meets until the next arm */
 };
 
 struct db *db_new(const struct config *cfg)
@@ -53,11 +56,43 @@ static void set_err(struct db *db, unsigned err, const char *msg)
  * on to another node. */
 #define ER_WSREP_NOT_READY 1047
 
+/* The connection is of no further use: gone, killed, cut while reading or writing (the
+ * server's 1158..1161 and 1184 as well as the client's 2013 and 2055, all seen when a node
+ * dies or a proxy cuts), out of sync, or a statement that must be prepared again (1615, after
+ * a node's restart or DDL): drop it, so that the next statement reconnects and prepares anew. */
 static bool conn_lost(unsigned err)
 {
-	return err == ER_WSREP_NOT_READY || err == CR_SERVER_GONE_ERROR || err == CR_SERVER_LOST || err == CR_CONN_HOST_ERROR ||
-	       err == CR_CONNECTION_ERROR || err == ER_CONNECTION_KILLED || err == ER_SERVER_SHUTDOWN ||
-	       err == CR_COMMANDS_OUT_OF_SYNC || err == 4031 /* MySQL 8: disconnected by server */;
+	switch (err) {
+	case ER_WSREP_NOT_READY: case CR_SERVER_GONE_ERROR: case CR_SERVER_LOST:
+	case CR_SERVER_LOST_EXTENDED: case CR_CONN_HOST_ERROR: case CR_CONNECTION_ERROR:
+	case CR_COMMANDS_OUT_OF_SYNC: case ER_CONNECTION_KILLED: case ER_SERVER_SHUTDOWN:
+	case ER_NET_READ_ERROR: case ER_NET_READ_INTERRUPTED: case ER_NET_ERROR_ON_WRITE:
+	case ER_NET_WRITE_INTERRUPTED: case ER_NEW_ABORTING_CONNECTION: case ER_NEED_REPREPARE:
+	case 4031:   /* MySQL 8: disconnected by the server */
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* The server refuses to work now, or cannot say how a COMMIT ended, for reasons of its own
+ * state rather than of the statement: read-only (1290, 1836, 1792: a node being demoted, a
+ * replica after a failover), out of connections (1040, 1203, 1226), access denied after a
+ * node's restart (1045, 4151, 1129), an error during COMMIT (1180, wsrep), a query killed or
+ * timed out (1317, 1969, 3024), too many transactions or no room (1637, 1021, 1114). Nothing
+ * the request did is wrong: 503 with Retry-After, and a key resolves what a COMMIT did. */
+static bool server_refuses(unsigned err)
+{
+	switch (err) {
+	case ER_OPTION_PREVENTS_STATEMENT: case 1836: case 1792:
+	case ER_CON_COUNT_ERROR: case ER_TOO_MANY_USER_CONNECTIONS: case ER_USER_LIMIT_REACHED:
+	case ER_ACCESS_DENIED_ERROR: case 4151: case ER_HOST_IS_BLOCKED:
+	case ER_ERROR_DURING_COMMIT: case ER_QUERY_INTERRUPTED: case 1969: case 3024:
+	case 1637: case ER_DISK_FULL: case ER_RECORD_FILE_FULL:
+		return true;
+	default:
+		return false;
+	}
 }
 
 static bool show_is(MYSQL *m, const char *sql, const char *want)
@@ -87,18 +122,75 @@ static int galera_session(MYSQL *m)
 	return mysql_query(m, "SET SESSION wsrep_sync_wait = 1") == 0 ? 1 : -1;
 }
 
-static void from_conn(struct db *db)
+static bool read_only(unsigned err)
 {
-	set_err(db, mysql_errno(db->conn), mysql_error(db->conn));
-	if (conn_lost(db->err))
+	return err == ER_OPTION_PREVENTS_STATEMENT || err == 1836 || err == 1792;
+}
+
+/* Records a failed statement's error. A lost connection is dropped; so is a read-only node's
+ * (a Galera node or a primary being demoted), and the next connection tries the next node
+ * first: a re-run may find a writable one. */
+static void failed(struct db *db, unsigned err, const char *msg)
+{
+	set_err(db, err, msg);
+	if (read_only(err) && db->cfg->nnodes > 1)
+		db->node = (db->node + 1) % db->cfg->nnodes;
+	if (conn_lost(err) || read_only(err))
 		db_disconnect(db);
 }
 
+static void from_conn(struct db *db) { failed(db, mysql_errno(db->conn), mysql_error(db->conn)); }
+
 static void from_stmt(struct db *db, MYSQL_STMT *st)
 {
-	set_err(db, mysql_stmt_errno(st), mysql_stmt_error(st));
-	if (conn_lost(db->err))
-		db_disconnect(db);
+	failed(db, mysql_stmt_errno(st), mysql_stmt_error(st));
+}
+
+void db_fault_arm(struct db *db, struct db_fault f)
+{
+	db->fault = f;
+	db->nstmt = 0;
+	db->refuse_connect = 0;
+}
+
+
+/* Fails the statement with the armed fault, once, as the server or the network would. A
+ * refusal that only a connect can meet (too many connections, access denied) cuts the
+ * connection here (2013) and refuses every connect until the request ends. */
+static void fault_raise(struct db *db)
+{
+	unsigned err = db->fault.err;
+	log_write(LOG_WARN, "fault injected", "\"errno\":%u,\"statement\":%d,\"after\":%s", err,
+		db->nstmt, db->fault.after ? "true" : "false");
+	db->fault.err = 0;
+	if (err == ER_CON_COUNT_ERROR || err == ER_ACCESS_DENIED_ERROR || err == 4151 ||
+	    err == ER_TOO_MANY_USER_CONNECTIONS || err == ER_HOST_IS_BLOCKED) {
+		db->refuse_connect = err;
+		err = CR_SERVER_LOST;
+	}
+	failed(db, err, "injected fault");
+}
+
+/* Counts a statement about to be sent. True when the armed fault fails it before it is
+ * sent; *after is set when it fails once the server has run it (fault_after). */
+static bool fault_before(struct db *db, bool *after)
+{
+	*after = false;
+	if (!db->fault.err || ++db->nstmt != db->fault.at)
+		return false;
+	if (db->fault.after) {
+		*after = true;
+		return false;
+	}
+	fault_raise(db);
+	return true;
+}
+
+static bool fault_after(struct db *db, bool after)
+{
+	if (after)
+		fault_raise(db);
+	return after;
 }
 
 void db_disconnect(struct db *db)
@@ -125,6 +217,10 @@ bool db_connected(const struct db *db) { return db->conn != NULL; }
 static MYSQL *connect_node(struct db *db, const struct db_node *n)
 {
 	const struct config *c = db->cfg;
+	if (db->refuse_connect) {
+		set_err(db, db->refuse_connect, "injected fault");
+		return NULL;
+	}
 	MYSQL *m = mysql_init(NULL);
 	if (!m)
 		abort();
@@ -216,6 +312,9 @@ static MYSQL_STMT *run(struct db *db, const char *sql, const char *types, va_lis
 		set_err(db, CR_SERVER_GONE_ERROR, "not connected");
 		return NULL;
 	}
+	bool after;
+	if (fault_before(db, &after))
+		return NULL;
 	MYSQL_STMT *st = prepare(db, sql);
 	if (!st)
 		return NULL;
@@ -261,6 +360,8 @@ static MYSQL_STMT *run(struct db *db, const char *sql, const char *types, va_lis
 		from_stmt(db, st);
 		return NULL;
 	}
+	if (fault_after(db, after))   /* the server got it, then the connection went */
+		return NULL;
 	return st;
 }
 
@@ -388,6 +489,9 @@ int db_exec_raw(struct db *db, const char *sql, size_t len)
 		set_err(db, CR_SERVER_GONE_ERROR, "not connected");
 		return -1;
 	}
+	bool after;
+	if (fault_before(db, &after))
+		return -1;
 	if (mysql_real_query(db->conn, sql, len) != 0) {
 		from_conn(db);
 		return -1;
@@ -396,7 +500,7 @@ int db_exec_raw(struct db *db, const char *sql, size_t len)
 	MYSQL_RES *r = mysql_store_result(db->conn);   /* a statement may return rows: drop them */
 	if (r)
 		mysql_free_result(r);
-	return 0;
+	return fault_after(db, after) ? -1 : 0;
 }
 
 static int simple(struct db *db, const char *sql) { return db_exec_raw(db, sql, strlen(sql)); }
@@ -459,9 +563,17 @@ bool db_tx_alive(struct db *db)
 unsigned db_errno(const struct db *db) { return db->err; }
 const char *db_error(const struct db *db) { return db->errmsg; }
 
+/* Contention, and a row or table that changed under the transaction (1020, 1412): the
+ * whole transaction runs again. */
 bool db_err_retryable(const struct db *db)
 {
-	return db->err == ER_LOCK_DEADLOCK || db->err == ER_LOCK_WAIT_TIMEOUT;
+	return db->err == ER_LOCK_DEADLOCK || db->err == ER_LOCK_WAIT_TIMEOUT ||
+	       db->err == ER_CHECKREAD || db->err == ER_TABLE_DEF_CHANGED;
+}
+
+bool db_err_unavailable(const struct db *db)
+{
+	return !db->conn || db_err_retryable(db) || conn_lost(db->err) || server_refuses(db->err);
 }
 
 long long db_i(const struct dbres *r, size_t row, size_t col)

@@ -60,7 +60,22 @@ int db_rollback(struct db *db);          /* best effort; never fails the caller 
 
 unsigned db_errno(const struct db *db);  /* last server or client error, 0 if none */
 const char *db_error(const struct db *db);
-bool db_err_retryable(const struct db *db);   /* deadlock or lock wait timeout */
+bool db_err_retryable(const struct db *db);   /* deadlock, lock wait timeout: run again */
+/* The last error is the database's state, not the statement's fault: away, lost, busy,
+ * refusing or read-only (db.c: conn_lost, server_refuses). What fails for good with it is a
+ * 503 with Retry-After; any other error is a bug (500). */
+bool db_err_unavailable(const struct db *db);
+
+/* Fault injection for the tests (remit.conf fault_injection, never on in production): the
+ * at-th statement sent after db_fault_arm fails with err, once; with `after` it is sent
+ * first and fails once the server has run it (a connection lost after the server got the
+ * statement). Arming with err 0 disarms. */
+struct db_fault {
+	unsigned err;
+	int at;
+	bool after;
+};
+void db_fault_arm(struct db *db, struct db_fault f);
 
 /* False when the server says the session is no longer inside the transaction db_begin
  * opened: on Galera a replicated write set can abort it (brute force) between two

@@ -23,12 +23,14 @@ static int unavailable(struct ctx *c)
 	return reply_error(c, 503, "SERVICE_UNAVAILABLE", "the database is unavailable; retry later");
 }
 
-/* A lost database or contention that outlasted the retries is the client's to retry (503);
- * anything else is our bug (500). Neither changed anything: the transaction rolled back. */
+/* A database that is away, busy, refusing or read-only, or contention that outlasted the
+ * retries, is the client's to retry (503); anything else is our bug (500). Neither changed
+ * anything the client cannot resolve with its key: the transaction rolled back, or the
+ * COMMIT's outcome is the key's to tell. */
 int tx_db_failure(struct ctx *c)
 {
 	c->ndetails = 0;
-	if (!db_connected(c->db) || db_err_retryable(c->db))
+	if (db_err_unavailable(c->db))
 		return unavailable(c);
 	char msg[512];
 	log_escape(msg, sizeof msg, db_error(c->db), strlen(db_error(c->db)));

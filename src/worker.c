@@ -58,6 +58,22 @@ static double ms_since(const struct timespec *t0)
 	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+/* Tests only (remit.conf fault_injection = 1): "X-Remit-Fault: ERRNO@N" fails the request's
+ * N-th database statement (the first is auth's) with ERRNO, once; "ERRNO@N/after" sends it
+ * first (the server ran it, then the connection went). Every request arms its own fault or
+ * none, so nothing carries over to the next one. */
+static void arm_fault(struct ctx *c, FCGX_Request *fr)
+{
+	struct db_fault f = { 0 };
+	const char *h = c->cfg->fault_injection ? FCGX_GetParam("HTTP_X_REMIT_FAULT", fr->envp) : NULL;
+	char after[8] = "";
+	if (h && sscanf(h, "%u@%d/%7s", &f.err, &f.at, after) >= 2 && f.at > 0)
+		f.after = strcmp(after, "after") == 0;
+	else
+		f = (struct db_fault){ 0 };
+	db_fault_arm(c->db, f);
+}
+
 int worker_serve(struct ctx *c, FCGX_Request *fr)
 {
 	struct timespec t0;
@@ -74,10 +90,12 @@ int worker_serve(struct ctx *c, FCGX_Request *fr)
 	c->nq = 0;
 	c->request_id = request_id(c->a, fr);
 	http_read_request(c, fr);
+	arm_fault(c, fr);
 	int status = shed_check(c, fr);
 	if (!status)
 		status = router_serve(c, fr);
 	http_write_response(c, fr);
+	db_fault_arm(c->db, (struct db_fault){ 0 });   /* an unfired fault ends with its request */
 	metrics_request_end(status, c->rs.replayed, ms_since(&t0) / 1e3);
 	if (log_enabled(LOG_INFO)) {
 		char path[512], method[64];

@@ -10,9 +10,10 @@ package Remit::Stack;
 #   ... $st->url, $st->dbh, $st->remit('verify-audit') ...
 #   $st->stop;             # nginx, the pool, MariaDB; then $st->findings
 #
-# in_flight => N is nginx's limit of requests in the pools at once (limit_conn; past it nginx
-# answers the JSON 503): by default 2 per worker of every pool, at least 16 (Remit::Test
-# makes it at least 32, so that the tests' handfuls of concurrent clients never meet it).
+# in_flight => N is nginx's cap of requests in the pools at once (limit_conn; past it nginx
+# answers the JSON 503). It is not what sheds a burst: the pool does, by waiting time
+# (shed_after_ms, issue 29). By default the cap is what the pools' sockets can queue
+# (listen_backlog of each pool), so that nginx never has a connect refused (a 502).
 #
 # pools => N starts N pools (`remit serve` masters), each with its own config, socket and
 # log (remit.conf, remit-2.conf, ...), all on the one database, behind one nginx upstream
@@ -146,13 +147,13 @@ sub db_pid      { $_[0]{pid}{db} }
 sub nginx_pid   { $_[0]{pid}{nginx} }
 sub findings    { @{ $_[0]{findings} } }
 
-# nginx's limit of requests in the pools at once (@IN_FLIGHT@ in nginx/remit.conf.in).
+# nginx's cap of requests in the pools at once (@IN_FLIGHT@ in nginx/remit.conf.in): what
+# their sockets queue. A request waits there; the worker that picks it up sheds it when it
+# waited past shed_after_ms.
 sub in_flight {
     my ($self) = @_;
     return $self->{in_flight} if $self->{in_flight};
-    my $workers = $self->_conf->{workers} || 8;    # 0: remit picks 2 × cores
-    my $n = 2 * $workers * $self->{pools};
-    return $n < 16 ? 16 : $n;
+    return ($self->_conf->{listen_backlog} || 1024) * $self->{pools};
 }
 
 # Pool 1 is "remit" (remit.conf, remit.sock, remit.log), pool N is "remit-N": the name of its
@@ -370,7 +371,9 @@ sub _db_args {
 # (ten for a durable one: crash recovery of a real redo log takes its time).
 sub _wait_db {
     my ($self) = @_;
-    my $deadline = time + ($self->{durable} ? 600 : 60);
+    # A Galera joiner opens its socket only after its state transfer (mariabackup), which
+    # took more than a minute on a host at a load average of 30 (issue 29): five minutes.
+    my $deadline = time + ($self->{durable} ? 600 : $self->{wsrep_ports} ? 300 : 60);
     my $sock = $self->db_socket;
     while (time < $deadline) {
         return 0 unless $self->_running('db');
@@ -553,7 +556,7 @@ sub _conf {
         idem_retention => 86400,
         purge_interval => 60,
         tx_retries     => 5,
-        shed_after_ms  => 1000,
+        shed_after_ms  => 250,
         %{ $self->{conf} },
     };
     $conf->{listen} = $self->socket_path($n) if defined $n && $n > 1;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "idem_key.h"
 
@@ -32,6 +33,7 @@ void http_read_request(struct ctx *c, FCGX_Request *fr)
 	r->authorization = param(fr, "HTTP_AUTHORIZATION");
 	r->idem_header = param(fr, "HTTP_IDEMPOTENCY_KEY");
 	r->if_match = param(fr, "HTTP_IF_MATCH");
+	r->accept = param(fr, "HTTP_ACCEPT");
 	const char *cl = param(fr, "CONTENT_LENGTH");
 	r->content_length = -1;
 	if (cl && *cl) {
@@ -96,6 +98,9 @@ void http_write_response(struct ctx *c, FCGX_Request *fr)
 			rs->content_type ? rs->content_type : "application/json");
 	if (rs->etag > 0)
 		n += snprintf(head + n, sizeof head - (size_t)n, "ETag: \"%lld\"\r\n", rs->etag);
+	if (rs->disposition)
+		n += snprintf(head + n, sizeof head - (size_t)n, "Content-Disposition: %s\r\n",
+			rs->disposition);
 	if (rs->allow)
 		n += snprintf(head + n, sizeof head - (size_t)n, "Allow: %s\r\n", rs->allow);
 	if (rs->www_authenticate)
@@ -256,4 +261,19 @@ long long id_parse(const char *s)
 		v = v * 10 + (*s - '0');
 	}
 	return v;
+}
+
+/* Any media range of the list that is text/csv, whatever its parameters: a client that asks
+ * for CSV at all gets it, every other Accept gets JSON (API §10). */
+bool http_wants_csv(const struct ctx *c)
+{
+	const char *s = c->rq.accept;
+	while (s && *s) {
+		s += strspn(s, " \t,");
+		size_t n = strcspn(s, ";, \t");
+		if (n == 8 && strncasecmp(s, "text/csv", 8) == 0)
+			return true;
+		s += strcspn(s, ",");
+	}
+	return false;
 }

@@ -30,6 +30,7 @@ struct request {
 	const char *authorization;
 	const char *idem_header;   /* Idempotency-Key as sent, NULL when absent */
 	const char *if_match;
+	const char *accept;        /* Accept as sent, NULL when absent */
 	const char *body;
 	size_t body_len;
 	long content_length;       /* -1 when absent */
@@ -63,12 +64,14 @@ struct response {
 	long long etag;            /* version for ETag, 0 for none */
 	const char *allow;         /* 405 */
 	const char *content_type;  /* NULL: application/json */
+	const char *disposition;   /* Content-Disposition, NULL for none */
 	long retry_after;          /* seconds for Retry-After, 0 for none (true: 1 s) */
 	bool www_authenticate, replayed;
 };
 
 struct idem;
 struct audit_event;
+struct signals;
 
 struct ctx {
 	struct arena *a;
@@ -87,6 +90,7 @@ struct ctx {
 	struct detail details[MAX_DETAILS];
 	int ndetails;
 	struct audit_event *audit, *audit_tail;   /* buffered by audit_add (audit.h) */
+	const struct signals *signals;         /* of the page of requests being written */
 };
 
 /* The pipeline's return vocabulary. A handler, a reply helper, and every step that may answer
@@ -126,6 +130,9 @@ int reply_validation(struct ctx *c);   /* 400 VALIDATION_ERROR with the collecte
 /* If-Match check for a mutation of an object at `version`: STEP_GO_ON when absent or
  * matching, else the 412 reply's status. */
 int check_if_match(struct ctx *c, long long version);
+
+/* True when the client's Accept names text/csv (API §10: a list as CSV). */
+bool http_wants_csv(const struct ctx *c);
 
 /* Parses a path parameter as an id; 0 when it is not one (the caller answers 404). */
 long long param_id(struct ctx *c, int i);

@@ -2,6 +2,9 @@
 #include "page.h"
 
 #include <stdint.h>
+#include <string.h>
+
+#include "csv.h"
 
 #include "valid.h"
 
@@ -69,4 +72,48 @@ int page_empty(struct ctx *c)
 {
 	reply_list(c);
 	return reply_list_done(c, 0);
+}
+
+bool page_export(struct ctx *c, struct page *p)
+{
+	if (!http_wants_csv(c))
+		return false;
+	p->before = INT64_MAX;
+	p->limit = CSV_MAX_ROWS;
+	p->fetch = CSV_MAX_ROWS + 1;
+	return true;
+}
+
+/* The items are written as the JSON list every client gets, then read back as CSV: one
+ * representation per resource, so the CSV can never say other than the JSON does. */
+int page_reply_csv(struct ctx *c, const struct page *p, const struct dbres *r, page_item_fn item,
+	const char *const cols[], const char *filename)
+{
+	if (r->nrows > CSV_MAX_ROWS) {
+		detail_str(c, "filters", "match more than 100000 rows: narrow them");
+		return reply_validation(c);
+	}
+	page_reply(c, p, r, item);
+	const unsigned char *text;
+	size_t len;
+	struct jv *doc;
+	yajl_gen_get_buf(c->rs.gen, &text, &len);
+	if (json_parse(c->a, (const char *)text, len, &doc) < 0)
+		return http_reset_response(c), reply_error(c, 500, "INTERNAL_ERROR", "internal error");
+	struct jv *items = json_get(doc, "data");
+	struct csv w;
+	csv_init(&w, c->a);
+	for (const char *const *k = cols; *k; k++)
+		csv_field(&w, *k, strlen(*k));
+	csv_row_end(&w);
+	for (size_t i = 0; i < items->n; i++) {
+		for (const char *const *k = cols; *k; k++)
+			csv_json_field(&w, json_get(items->v[i], *k));
+		csv_row_end(&w);
+	}
+	c->rs.body = w.buf;
+	c->rs.body_len = w.len;
+	c->rs.content_type = "text/csv; charset=utf-8";
+	c->rs.disposition = arena_printf(c->a, "attachment; filename=\"%s\"", filename);
+	return c->rs.status;
 }

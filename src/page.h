@@ -4,6 +4,7 @@
  * and the row past the limit only tells that there is a next page. */
 #ifndef REMIT_PAGE_H
 #define REMIT_PAGE_H
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "http.h"
@@ -47,6 +48,19 @@ int page_reply(struct ctx *c, const struct page *p, const struct dbres *r, page_
 /* The whole of a list that takes only limit and cursor: `sql` selects the page with three
  * placeholders, the owner's id (`owner`), the cursor and the row count. */
 int page_list(struct ctx *c, const char *sql, long long owner, page_item_fn item);
+
+/* At most this many rows in one CSV export (API §10). */
+#define CSV_MAX_ROWS 100000
+
+/* When the client asks for CSV (Accept: text/csv), widens `p` to every row that matches,
+ * up to CSV_MAX_ROWS + 1 (the one more tells that there are too many), and returns true. */
+bool page_export(struct ctx *c, struct page *p);
+
+/* page_reply, then the items as CSV, attachment `filename`: one column per name of `cols`
+ * (NULL-terminated; a member an item lacks is an empty field). More than CSV_MAX_ROWS rows
+ * → 400 VALIDATION_ERROR naming `filters`. */
+int page_reply_csv(struct ctx *c, const struct page *p, const struct dbres *r, page_item_fn item,
+	const char *const cols[], const char *filename);
 
 /* Answers an empty last page (a filter that can match nothing). */
 int page_empty(struct ctx *c);

@@ -30,6 +30,7 @@ static const struct route {
 	{ "GET",    "/api/v1/me",                        h_me,                ROLE_ANY,       0 },
 	{ "POST",   "/api/v1/users",                     h_users_create,      ROLE_ADMIN,     R_TX | R_IDEM },
 	{ "GET",    "/api/v1/users",                     h_users_list,        ROLE_ADMIN,     0 },
+	{ "GET",    "/api/v1/members",                   h_members_list,      ROLE_ANY,       0 },
 	{ "POST",   "/api/v1/users/{}/tokens",           h_tokens_create,     ROLE_ADMIN,     R_TX },
 	{ "DELETE", "/api/v1/tokens/{}",                 h_tokens_revoke,     ROLE_ANY,       R_TX },
 	{ "PATCH",  "/api/v1/users/{}",                  h_users_patch,       ROLE_ADMIN,     R_TX },

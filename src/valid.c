@@ -265,14 +265,48 @@ long long q_id(struct ctx *c, const char *name)
 	return id ? id : -1;
 }
 
-const char *q_status(struct ctx *c, const char *const statuses[])
+const char *q_one_of(struct ctx *c, const char *name, const char *const values[],
+	const char *message)
 {
-	const char *s = q_get(c, "status");
+	const char *s = q_get(c, name);
 	if (!s)
 		return NULL;
-	for (const char *const *st = statuses; *st; st++)
-		if (strcmp(*st, s) == 0)
-			return *st;
-	detail_str(c, "status", "is not a known status");
+	for (const char *const *v = values; *v; v++)
+		if (strcmp(*v, s) == 0)
+			return *v;
+	detail_str(c, name, message);
 	return NULL;
+}
+
+const char *q_status(struct ctx *c, const char *const statuses[])
+{
+	return q_one_of(c, "status", statuses, "is not a known status");
+}
+
+const char *q_text(struct ctx *c, const char *name, long min, long max)
+{
+	const char *s = q_get(c, name);
+	if (!s)
+		return NULL;
+	size_t len = strlen(s);
+	long n = utf8_count(s, len);
+	if (n < min || n > max || text_has_control(s, len)) {
+		detail_str(c, name, arena_printf(c->a, "must be %ld to %ld characters, none a control"
+			" character", min, max));
+		return NULL;
+	}
+	return s;
+}
+
+enum v_result q_money(struct ctx *c, const char *name, int minor, int64_t *out)
+{
+	const char *s = q_get(c, name);
+	if (!s)
+		return V_ABSENT;
+	const char *err = money_parse(s, strlen(s), minor < 0 ? 4 : minor, true, out);
+	if (err) {
+		detail_str(c, name, err);
+		return V_BAD;
+	}
+	return minor < 0 ? V_BAD : V_OK;
 }

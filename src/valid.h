@@ -43,5 +43,13 @@ void q_page(struct ctx *c, int *limit, long long *cursor);
 long long q_id(struct ctx *c, const char *name);
 /* status must be one of `statuses` (NULL-terminated); NULL when absent. */
 const char *q_status(struct ctx *c, const char *const statuses[]);
+/* The same for any parameter, recording `message` for a value not in `values`. */
+const char *q_one_of(struct ctx *c, const char *name, const char *const values[],
+	const char *message);
+/* Text of min..max code points without control characters; NULL when absent or bad. */
+const char *q_text(struct ctx *c, const char *name, long min, long max);
+/* An amount for a currency with `minor` digits, 0 allowed (minor < 0: the currency is
+ * unknown, only the form is checked and the result is V_BAD). */
+enum v_result q_money(struct ctx *c, const char *name, int minor, int64_t *out);
 
 #endif

@@ -6,9 +6,31 @@
 #define EVENT_FROM \
 	"SELECT id, at, actor_id, action, object_type, object_id, idempotency_key, correlation_id," \
 	" data, hash, prev_hash, cred_kind, cred_id, cred_minted_by FROM audit_events WHERE org_id = ?"
-static const char SQL_EVENTS[] = EVENT_FROM " AND id < ? ORDER BY id DESC LIMIT ?";
-static const char SQL_EVENTS_OBJECT[] =
-	EVENT_FROM " AND object_id = ? AND id < ? ORDER BY id DESC LIMIT ?";
+/* The filters (API §10) bind '' or 0 when absent, so two static statements cover them all:
+ * one for an object (its id is the most selective filter, indexes audit_object and
+ * audit_type_object), one without. */
+#define EVENT_FILTERS \
+	" AND (? = '' OR object_type = ?) AND (? = 0 OR actor_id = ?) AND (? = '' OR action = ?)" \
+	" AND id < ? ORDER BY id DESC LIMIT ?"
+static const char SQL_EVENTS[] = EVENT_FROM EVENT_FILTERS;
+static const char SQL_EVENTS_OBJECT[] = EVENT_FROM " AND object_id = ?" EVENT_FILTERS;
+
+/* The values events carry (API §4, with v1.2's). */
+static const char *const object_types[] = { "org", "user", "token", "session", "approval_rules",
+	"batch", "request", "debtor_accounts", "payment_file", "webhook_endpoint", NULL };
+static const char *const actions[] = { "org.created", "user.created", "user.updated",
+	"user.invited", "user.password_set", "token.created", "token.revoked", "session.created",
+	"session.ended", "approval_rules.replaced", "batch.created", "batch.submitted",
+	"batch.cancelled", "batch.completed", "request.created", "request.updated",
+	"request.deleted", "request.submitted", "request.approved", "request.rejected",
+	"request.paid", "request.cancelled", "request.returned", "debtor_accounts.replaced",
+	"payment_file.created", "payment_file.settled", "payment_file.voided",
+	"payment_file.report_applied", "webhook_endpoint.created", "webhook_endpoint.deleted",
+	"webhook_endpoint.disabled", NULL };
+
+static const char *const event_cols[] = { "id", "at", "actorId", "action", "objectType",
+	"objectId", "idempotencyKey", "correlationId", "data", "hash", "prevHash", "credential",
+	NULL };
 
 /* `data` is the JSON text the event was written with: nested as an object, not a string. */
 static void write_data(struct ctx *c, yajl_gen g, const char *text, size_t len)
@@ -51,21 +73,27 @@ static size_t event_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_
 
 int h_audit_list(struct ctx *c)
 {
-	static const char *const allowed[] = { "objectId", "limit", "cursor", NULL };
+	static const char *const allowed[] = { "objectId", "objectType", "actorId", "action",
+		"limit", "cursor", NULL };
 	struct page p;
-	int rc = page_begin(c, allowed, NULL, NULL, &p);
-	if (rc != STEP_GO_ON)
-		return rc;
-	/* Any objectId that is no object of this organisation simply matches nothing. */
-	long long object = q_id(c, "objectId");
-	if (object < 0)
-		return page_empty(c);
-	struct dbres r;
-	rc = object
-		? db_query(c->db, c->a, &r, SQL_EVENTS_OBJECT, "iiii", c->me.org_id, object, p.before,
-			p.fetch)
-		: db_query(c->db, c->a, &r, SQL_EVENTS, "iii", c->me.org_id, p.before, p.fetch);
+	page_parse(c, allowed, NULL, NULL, &p);
+	const char *type = q_one_of(c, "objectType", object_types, "is not a type of object");
+	const char *action = q_one_of(c, "action", actions, "is not an action");
+	if (c->ndetails)
+		return reply_validation(c);
+	bool csv = page_export(c, &p);
+	/* Any id that is no object or user of this organisation simply matches nothing. */
+	long long object = q_id(c, "objectId"), actor = q_id(c, "actorId");
+	struct dbres r = { 0 };
+	type = type ? type : "";
+	action = action ? action : "";
+	int rc = object < 0 || actor < 0 ? 0
+		: object ? db_query(c->db, c->a, &r, SQL_EVENTS_OBJECT, "iissiissii", c->me.org_id,
+			object, type, type, actor, actor, action, action, p.before, p.fetch)
+		: db_query(c->db, c->a, &r, SQL_EVENTS, "issiissii", c->me.org_id, type, type, actor,
+			actor, action, action, p.before, p.fetch);
 	if (rc < 0)
 		return HANDLER_DB_ERROR;
-	return page_reply(c, &p, &r, event_item);
+	return csv ? page_reply_csv(c, &p, &r, event_item, event_cols, "audit.csv")
+		: page_reply(c, &p, &r, event_item);
 }

@@ -7,6 +7,7 @@ int h_healthz(struct ctx *c);
 int h_me(struct ctx *c);
 int h_users_create(struct ctx *c);
 int h_users_list(struct ctx *c);
+int h_members_list(struct ctx *c);
 int h_tokens_create(struct ctx *c);
 int h_tokens_revoke(struct ctx *c);
 int h_users_patch(struct ctx *c);

@@ -21,6 +21,9 @@ static const char SQL_BALANCES[] =
 	" WHERE l.org_id = ? GROUP BY l.currency, cu.minor_unit ORDER BY l.currency";
 
 
+static const char *const entry_cols[] = { "id", "requestId", "batchId", "type", "amount",
+	"currency", "createdAt", NULL };
+
 static size_t entry_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t i)
 {
 	char money[MONEY_FMT_MAX];
@@ -44,18 +47,18 @@ int h_ledger_entries(struct ctx *c)
 	int rc = page_begin(c, allowed, NULL, NULL, &p);
 	if (rc != STEP_GO_ON)
 		return rc;
+	bool csv = page_export(c, &p);
 	/* Any requestId that is no request of this organisation simply matches nothing. */
 	long long request = q_id(c, "requestId");
-	if (request < 0)
-		return page_empty(c);
-	struct dbres r;
-	rc = request
-		? db_query(c->db, c->a, &r, SQL_ENTRIES_REQUEST, "iiii", c->me.org_id, request,
-			p.before, p.fetch)
+	struct dbres r = { 0 };
+	rc = request < 0 ? 0
+		: request ? db_query(c->db, c->a, &r, SQL_ENTRIES_REQUEST, "iiii", c->me.org_id,
+			request, p.before, p.fetch)
 		: db_query(c->db, c->a, &r, SQL_ENTRIES, "iii", c->me.org_id, p.before, p.fetch);
 	if (rc < 0)
 		return HANDLER_DB_ERROR;
-	return page_reply(c, &p, &r, entry_item);
+	return csv ? page_reply_csv(c, &p, &r, entry_item, entry_cols, "ledger-entries.csv")
+		: page_reply(c, &p, &r, entry_item);
 }
 
 /* One entry per currency the organisation's ledger holds: a short list, never paged, so

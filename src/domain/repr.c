@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "domain/lock.h"
+#include "domain/signals.h"
 
 #define NREQUEST_STATUSES RS_COUNT
 
@@ -111,7 +112,8 @@ static void write_snapshot(struct arena *a, yajl_gen g, const char *text, size_t
 	}
 }
 
-void write_request(struct arena *a, yajl_gen g, const struct dbres *r, size_t i)
+void write_request(struct arena *a, yajl_gen g, const struct dbres *r, size_t i,
+	const struct signals *s)
 {
 	char money[MONEY_FMT_MAX];
 	money_format(db_i(r, i, R_AMOUNT), (int)db_i(r, i, R_MINOR), money);
@@ -137,13 +139,32 @@ void write_request(struct arena *a, yajl_gen g, const struct dbres *r, size_t i)
 	jw_time(g, "paidAt", db_s(r, i, R_PAID_AT));
 	jw_id(g, "paidBy", db_i(r, i, R_PAID_BY));
 	jw_str(g, "paymentReference", db_s(r, i, R_REFERENCE));
+	signals_write(g, s, db_i(r, i, R_ID));
 	jw_close(g);
 }
 
 size_t request_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t row)
 {
-	write_request(c->a, g, r, row);
+	write_request(c->a, g, r, row, c->signals);
 	return row + 1;
+}
+
+/* The CSV columns: the representation's top-level members in the contract's order. */
+static const char *const request_cols[] = { "id", "batchId", "status", "amount", "currency",
+	"beneficiaryName", "beneficiaryAccount", "purpose", "createdBy", "createdAt", "updatedAt",
+	"version", "requiredApprovals", "approvalCount", "snapshot", "paidAt", "paidBy",
+	"paymentReference", "signals", NULL };
+
+int reply_request_page(struct ctx *c, const struct page *p, const struct dbres *r, bool csv)
+{
+	struct signals s;
+	if (signals_load(c, r, &s) < 0)
+		return HANDLER_DB_ERROR;
+	c->signals = &s;
+	int rc = csv ? page_reply_csv(c, p, r, request_item, request_cols, "requests.csv")
+		: page_reply(c, p, r, request_item);
+	c->signals = NULL;
+	return rc;
 }
 
 int reply_request(struct ctx *c, int status, long long id, bool latest)
@@ -161,7 +182,10 @@ int reply_request(struct ctx *c, int status, long long id, bool latest)
 
 int reply_request_row(struct ctx *c, int status, const struct dbres *r)
 {
-	write_request(c->a, reply_data(c, status), r, 0);
+	struct signals s;
+	if (signals_load(c, r, &s) < 0)
+		return HANDLER_DB_ERROR;
+	write_request(c->a, reply_data(c, status), r, 0, &s);
 	c->rs.etag = db_i(r, 0, R_VERSION);
 	return reply_done(c);
 }

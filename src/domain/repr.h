@@ -19,12 +19,18 @@
 	" r.required_approvals, r.approval_count, r.snapshot, r.paid_at, r.paid_by," \
 	" r.payment_reference, cu.minor_unit"
 
+struct signals;
 /* Writes the request in row `row` of a result selected with REQUEST_COLS (its snapshot is
- * parsed in `a`). */
-void write_request(struct arena *a, yajl_gen g, const struct dbres *res, size_t row);
+ * parsed in `a`), with its signals from `s` (signals.h). */
+void write_request(struct arena *a, yajl_gen g, const struct dbres *res, size_t row,
+	const struct signals *s);
 
-/* write_request as a list's item (page_item_fn). */
+/* write_request as a list's item (page_item_fn), with the signals of c->signals. */
 size_t request_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t row);
+
+/* Replies with a page of requests selected with REQUEST_COLS and their signals (one more
+ * statement for the whole page); as CSV (page_reply_csv) when `csv`. */
+int reply_request_page(struct ctx *c, const struct page *p, const struct dbres *r, bool csv);
 
 /* Replies with one request of the caller's organisation as `data` (ETag: its version); 404
  * when there is none, else 400 with the details recorded so far (a GET's query parameters

@@ -166,7 +166,7 @@ int h_requests_list(struct ctx *c)
 			p.fetch);
 	if (rc < 0)
 		return HANDLER_DB_ERROR;
-	return page_reply(c, &p, &r, request_item);
+	return reply_request_page(c, &p, &r, false);
 }
 
 int h_requests_get(struct ctx *c)

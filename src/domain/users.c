@@ -138,6 +138,29 @@ int h_users_list(struct ctx *c)
 	return page_list(c, SQL_USERS, c->me.org_id, user_item);
 }
 
+/* Members (API §10): how every screen names people, so any user may list them; without
+ * the email, which stays an ADMIN's to see. */
+static const char SQL_MEMBERS[] =
+	"SELECT id, name, roles, active FROM users WHERE org_id = ? AND id < ?"
+	" ORDER BY id DESC LIMIT ?";
+
+static size_t member_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t i)
+{
+	(void)c;
+	jw_open(g, NULL);
+	jw_id(g, "id", db_i(r, i, 0));
+	jw_str(g, "name", db_s(r, i, 1));
+	write_roles(g, (unsigned)db_i(r, i, 2));
+	jw_bool(g, "active", db_i(r, i, 3) != 0);
+	jw_close(g);
+	return i + 1;
+}
+
+int h_members_list(struct ctx *c)
+{
+	return page_list(c, SQL_MEMBERS, c->me.org_id, member_item);
+}
+
 /* `roles`: a non-empty array of role names → bit set; 0 after recording an error. */
 static unsigned parse_roles(struct ctx *c)
 {

@@ -6,6 +6,7 @@ import AxeBuilder from '@axe-core/playwright';
 import {
 	launch, newOrg, newUser, newPage, signIn, screen, shot, api, ok, list, tag, URL,
 } from './lib.mjs';
+import approvers from './approvers.mjs';
 
 let n = 0, failed = 0;
 function check(cond, name, diag) {
@@ -184,7 +185,7 @@ scenarios['the maker cannot approve their own request'] = async () => {
 	await screen(p, '#/approvals');
 	await p.click(`tr[data-id="${rid}"] button.approve`);
 	const err = await p.waitForSelector(`tr[data-id="${rid}"] .status.error`);
-	check(/SELF_APPROVAL_FORBIDDEN/.test(await err.textContent()), "the API's 403 is shown", await err.textContent());
+	check(/You made this request/.test(await err.textContent()), "the API's 403 is shown in plain words", await err.textContent());
 	eq((await list(t.self.token, `/requests/${rid}/approvals`)).length, 0, 'no decision was recorded');
 };
 
@@ -481,7 +482,7 @@ scenarios['every screen: no serious or critical axe violation, 360 px wide, scre
 	await shot(p, 'accept');
 	const m = await page(t.maker);
 	await screen(m, `#/batches/${batch.id}`);
-	eq(await m.locator('tr .warning:has-text("Possible duplicate")').count(), 2, 'same account, amount and currency: both flagged');
+	eq(await m.locator('tr .signal[data-code="DUPLICATE"]').count(), 2, 'same account, amount and currency: both flagged');
 };
 
 scenarios['security headers on / and no console error or CSP violation anywhere'] = async () => {
@@ -493,6 +494,8 @@ scenarios['security headers on / and no console error or CSP violation anywhere'
 	const errors = pages.flatMap(p => p.errors.filter(e => !/status of (4\d\d|5\d\d)|net::ERR_FAILED/.test(e)));
 	check(!errors.length, 'no page error or CSP violation in any page of the run', errors.join('\n'));
 };
+
+Object.assign(scenarios, approvers({ check, eq, page, team, batchWith, flash, clear }));
 
 const only = process.argv.slice(2);
 for (const [name, fn] of Object.entries(scenarios)) {

@@ -2,7 +2,7 @@
 // signing in again when a session ends.
 import { auth, call, get } from './api.js';
 import { parseRoute, go } from './nav.js';
-import { h, replace, field, errorText, announce, takeFlash } from './ui.js';
+import { h, replace, field, errorText, announce, takeFlash, loadMembers } from './ui.js';
 
 const views = {
 	batches: () => import('./views/batches.js'),
@@ -44,6 +44,7 @@ async function signOut() {
 	go('signin');
 }
 
+let membersLoaded = false;
 async function render() {
 	const { parts, params } = parseRoute();
 	let name = parts[0] || 'batches';
@@ -59,6 +60,8 @@ async function render() {
 	const main = document.getElementById('main');
 	main.setAttribute('aria-busy', 'true');
 	try {
+		// Names for every screen, once per page load (a failure leaves "user 7").
+		if (auth.token && !membersLoaded) membersLoaded = await loadMembers().then(() => true, () => false);
 		const mod = await views[name]();
 		const screen = await mod.render({ parts, params, name });
 		const note = takeFlash();
@@ -130,7 +133,7 @@ document.querySelector('.skip').addEventListener('click', ev => {
 	ev.preventDefault();
 	document.getElementById('main').focus();
 });
-document.addEventListener('remit:signedin', () => { announce('Signed in'); });
+document.addEventListener('remit:signedin', () => { membersLoaded = false; announce('Signed in'); });
 // Roles may have changed since sign-in (or the session ended): ask once per page load.
 if (auth.token) refreshMe().catch(() => {}).finally(render);
 else render();

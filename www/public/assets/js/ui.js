@@ -1,6 +1,6 @@
 // DOM building (never innerHTML with data), money and text formatting, and the runner that
 // gives every button and form its exactly-once behaviour.
-import { call, newIntent, ApiError } from './api.js';
+import { call, newIntent, ApiError, all } from './api.js';
 
 export function h(tag, attrs, ...children) {
 	const el = document.createElement(tag);
@@ -99,7 +99,28 @@ export function masked(a) {
 const dtf = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 export const when = iso => iso ? h('time', { datetime: iso, title: iso }, dtf.format(new Date(iso))) : '';
 
-export const userLabel = (id, me) => id === me.id ? 'you' : `user ${id}`;
+// People by name (API §10: GET /members, for every user), loaded once per page load.
+const members = new Map();
+export async function loadMembers() {
+	for (const m of await all('/members')) members.set(m.id, m.name);
+}
+export const memberName = id => members.get(id) || `user ${id}`;
+export const userLabel = (id, me) => id === me.id ? 'you' : memberName(id);
+
+// The signals the server computed for a request (API §10), as short chips, each saying
+// what to check; nothing for a request without any.
+const SIGNALS = {
+	DUPLICATE: ids => `Possible duplicate of request ${ids.join(', ')}: same account, currency and amount within 90 days`,
+	NEW_BENEFICIARY: () => 'New beneficiary: nothing was ever paid to this account',
+	ACCOUNT_CHANGED: ids => `Account changed: this name was paid to another account (request ${ids.join(', ')})`,
+};
+export function signalChips(r) {
+	const list = r.signals || [];
+	if (!list.length) return '';
+	return h('ul', { class: 'signals', 'aria-label': 'Signals' }, list.map(s => h('li', {
+		class: 'signal ' + s.code.toLowerCase(), 'data-code': s.code,
+	}, (SIGNALS[s.code] || (() => s.code))(s.requestIds))));
+}
 
 // ---- messages ---------------------------------------------------------------------------
 
@@ -109,10 +130,24 @@ export function announce(text) {
 	setTimeout(() => { live.textContent = text; }, 30);
 }
 
+// What an error code means for the person in front of the screen, and what to do next.
+const PLAIN = {
+	INVALID_STATE: e => `This was already finished by someone else (it is now ${String(e.details && e.details.status || 'changed').replace(/_/g, ' ').toLowerCase()}): nothing more to do here.`,
+	ALREADY_DECIDED: () => 'You have already decided this request: nothing more to do here.',
+	SELF_APPROVAL_FORBIDDEN: () => 'You made this request (created, changed or submitted it), so someone else must approve it.',
+	SELF_PAYMENT_FORBIDDEN: () => 'You made this request, so another treasurer must mark it paid.',
+	FORBIDDEN: () => 'Your account may not do this. Ask an administrator for the role it needs.',
+	NOT_FOUND: () => 'This no longer exists, or it belongs to another organisation.',
+	VERSION_CONFLICT: () => 'Someone else changed this while you were working: reload to see their change.',
+	BATCH_FULL: () => 'This batch is full (5,000 requests): start a new batch for the rest.',
+	TOO_MANY_ATTEMPTS: () => 'Too many attempts: wait a moment, then try again.',
+};
+
 export function errorText(err) {
 	if (!(err instanceof ApiError)) return String(err && err.message || err);
 	if (err.code === 'NETWORK') return 'The server cannot be reached. Nothing was lost: try again.';
-	return `${err.message} (${err.code})`;
+	const plain = PLAIN[err.code];
+	return plain ? plain(err) : `${err.message} (${err.code})`;
 }
 
 // Shows field errors of a VALIDATION_ERROR beside their fields (inputs named like the API's
@@ -160,9 +195,18 @@ export function select(formId, name, label, options, value) {
 // body is the same. `status` shows sending / retrying / done / the error.
 //   opts: {method, path, body, ifMatch, key: true|false, control, status, done(result),
 //          failed(err) → true when handled, form (for field errors), retrySafe, label}
+// Intents sent and not yet answered: leaving the page now would drop them silently, so the
+// browser asks first (bug 5).
+let pendingIntents = 0;
+export const pending = { start() { pendingIntents++; }, end() { pendingIntents--; } };
+window.addEventListener('beforeunload', ev => {
+	if (pendingIntents > 0) { ev.preventDefault(); ev.returnValue = ''; }
+});
+
 export async function act(opts) {
 	const { control, status } = opts;
 	if (control.disabled || control.dataset.busy) return null;
+	pending.start();
 	control.disabled = true;
 	control.dataset.busy = '1';
 	control.setAttribute('aria-busy', 'true');
@@ -211,6 +255,7 @@ export async function act(opts) {
 		announce(errorText(err));
 		return null;
 	} finally {
+		pending.end();
 		delete control.dataset.busy;
 		control.removeAttribute('aria-busy');
 		// After a success the screen is usually redrawn; until then a second click is void.

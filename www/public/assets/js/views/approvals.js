@@ -6,7 +6,7 @@
 // GET /requests/{id}/approvals and GET /batches/{id} per row shown,
 // POST /requests/{id}/approve | /reject (per row and per bulk item).
 import { auth, all, get, call, newIntent } from '../api.js';
-import { h, replace, money, masked, when, totals, confirmDialog, flash, rerender, errorText, statusBox } from '../ui.js';
+import { h, replace, money, masked, when, totals, confirmDialog, flash, rerender, errorText, statusBox, signalChips, pending } from '../ui.js';
 import { decideControls, progress, whyNot } from './decide.js';
 
 const TABS = [['mine', 'Needs me'], ['others', 'Waiting on others'], ['all', 'All pending']];
@@ -67,6 +67,7 @@ function row(r, d, me, actionable, selected, updateBulk) {
 		h('td', null, h('a', { href: `#/requests/${r.id}` }, s.beneficiaryName),
 			h('div', { class: 'mono muted' }, masked(s.beneficiaryAccount)),
 			s.purpose ? h('div', { class: 'muted' }, s.purpose) : '',
+			signalChips(r),
 			h('div', { class: 'muted' }, 'batch ', h('a', { href: `#/batches/${r.batchId}` }, d.batch ? d.batch.name : r.batchId))),
 		h('td', null, progress(r, d.approvals, me)),
 		h('td', null, reason ? h('span', { class: 'reason' }, `You cannot decide: ${reason}.`) : decideControls(r)));
@@ -93,6 +94,8 @@ async function bulkApprove(btn, chosen, status) {
 		const list = h('ul', { class: 'results', id: 'bulk-results' });
 		const show = () => replace(list, results.map(([r, text, cls]) => h('li', { class: cls }, `Request ${r.id} (${money((r.snapshot || r).amount, (r.snapshot || r).currency)}): ${text}`)));
 		replace(status, list);
+		pending.start();   // leaving now would stop the rest: the browser asks first
+		btn._pending = true;
 		for (const r of go) {
 			const intent = newIntent();     // one key per item, kept for its retries
 			try {
@@ -110,6 +113,8 @@ async function bulkApprove(btn, chosen, status) {
 	} catch (err) {
 		replace(status, errorText(err));
 	} finally {
+		if (btn._pending) pending.end();
+		btn._pending = false;
 		btn.disabled = false;
 	}
 }

@@ -1,41 +1,52 @@
-// The audit log, organisation-wide or of one object (?objectId= kept in the URL), with a
+// The audit log, organisation-wide or filtered (?objectType=&objectId=&action=&actorId= kept
+// in the URL; a type and an id name one object: an id alone would mix request 1, batch 1,
+// user 1...), with a
 // check that the events shown link into one chain (each prevHash is the hash before it).
 // The API offers no verification of the hashes themselves: `remit verify-audit` does that.
-// API: GET /audit?objectId=&limit=&cursor=.
+// API: GET /audit?objectType=&objectId=&action=&actorId=&limit=&cursor=, GET /audit as CSV.
 import { auth, get } from '../api.js';
-import { h, replace, when, userLabel } from '../ui.js';
+import { h, replace, when, userLabel, memberName } from '../ui.js';
 import { describe } from './timeline.js';
 
 export async function render({ params }) {
 	const me = auth.user;
 	const objectId = params.get('objectId') || '';
+	const objectType = TYPES.includes(params.get('objectType')) ? params.get('objectType') : '';
+	const actorId = params.get('actorId') || '';
+	const filters = { objectType, objectId, actorId };
 	const events = [];
 	const body = h('tbody');
 	const more = h('div', { class: 'actions' });
 	const chain = h('p', { id: 'chain-state', role: 'status' });
 	const load = async cursor => {
 		const q = new URLSearchParams({ limit: '100' });
-		if (objectId) q.set('objectId', objectId);
+		for (const [k, v] of Object.entries(filters)) if (v) q.set(k, v);
 		if (cursor) q.set('cursor', cursor);
 		const page = await get('/audit?' + q);
 		events.push(...page.data);
 		body.append(...page.data.map(e => h('tr', null, h('td', null, when(e.at)),
 			h('td', null, e.actorId ? userLabel(e.actorId, me) : 'system', madeBy(e, me)),
-			h('td', null, e.action), h('td', null, `${e.objectType} `, h('a', { href: `#/audit?objectId=${e.objectId}` }, e.objectId)),
+			h('td', null, e.action), h('td', null, `${e.objectType} `, h('a', { href: `#/audit?objectType=${e.objectType}&objectId=${e.objectId}` }, e.objectId)),
 			h('td', null, describe(e)), h('td', { class: 'mono hide-narrow' }, e.hash.slice(0, 12) + '…'))));
 		replace(more, page.json.nextCursor ? h('button', { type: 'button', class: 'secondary', onclick: () => load(page.json.nextCursor) }, 'Show more') : '');
-		replace(chain, objectId ? 'Filtered to one object: the chain links are checked on the organisation-wide log.' : chainState(events));
+		replace(chain, objectId || objectType || actorId ? 'Filtered to one object: the chain links are checked on the organisation-wide log.' : chainState(events));
 	};
 	await load();
 	const filter = h('form', { id: 'auditfilter', class: 'row' },
+		h('div', { class: 'field' }, h('label', { for: 'audit-objectType' }, 'Object type'),
+			h('select', { id: 'audit-objectType', name: 'objectType' }, ['', ...TYPES].map(t =>
+				h('option', { value: t, selected: t === objectType }, t ? t.replace(/_/g, ' ') : 'any')))),
 		h('div', { class: 'field' }, h('label', { for: 'audit-objectId' }, 'Object ID'),
 			h('input', { id: 'audit-objectId', name: 'objectId', value: objectId, inputmode: 'numeric' })),
 		h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'secondary' }, 'Filter')));
 	filter.addEventListener('submit', ev => {
 		ev.preventDefault();
-		location.hash = '#/audit' + (filter.elements.objectId.value ? '?objectId=' + encodeURIComponent(filter.elements.objectId.value.trim()) : '');
+		const q = new URLSearchParams();
+		for (const k of ['objectType', 'objectId']) if (filter.elements[k].value.trim()) q.set(k, filter.elements[k].value.trim());
+		if (actorId) q.set('actorId', actorId);
+		location.hash = '#/audit' + (String(q) ? '?' + q : '');
 	});
-	return h('div', null, h('h1', null, objectId ? `Audit log of object ${objectId}` : 'Audit log'),
+	return h('div', null, h('h1', null, title(objectType, objectId, actorId)),
 		filter, chain,
 		h('div', { class: 'table-wrap' }, h('table', null,
 			h('caption', { class: 'visually-hidden' }, 'Audit events'),
@@ -48,6 +59,15 @@ export async function render({ params }) {
 function madeBy(e, me) {
 	const admin = e.credential && e.credential.mintedBy;
 	return admin ? h('span', { class: 'minted-by' }, ` with a token made by ${userLabel(admin, me)}`) : null;
+}
+
+const TYPES = ['org', 'user', 'token', 'session', 'approval_rules', 'batch', 'request', 'debtor_accounts',
+	'payment_file', 'webhook_endpoint'];
+
+function title(type, id, actor) {
+	const what = type ? type.replace(/_/g, ' ') : 'object';
+	const of = id ? ` of ${what} ${id}` : type ? ` of every ${what}` : '';
+	return `Audit log${of}${actor ? ` by ${memberName(actor)}` : ''}`;
 }
 
 function chainState(events) {

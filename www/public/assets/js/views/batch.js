@@ -6,8 +6,7 @@
 import { auth, get, all } from '../api.js';
 import {
 	h, replace, money, masked, groups, when, act, field, select, statusBox, parseAmount,
-	CURRENCIES, fieldErrors, confirmDialog, flash, rerender, doneText, totals, userLabel, badge,
-} from '../ui.js';
+	CURRENCIES, fieldErrors, confirmDialog, flash, rerender, doneText, totals, userLabel, badge, signalChips } from '../ui.js';
 import { timeline } from './timeline.js';
 
 const DAY = 86400000;
@@ -18,7 +17,7 @@ export async function render({ parts }) {
 		get(`/batches/${encodeURIComponent(id)}`),
 		all(`/batches/${encodeURIComponent(id)}/requests`),
 		get('/requests?limit=200').then(r => r.data),
-		get(`/audit?objectId=${encodeURIComponent(id)}&limit=100`).then(r => r.data.filter(e => e.objectType === 'batch')),
+		get(`/audit?objectType=batch&objectId=${encodeURIComponent(id)}&limit=100`).then(r => r.data),
 	]);
 	const batch = b.data;
 	const me = auth.user;
@@ -71,12 +70,11 @@ function requestTable(reqs, { canEdit, dup, me, editSlot, batch }) {
 		h('thead', null, h('tr', null, h('th', { class: 'num' }, 'Amount'), h('th', null, 'Beneficiary'),
 			h('th', { class: 'hide-narrow' }, 'Account'), h('th', null, 'Status'), h('th', null, h('span', { class: 'visually-hidden' }, 'Actions')))),
 		h('tbody', null, reqs.map(r => {
-			const dups = dup(r.beneficiaryAccount, r.amount, r.currency, r.id);
 			return h('tr', { 'data-id': r.id },
 				h('td', { class: 'num' }, money(r.amount, r.currency)),
 				h('td', null, h('a', { href: `#/requests/${r.id}` }, r.beneficiaryName),
 					r.purpose ? h('div', { class: 'muted' }, r.purpose) : '',
-					dups.length ? h('div', { class: 'warning' }, `Possible duplicate of request ${dups.map(d => d.id).join(', ')}: same account, amount and currency within 30 days.`) : ''),
+					signalChips(r)),
 				h('td', { class: 'hide-narrow mono' }, masked(r.beneficiaryAccount)),
 				h('td', null, badge(r.status),
 					r.status === 'PENDING_APPROVAL' ? h('div', { class: 'muted' }, `${r.approvalCount} of ${r.requiredApprovals} approvals`) : ''),
@@ -110,6 +108,7 @@ function requestForm({ batch, dup, edit }) {
 	const id = edit ? 'editreq' : 'newreq';
 	const status = statusBox();
 	const warn = h('div', { role: 'status' });
+	const lengthNote = h('div', { role: 'status', id: `${id}-length-note` });
 	const v = edit || {};
 	const form = h('form', { id, class: 'card', novalidate: true },
 		h('h2', null, edit ? `Edit request ${edit.id}` : 'Add a request'),
@@ -117,10 +116,10 @@ function requestForm({ batch, dup, edit }) {
 			field(id, 'amount', 'Amount', { required: true, inputmode: 'decimal', autocomplete: 'off', value: v.amount || '' }),
 			select(id, 'currency', 'Currency', CURRENCIES, v.currency || 'EUR')),
 		h('div', { class: 'row' },
-			field(id, 'beneficiaryName', 'Beneficiary name', { required: true, maxlength: 140, value: v.beneficiaryName || '' }),
+			field(id, 'beneficiaryName', 'Beneficiary name', { required: true, value: v.beneficiaryName || '' }),
 			field(id, 'beneficiaryAccount', 'Beneficiary account (IBAN)', { required: true, autocomplete: 'off', class: 'mono', value: v.beneficiaryAccount ? groups(v.beneficiaryAccount) : '' })),
-		field(id, 'purpose', 'Purpose', { maxlength: 140, value: v.purpose || '' }),
-		warn,
+		field(id, 'purpose', 'Purpose', { value: v.purpose || '' }),
+		warn, lengthNote,
 		h('div', { class: 'actions' },
 			h('button', { type: 'submit', id: edit ? 'save-request' : 'add-request' }, edit ? 'Save changes' : 'Add request'),
 			edit ? h('button', { type: 'button', class: 'secondary', onclick: () => form.remove() }, 'Close') : ''),
@@ -132,10 +131,18 @@ function requestForm({ batch, dup, edit }) {
 		replace(warn, d.length ? h('p', { class: 'warning' }, `Warning: the same account, amount and currency was requested in the last 30 days (request ${d.map(x => x.id).join(', ')}).`) : '');
 	};
 	form.addEventListener('input', checkDup);
+	const lengths = () => {
+		const long = tooLong(f);
+		replace(lengthNote, [...f.beneficiaryName.value].length > SEPA_NAME ? h('p', { class: 'muted' },
+			`The payment file will shorten the name to ${SEPA_NAME} characters: “${[...f.beneficiaryName.value].slice(0, SEPA_NAME).join('').trim()}”.`) : '');
+		return long;
+	};
+	form.addEventListener('input', lengths);
 	form.addEventListener('submit', ev => {
 		ev.preventDefault();
 		const a = parseAmount(f.amount.value, f.currency.value);
-		if (a.error) { fieldErrors(form, { amount: a.error }); return; }
+		const long = lengths();
+		if (a.error || Object.keys(long).length) { fieldErrors(form, { ...(a.error ? { amount: a.error } : {}), ...long }); return; }
 		const body = { amount: a.value, currency: f.currency.value, beneficiaryName: f.beneficiaryName.value,
 			beneficiaryAccount: f.beneficiaryAccount.value, purpose: f.purpose.value };
 		const label = edit ? 'Request saved' : 'Request added';
@@ -158,6 +165,19 @@ function requestForm({ batch, dup, edit }) {
 			} });
 	});
 	return form;
+}
+
+// Never cut what a person typed or pasted (bug 3): a field over its limit is refused with its
+// length, and a name the payment file (API §9) will shorten says so.
+const LIMITS = { beneficiaryName: 140, purpose: 140 };
+const SEPA_NAME = 70;
+function tooLong(f) {
+	const out = {};
+	for (const [k, max] of Object.entries(LIMITS)) {
+		const n = [...f[k].value].length;
+		if (n > max) out[k] = `This is ${n} characters long; at most ${max} are allowed. Shorten it: nothing is cut for you.`;
+	}
+	return out;
 }
 
 // The API's normal form of an amount: exactly the currency's minor digits.

@@ -18,13 +18,22 @@ export function decideControls(r) {
 			h('button', { type: 'button', class: 'danger reject', 'aria-label': `Reject request ${r.id}`, onclick: ev => send(ev.currentTarget, 'reject') }, 'Reject')),
 		status);
 	form.addEventListener('submit', ev => ev.preventDefault());
+	// One intent per row at a time (bug 1): while one decision is being sent or retried, the
+	// other button stays disabled, so an approval can never be overtaken by a rejection.
 	function send(btn, what) {
+		if (form.dataset.intent) return;
 		const text = comment.value.trim();
 		if (what === 'reject' && !text) { fieldErrors(form, { comment: 'say why you reject it' }); return; }
 		const label = what === 'approve' ? `Request ${r.id} approved` : `Request ${r.id} rejected`;
+		const buttons = [...form.querySelectorAll('.actions button')];
+		form.dataset.intent = what;
+		for (const b of buttons) if (b !== btn) b.disabled = true;
 		act({ method: 'POST', path: `/requests/${r.id}/${what}`, body: text ? { comment: text } : {},
 			control: btn, status, form, label,
-			done: res => { flash(doneText(label, res)); rerender(); } });
+			done: res => { flash(doneText(label, res)); rerender(); } }).finally(() => {
+			delete form.dataset.intent;
+			for (const b of buttons) if (b !== btn) b.disabled = false;
+		});
 	}
 	return form;
 }

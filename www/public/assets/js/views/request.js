@@ -4,7 +4,7 @@
 // GET /ledger/entries?requestId={id}, GET /audit?objectId={id}, GET /requests?actionableBy=me&batchId=
 // (whether the caller may act now), then POST approve / reject / mark-paid.
 import { auth, get, all } from '../api.js';
-import { h, money, groups, when, userLabel, badge } from '../ui.js';
+import { h, money, groups, when, userLabel, badge, signalChips } from '../ui.js';
 import { decideControls, payControls, progress, whyNot } from './decide.js';
 import { timeline } from './timeline.js';
 
@@ -16,7 +16,7 @@ export async function render({ parts }) {
 		all(`/requests/${id}/approvals`),
 		get(`/batches/${r.batchId}`).then(x => x.data),
 		get(`/ledger/entries?requestId=${id}`).then(x => x.data),
-		get(`/audit?objectId=${id}&limit=100`).then(x => x.data.filter(e => e.objectType === 'request')),
+		get(`/audit?objectType=request&objectId=${id}&limit=100`).then(x => x.data),
 		all(`/requests?actionableBy=me&batchId=${r.batchId}`),
 	]);
 	const actionable = mine.some(x => x.id === r.id);
@@ -31,6 +31,7 @@ export async function render({ parts }) {
 	return h('div', null,
 		h('p', null, h('a', { href: `#/batches/${r.batchId}` }, '← ', batch.name)),
 		h('h1', null, `Request ${r.id} `, badge(r.status)),
+		signalChips(r),
 		h('dl', { class: 'props card' },
 			h('dt', null, 'Amount'), h('dd', null, money(r.amount, r.currency)),
 			h('dt', null, 'Beneficiary'), h('dd', null, r.beneficiaryName),

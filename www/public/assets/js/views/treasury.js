@@ -3,7 +3,7 @@
 // API: GET /requests?actionableBy=me&status=APPROVED, GET /requests?status=APPROVED,
 // GET /batches/{id} per batch shown, POST /requests/{id}/mark-paid.
 import { auth, all, get } from '../api.js';
-import { h, money, masked, when, totals } from '../ui.js';
+import { h, money, masked, when, totals, signalChips } from '../ui.js';
 import { payControls } from './decide.js';
 
 export async function render() {
@@ -33,7 +33,7 @@ export async function render() {
 					h('td', { class: 'num' }, money(s.amount, s.currency)),
 					h('td', null, h('a', { href: `#/requests/${r.id}` }, s.beneficiaryName),
 						h('div', { class: 'mono muted' }, masked(s.beneficiaryAccount)),
-						s.purpose ? h('div', { class: 'muted' }, s.purpose) : ''),
+						s.purpose ? h('div', { class: 'muted' }, s.purpose) : '', signalChips(r)),
 					h('td', { class: 'hide-narrow' }, when(r.updatedAt)),
 					h('td', null, why ? h('span', { class: 'reason' }, `You cannot pay: ${why}.`) : payControls(r)));
 			})))) : h('p', { class: 'muted' }, 'Nothing is waiting for payment.'));

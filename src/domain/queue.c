@@ -15,8 +15,9 @@
  *
  * Actionable by the caller: an APPROVER may decide a PENDING_APPROVAL request they have not
  * decided yet; a TREASURER may mark an APPROVED one paid (having approved it is no bar,
- * §7); and for both the caller is none of the request's makers (request_makers: creator,
- * changer, submitter), which is what approve, reject and mark-paid check too. */
+ * §7) unless it is in a live payment file (§9: that file pays it); and for both the caller
+ * is none of the request's makers (request_makers: creator, changer, submitter), which is
+ * what approve, reject and mark-paid check too. */
 #define QUEUE_FROM \
 	"SELECT " REQUEST_COLS " FROM payment_requests r" \
 	" JOIN currencies cu ON cu.code = r.currency WHERE r.org_id = ?"
@@ -26,7 +27,8 @@
 	" AND (? = 0 OR (" \
 	"   ((? = 1 AND r.status = 'PENDING_APPROVAL' AND NOT EXISTS (SELECT 1 FROM decisions d" \
 	"       WHERE d.request_id = r.id AND d.approver_id = ?))" \
-	"    OR (? = 1 AND r.status = 'APPROVED'))" \
+	"    OR (? = 1 AND r.status = 'APPROVED' AND NOT EXISTS (SELECT 1 FROM payment_file_items i" \
+	"       WHERE i.live_request_id = r.id)))" \
 	"   AND NOT EXISTS (SELECT 1 FROM request_makers m" \
 	"       WHERE m.request_id = r.id AND m.user_id = ?)))" \
 	" ORDER BY r.id DESC LIMIT ?"

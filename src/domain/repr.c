@@ -10,7 +10,7 @@
 /* REQUEST_COLS, by position. */
 enum { R_ID, R_BATCH, R_STATUS, R_AMOUNT, R_CURRENCY, R_NAME, R_ACCOUNT, R_PURPOSE, R_CREATED_BY,
 	R_CREATED_AT, R_UPDATED_AT, R_VERSION, R_REQUIRED, R_APPROVALS, R_SNAPSHOT, R_PAID_AT,
-	R_PAID_BY, R_REFERENCE, R_MINOR };
+	R_PAID_BY, R_REFERENCE, R_MINOR, R_FILE, R_RETURN_FILE, R_RETURN_REASON, R_RETURN_AT };
 
 #define REQUEST_FROM \
 	"SELECT " REQUEST_COLS " FROM payment_requests r JOIN currencies cu ON cu.code = r.currency" \
@@ -111,6 +111,22 @@ static void write_snapshot(struct arena *a, yajl_gen g, const char *text, size_t
 	}
 }
 
+/* paymentFileId and lastReturn (API §9), null for a row without their columns. */
+static void write_file_link(yajl_gen g, const struct dbres *r, size_t i)
+{
+	bool has = r->ncols > R_RETURN_AT;
+	jw_id(g, "paymentFileId", has ? db_i(r, i, R_FILE) : 0);
+	if (!has || !db_s(r, i, R_RETURN_FILE)) {
+		jw_null(g, "lastReturn");
+		return;
+	}
+	jw_open(g, "lastReturn");
+	jw_id(g, "paymentFileId", db_i(r, i, R_RETURN_FILE));
+	jw_str(g, "reasonCode", db_s(r, i, R_RETURN_REASON));
+	jw_time(g, "at", db_s(r, i, R_RETURN_AT));
+	jw_close(g);
+}
+
 void write_request(struct arena *a, yajl_gen g, const struct dbres *r, size_t i)
 {
 	char money[MONEY_FMT_MAX];
@@ -137,6 +153,7 @@ void write_request(struct arena *a, yajl_gen g, const struct dbres *r, size_t i)
 	jw_time(g, "paidAt", db_s(r, i, R_PAID_AT));
 	jw_id(g, "paidBy", db_i(r, i, R_PAID_BY));
 	jw_str(g, "paymentReference", db_s(r, i, R_REFERENCE));
+	write_file_link(g, r, i);
 	jw_close(g);
 }
 

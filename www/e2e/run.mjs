@@ -494,6 +494,8 @@ scenarios['security headers on / and no console error or CSP violation anywhere'
 	check(!errors.length, 'no page error or CSP violation in any page of the run', errors.join('\n'));
 };
 
+Object.assign(scenarios, (await import('./payfiles.mjs')).default({ page, check, eq, team, flash, clear, screen, ok, list, tag }));
+
 const only = process.argv.slice(2);
 for (const [name, fn] of Object.entries(scenarios)) {
 	if (only.length && !only.some(o => name.includes(o))) continue;

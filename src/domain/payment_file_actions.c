@@ -36,9 +36,11 @@ static const char SQL_FILE_SETTLE[] =
 static const char SQL_ITEMS_VOID[] =
 	"UPDATE payment_file_items SET status = 'VOIDED', live_request_id = NULL, final_at = NOW(3)"
 	" WHERE file_id = ? AND status = 'INCLUDED'";
+/* A join, not `id IN (SELECT … JSON_TABLE)`: MariaDB runs that subquery once per row of
+ * the table (no semi-join for an UPDATE), which made a 2,000-item file take seconds. */
 static const char SQL_REQUESTS_BUMP[] =
-	"UPDATE payment_requests SET version = version + 1, updated_at = NOW(3)"
-	" WHERE id IN (SELECT j.id FROM " IDS_TABLE ")";
+	"UPDATE " IDS_TABLE " JOIN payment_requests r ON r.id = j.id"
+	" SET r.version = r.version + 1, r.updated_at = NOW(3)";
 static const char SQL_FILE_VOID[] =
 	"UPDATE payment_files SET status = 'VOIDED', voided_by = ?, voided_at = NOW(3),"
 	" void_reason = ?, version = version + 1 WHERE id = ?";

@@ -85,9 +85,11 @@ static const char SQL_ITEMS_INSERT[] =
 	" r.beneficiary_name, j.n, r.beneficiary_account, r.purpose FROM JSON_TABLE(?, '$[*]'"
 	" COLUMNS (pos FOR ORDINALITY, id BIGINT PATH '$.id', n VARCHAR(70) PATH '$.n')) j"
 	" JOIN payment_requests r ON r.id = j.id";
+/* A join, not `id IN (SELECT … JSON_TABLE)`: MariaDB runs that subquery once per row of
+ * the table (no semi-join for an UPDATE), which made a 2,000-item file take seconds. */
 static const char SQL_REQUESTS_BUMP[] =
-	"UPDATE payment_requests SET version = version + 1, updated_at = NOW(3)"
-	" WHERE id IN (SELECT j.id FROM " IDS_TABLE ")";
+	"UPDATE " IDS_TABLE " JOIN payment_requests r ON r.id = j.id"
+	" SET r.version = r.version + 1, r.updated_at = NOW(3)";
 static const char SQL_FILE_BYTES[] = "UPDATE payment_files SET pain_001 = ?, csv = ? WHERE id = ?";
 static const char SQL_FILE_CSV[] = "UPDATE payment_files SET csv = ? WHERE id = ?";
 

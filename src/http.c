@@ -96,11 +96,11 @@ void http_write_response(struct ctx *c, FCGX_Request *fr)
 		n += snprintf(head + n, sizeof head - (size_t)n,
 			"Content-Type: %s\r\nCache-Control: no-store\r\n",
 			rs->content_type ? rs->content_type : "application/json");
+	if (rs->attachment)
+		n += snprintf(head + n, sizeof head - (size_t)n,
+			"Content-Disposition: attachment; filename=\"%s\"\r\n", rs->attachment);
 	if (rs->etag > 0)
 		n += snprintf(head + n, sizeof head - (size_t)n, "ETag: \"%lld\"\r\n", rs->etag);
-	if (rs->disposition)
-		n += snprintf(head + n, sizeof head - (size_t)n, "Content-Disposition: %s\r\n",
-			rs->disposition);
 	if (rs->allow)
 		n += snprintf(head + n, sizeof head - (size_t)n, "Allow: %s\r\n", rs->allow);
 	if (rs->www_authenticate)
@@ -175,13 +175,19 @@ void detail_str(struct ctx *c, const char *key, const char *value)
 		if (strcmp(c->details[i].key, key) == 0)
 			return;   /* the first problem with a field is the one reported */
 	if (c->ndetails < MAX_DETAILS)
-		c->details[c->ndetails++] = (struct detail){ key, value, 0 };
+		c->details[c->ndetails++] = (struct detail){ key, value, 0, NULL, 0 };
 }
 
 void detail_int(struct ctx *c, const char *key, long long value)
 {
 	if (c->ndetails < MAX_DETAILS)
-		c->details[c->ndetails++] = (struct detail){ key, NULL, value };
+		c->details[c->ndetails++] = (struct detail){ key, NULL, value, NULL, 0 };
+}
+
+void detail_list(struct ctx *c, const char *key, const char *const *list, size_t n)
+{
+	if (c->ndetails < MAX_DETAILS)
+		c->details[c->ndetails++] = (struct detail){ key, NULL, 0, list, n };
 }
 
 int reply_error(struct ctx *c, int status, const char *code, const char *message)
@@ -201,7 +207,12 @@ int reply_error(struct ctx *c, int status, const char *code, const char *message
 	jw_str(g, "message", message);
 	jw_open(g, "details");
 	for (int i = 0; i < c->ndetails; i++) {
-		if (c->details[i].str)
+		if (c->details[i].list) {
+			jw_array(g, c->details[i].key);
+			for (size_t j = 0; j < c->details[i].nlist; j++)
+				jw_str(g, NULL, c->details[i].list[j]);
+			jw_array_close(g);
+		} else if (c->details[i].str)
 			jw_str(g, c->details[i].key, c->details[i].str);
 		else
 			jw_int(g, c->details[i].key, c->details[i].num);

@@ -40,6 +40,8 @@ struct detail {                /* one member of error.details */
 	const char *key;
 	const char *str;           /* a string value, or NULL for the integer */
 	long long num;
+	const char *const *list;   /* with nlist: an array of strings (ids), str unused */
+	size_t nlist;
 };
 
 
@@ -64,7 +66,7 @@ struct response {
 	long long etag;            /* version for ETag, 0 for none */
 	const char *allow;         /* 405 */
 	const char *content_type;  /* NULL: application/json */
-	const char *disposition;   /* Content-Disposition, NULL for none */
+	const char *attachment;    /* a download's file name (Content-Disposition), or NULL */
 	long retry_after;          /* seconds for Retry-After, 0 for none (true: 1 s) */
 	bool www_authenticate, replayed;
 };
@@ -120,6 +122,8 @@ int reply_empty(struct ctx *c, int status);                  /* 204 */
 int reply_error(struct ctx *c, int status, const char *code, const char *message);
 void detail_str(struct ctx *c, const char *key, const char *value);
 void detail_int(struct ctx *c, const char *key, long long value);
+/* A detail whose value is an array of strings (the ids a refusal names). */
+void detail_list(struct ctx *c, const char *key, const char *const *list, size_t n);
 
 /* Common errors. */
 int reply_not_found(struct ctx *c);

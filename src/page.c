@@ -114,6 +114,6 @@ int page_reply_csv(struct ctx *c, const struct page *p, const struct dbres *r, p
 	c->rs.body = w.buf;
 	c->rs.body_len = w.len;
 	c->rs.content_type = "text/csv; charset=utf-8";
-	c->rs.disposition = arena_printf(c->a, "attachment; filename=\"%s\"", filename);
+	c->rs.attachment = filename;
 	return c->rs.status;
 }

@@ -60,6 +60,15 @@ static const struct route {
 	{ "GET",    "/api/v1/ledger/entries",            h_ledger_entries,    ROLE_ANY,       0 },
 	{ "GET",    "/api/v1/ledger/balances",           h_ledger_balances,   ROLE_ANY,       0 },
 	{ "GET",    "/api/v1/audit",                     h_audit_list,        ROLE_ANY,       0 },
+	{ "GET",    "/api/v1/debtor-accounts",           h_debtor_accounts_get, ROLE_ANY,     0 },
+	{ "PUT",    "/api/v1/debtor-accounts",           h_debtor_accounts_put, ROLE_ADMIN,   R_TX },
+	{ "POST",   "/api/v1/payment-files",             h_payment_files_create, ROLE_TREASURER, R_TX | R_IDEM },
+	{ "GET",    "/api/v1/payment-files",             h_payment_files_list, ROLE_ANY,      0 },
+	{ "GET",    "/api/v1/payment-files/{}",          h_payment_files_get, ROLE_ANY,       0 },
+	{ "GET",    "/api/v1/payment-files/{}/pain.001", h_payment_files_pain001, ROLE_ANY,   0 },
+	{ "GET",    "/api/v1/payment-files/{}/csv",      h_payment_files_csv, ROLE_ANY,       0 },
+	{ "POST",   "/api/v1/payment-files/{}/confirm",  h_payment_files_confirm, ROLE_TREASURER, R_TX | R_IDEM },
+	{ "POST",   "/api/v1/payment-files/{}/void",     h_payment_files_void, ROLE_TREASURER, R_TX | R_IDEM },
 };
 #define NROUTES (sizeof routes / sizeof *routes)
 

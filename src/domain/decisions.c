@@ -25,6 +25,11 @@ static const char SQL_REQUEST_PAY[] =
 static const char SQL_LEDGER_INSERT[] =
 	"INSERT INTO ledger_entries (org_id, request_id, batch_id, type, amount, currency)"
 	" VALUES (?, ?, ?, ?, ?, ?)";
+/* The live file a request is in (API §9), read with a shared lock: a file's items change
+ * under their file's lock, which this transaction does not hold. */
+static const char SQL_REQUEST_FILED[] =
+	"SELECT file_id FROM payment_file_items WHERE live_request_id = ? AND status = 'INCLUDED'"
+	" LOCK IN SHARE MODE";
 static const char SQL_REQUEST_EXISTS[] =
 	"SELECT id FROM payment_requests WHERE id = ? AND org_id = ?";
 static const char SQL_DECISIONS[] =
@@ -65,6 +70,22 @@ static int refuse_maker(struct ctx *c, long long id, bool pay)
 	return reply_error(c, 403, pay ? "SELF_PAYMENT_FORBIDDEN" : "SELF_APPROVAL_FORBIDDEN",
 		arena_printf(c->a, pay ? "you may not mark a request %s as paid"
 			: "you may not decide on a request %s", why));
+}
+
+/* 409 IN_PAYMENT_FILE when the request is INCLUDED in a live payment file: that file pays
+ * it (confirm, or the bank's report), never a hand-made payment too. */
+static int refuse_filed(struct ctx *c, long long id)
+{
+	struct dbres r;
+	if (db_query(c->db, c->a, &r, SQL_REQUEST_FILED, "i", id) < 0)
+		return HANDLER_DB_ERROR;
+	if (r.nrows == 0)
+		return STEP_GO_ON;
+	c->ndetails = 0;
+	detail_str(c, "reason", "IN_PAYMENT_FILE");
+	detail_str(c, "paymentFileId", db_s(&r, 0, 0));
+	return reply_error(c, 409, "INVALID_STATE",
+		"the request is in a payment file: confirm or void the file instead");
 }
 
 /* Approve or reject: validation, then the state, then separation of duties, then one
@@ -136,7 +157,7 @@ int h_requests_mark_paid(struct ctx *c)
 	v_no_unknown(c, known);
 	if (c->ndetails)
 		return reply_validation(c);
-	if ((rc = request_check(c, RA_PAY, q.status)))
+	if ((rc = request_check(c, RA_PAY, q.status)) || (rc = refuse_filed(c, q.id)))
 		return rc;
 	/* Only makers are barred: a treasurer who approved the request may pay it. */
 	if ((rc = refuse_maker(c, q.id, true)))

@@ -37,5 +37,14 @@ int h_approvals_list(struct ctx *c);
 int h_ledger_entries(struct ctx *c);
 int h_ledger_balances(struct ctx *c);
 int h_audit_list(struct ctx *c);
+int h_debtor_accounts_get(struct ctx *c);
+int h_debtor_accounts_put(struct ctx *c);
+int h_payment_files_create(struct ctx *c);
+int h_payment_files_list(struct ctx *c);
+int h_payment_files_get(struct ctx *c);
+int h_payment_files_pain001(struct ctx *c);
+int h_payment_files_csv(struct ctx *c);
+int h_payment_files_confirm(struct ctx *c);
+int h_payment_files_void(struct ctx *c);
 
 #endif

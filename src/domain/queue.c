@@ -18,8 +18,9 @@
  *
  * Actionable by the caller: an APPROVER may decide a PENDING_APPROVAL request they have not
  * decided yet; a TREASURER may mark an APPROVED one paid (having approved it is no bar,
- * §7); and for both the caller is none of the request's makers (request_makers: creator,
- * changer, submitter), which is what approve, reject and mark-paid check too.
+ * §7) unless it is in a live payment file (§9: that file pays it); and for both the caller
+ * is none of the request's makers (request_makers: creator, changer, submitter), which is
+ * what approve, reject and mark-paid check too.
  *
  * §10's filters: `q` a substring (LOCATE follows the columns' case-insensitive collation) of
  * the name, the purpose or the account without its spaces; the amount's bounds bind 0 and
@@ -33,7 +34,8 @@
 	" AND (? = 0 OR (" \
 	"   ((? = 1 AND r.status = 'PENDING_APPROVAL' AND NOT EXISTS (SELECT 1 FROM decisions d" \
 	"       WHERE d.request_id = r.id AND d.approver_id = ?))" \
-	"    OR (? = 1 AND r.status = 'APPROVED'))" \
+	"    OR (? = 1 AND r.status = 'APPROVED' AND NOT EXISTS (SELECT 1 FROM payment_file_items i" \
+	"       WHERE i.live_request_id = r.id)))" \
 	"   AND NOT EXISTS (SELECT 1 FROM request_makers m" \
 	"       WHERE m.request_id = r.id AND m.user_id = ?)))" \
 	" AND (? = '' OR LOCATE(?, r.beneficiary_name) > 0 OR LOCATE(?, r.purpose) > 0" \

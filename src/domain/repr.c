@@ -11,7 +11,7 @@
 /* REQUEST_COLS, by position. */
 enum { R_ID, R_BATCH, R_STATUS, R_AMOUNT, R_CURRENCY, R_NAME, R_ACCOUNT, R_PURPOSE, R_CREATED_BY,
 	R_CREATED_AT, R_UPDATED_AT, R_VERSION, R_REQUIRED, R_APPROVALS, R_SNAPSHOT, R_PAID_AT,
-	R_PAID_BY, R_REFERENCE, R_MINOR };
+	R_PAID_BY, R_REFERENCE, R_MINOR, R_FILE, R_RETURN_FILE, R_RETURN_REASON, R_RETURN_AT };
 
 #define REQUEST_FROM \
 	"SELECT " REQUEST_COLS " FROM payment_requests r JOIN currencies cu ON cu.code = r.currency" \
@@ -112,6 +112,22 @@ static void write_snapshot(struct arena *a, yajl_gen g, const char *text, size_t
 	}
 }
 
+/* paymentFileId and lastReturn (API §9), null for a row without their columns. */
+static void write_file_link(yajl_gen g, const struct dbres *r, size_t i)
+{
+	bool has = r->ncols > R_RETURN_AT;
+	jw_id(g, "paymentFileId", has ? db_i(r, i, R_FILE) : 0);
+	if (!has || !db_s(r, i, R_RETURN_FILE)) {
+		jw_null(g, "lastReturn");
+		return;
+	}
+	jw_open(g, "lastReturn");
+	jw_id(g, "paymentFileId", db_i(r, i, R_RETURN_FILE));
+	jw_str(g, "reasonCode", db_s(r, i, R_RETURN_REASON));
+	jw_time(g, "at", db_s(r, i, R_RETURN_AT));
+	jw_close(g);
+}
+
 void write_request(struct arena *a, yajl_gen g, const struct dbres *r, size_t i,
 	const struct signals *s)
 {
@@ -139,6 +155,7 @@ void write_request(struct arena *a, yajl_gen g, const struct dbres *r, size_t i,
 	jw_time(g, "paidAt", db_s(r, i, R_PAID_AT));
 	jw_id(g, "paidBy", db_i(r, i, R_PAID_BY));
 	jw_str(g, "paymentReference", db_s(r, i, R_REFERENCE));
+	write_file_link(g, r, i);
 	signals_write(g, s, db_i(r, i, R_ID));
 	jw_close(g);
 }
@@ -153,7 +170,7 @@ size_t request_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t row
 static const char *const request_cols[] = { "id", "batchId", "status", "amount", "currency",
 	"beneficiaryName", "beneficiaryAccount", "purpose", "createdBy", "createdAt", "updatedAt",
 	"version", "requiredApprovals", "approvalCount", "snapshot", "paidAt", "paidBy",
-	"paymentReference", "signals", NULL };
+	"paymentReference", "paymentFileId", "lastReturn", "signals", NULL };
 
 int reply_request_page(struct ctx *c, const struct page *p, const struct dbres *r, bool csv)
 {

@@ -17,7 +17,16 @@
 	"r.id, r.batch_id, r.status, r.amount, r.currency, r.beneficiary_name," \
 	" r.beneficiary_account, r.purpose, r.created_by, r.created_at, r.updated_at, r.version," \
 	" r.required_approvals, r.approval_count, r.snapshot, r.paid_at, r.paid_by," \
-	" r.payment_reference, cu.minor_unit"
+	" r.payment_reference, cu.minor_unit" REQUEST_FILE_COLS
+/* Its payment file (API §9): the live one's id, then the latest RETURNED item's file, reason
+ * and time (lastReturn). The procedure request_add answers without them (a new request is
+ * in no file), and write_request writes null then. */
+#define REQUEST_RETURN(col) \
+	", (SELECT i." col " FROM payment_file_items i WHERE i.request_id = r.id" \
+	" AND i.status = 'RETURNED' ORDER BY i.id DESC LIMIT 1)"
+#define REQUEST_FILE_COLS \
+	", (SELECT i.file_id FROM payment_file_items i WHERE i.live_request_id = r.id)" \
+	REQUEST_RETURN("file_id") REQUEST_RETURN("reason_code") REQUEST_RETURN("final_at")
 
 struct signals;
 /* Writes the request in row `row` of a result selected with REQUEST_COLS (its snapshot is

@@ -496,6 +496,7 @@ scenarios['security headers on / and no console error or CSP violation anywhere'
 };
 
 Object.assign(scenarios, approvers({ check, eq, page, team, batchWith, flash, clear }));
+Object.assign(scenarios, (await import('./payfiles.mjs')).default({ page, check, eq, team, flash, clear, screen, ok, list, tag }));
 
 const only = process.argv.slice(2);
 for (const [name, fn] of Object.entries(scenarios)) {

@@ -8,15 +8,49 @@ import { h, replace, act, field, statusBox, when, CURRENCIES, flash, rerender, d
 const ROLES = ['ADMIN', 'CREATOR', 'APPROVER', 'TREASURER', 'VIEWER'];
 
 export async function render() {
-	const [users, rules, tokens] = await Promise.all([
+	const [users, rules, tokens, accounts] = await Promise.all([
 		all('/users'), get('/approval-rules').then(r => r.data.rules), get('/me/tokens').then(r => r.data).catch(() => []),
+		get('/debtor-accounts').then(r => r.data.accounts).catch(() => []),
 	]);
 	return h('div', null,
 		h('h1', null, 'Administration'),
 		h('p', null, 'Organisation ID: ', h('strong', { class: 'mono', id: 'org-id' }, auth.user.orgId)),
 		h('h2', null, 'People'), userTable(users), newUserForm(),
 		h('h2', null, 'Approval rules'), rulesForm(rules),
+		h('h2', null, 'Debtor accounts'), debtorAccounts(accounts),
 		h('h2', null, 'My API tokens'), tokenList(tokens));
+}
+
+// The accounts payment files are paid from, one per currency (PUT replaces the whole set:
+// a save sends the others unchanged with this one added or replaced, a removal without it).
+function debtorAccounts(accounts) {
+	const status = statusBox();
+	const put = (list, control, label) => act({ method: 'PUT', path: '/debtor-accounts', body: { accounts: list }, key: false,
+		retrySafe: true, control, status, form, label, done: r => { flash(doneText(label, r)); rerender(); } });
+	const plain = a => ({ currency: a.currency, name: a.name, iban: a.iban, bic: a.bic });
+	const table = accounts.length ? h('div', { class: 'table-wrap' }, h('table', { id: 'debtor-accounts' },
+		h('caption', { class: 'visually-hidden' }, 'Debtor accounts'),
+		h('thead', null, h('tr', null, h('th', null, 'Currency'), h('th', null, 'Name'), h('th', null, 'IBAN'), h('th', null, 'BIC'), h('th', null, ''))),
+		h('tbody', null, accounts.map(a => {
+			const rm = h('button', { type: 'button', class: 'secondary', 'aria-label': `Remove the ${a.currency} account`,
+				onclick: () => put(accounts.filter(x => x !== a).map(plain), rm, `${a.currency} account removed`) }, 'Remove');
+			return h('tr', { 'data-currency': a.currency }, h('td', null, a.currency), h('td', null, a.name),
+				h('td', { class: 'mono' }, a.iban), h('td', { class: 'mono' }, a.bic || '—'), h('td', null, rm));
+		})))) : h('p', { class: 'muted' }, 'No debtor account: payment files need one per currency.');
+	const form = h('form', { id: 'debtor', novalidate: true },
+		field('debtor', 'currency', 'Currency', { tag: 'select', options: CURRENCIES.map(c => h('option', { value: c, selected: c === 'EUR' }, c)) }),
+		field('debtor', 'name', 'Account holder name', { maxlength: 70, autocomplete: 'off' }),
+		field('debtor', 'iban', 'IBAN', { autocomplete: 'off' }),
+		field('debtor', 'bic', 'BIC (optional)', { autocomplete: 'off' }),
+		h('div', { class: 'actions' }, h('button', { type: 'submit', id: 'save-debtor' }, 'Save account')), status);
+	form.addEventListener('submit', ev => {
+		ev.preventDefault();
+		const e = form.elements;
+		const mine = { currency: e.currency.value, name: e.name.value.trim(), iban: e.iban.value.trim(), bic: e.bic.value.trim() || null };
+		put([...accounts.filter(a => a.currency !== mine.currency).map(plain), mine], form.querySelector('#save-debtor'),
+			`${mine.currency} debtor account saved`);
+	});
+	return h('div', null, table, form);
 }
 
 function roleBoxes(prefix, have) {

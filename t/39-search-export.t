@@ -137,13 +137,14 @@ subtest 'requests as CSV: every match, quoting and the formula guard' => sub {
     my $rows = csv_rows(Encode::decode('UTF-8', $res->{body}));
     is_deeply $rows->[0], [qw(id batchId status amount currency beneficiaryName
         beneficiaryAccount purpose createdBy createdAt updatedAt version requiredApprovals
-        approvalCount snapshot paidAt paidBy paymentReference signals)], 'the header';
+        approvalCount snapshot paidAt paidBy paymentReference paymentFileId lastReturn signals)],
+        'the header';
     is scalar @$rows, 5, 'a row per request';
     my %by = map { $_->[0] => $_ } @$rows[1 .. $#$rows];
     is $by{ $req[0] }[5], 'Acme Süd GmbH', 'UTF-8 text as stored';
     is $by{ $req[0] }[3], '1234.56', 'amount';
     is $by{ $req[0] }[12], '', 'null is an empty field';
-    is $by{ $req[0] }[18], '[{"code":"NEW_BENEFICIARY","requestIds":[]}]', 'nested as JSON';
+    is $by{ $req[0] }[20], '[{"code":"NEW_BENEFICIARY","requestIds":[]}]', 'nested as JSON';
     is $by{ $req[2] }[5], q{'=HYPERLINK("http://x")}, '= guarded';
     is $by{ $req[2] }[7], q{'+1 call, "now"}, '+ guarded, comma and quotes kept';
     is $by{ $req[3] }[5], "'-Minus", '- guarded';
@@ -193,7 +194,7 @@ subtest 'ledger entries and audit as CSV' => sub {
     is $res->{headers}{'content-disposition'}, 'attachment; filename="audit.csv"', 'audit';
     $rows = csv_rows($res->{body});
     is_deeply $rows->[0], [qw(id at actorId action objectType objectId idempotencyKey
-        correlationId data hash prevHash)], 'header';
+        correlationId data hash prevHash credential)], 'header';
     is_deeply [ map { $_->[3] } @$rows[1 .. $#$rows] ],
         [qw(request.approved request.submitted request.created)], 'its events, newest first';
 };

@@ -159,21 +159,6 @@ static void csv_rows(struct ctx *c, struct rows *out)
 		out->n = 0;
 }
 
-/* The batch locked and checked in the contract's order: 404, 412, the rows (400
- * VALIDATION_ERROR), 409 INVALID_STATE, 409 BATCH_FULL for the whole import. */
-static int check_batch(struct ctx *c, long long batch, size_t n)
-{
-	struct batch_row b;
-	int rc;
-	if ((rc = batch_lock(c, batch, &b)) || (rc = check_if_match(c, b.version)))
-		return rc;
-	if (c->ndetails)
-		return reply_validation(c);
-	if ((rc = batch_check(c, BA_EDIT, b.status)) || (rc = request_batch_room(c, &b, (long long)n)))
-		return rc;
-	return STEP_GO_ON;
-}
-
 /* Inserts rows [from, from + n) in one statement; *first gets the first one's id. */
 static int insert_chunk(struct ctx *c, long long batch, const struct request_fields *f,
 	size_t n, long long *first)
@@ -238,9 +223,8 @@ static int add_all(struct ctx *c, long long batch, const struct request_fields *
 
 int h_requests_import(struct ctx *c)
 {
-	long long batch = param_id(c, 0);
 	struct rows rows = { 0 };
-	int rc;
+	long long batch = param_id(c, 0);
 	if (!batch)
 		return reply_not_found(c);
 	q_parse(c, no_params);
@@ -250,7 +234,6 @@ int h_requests_import(struct ctx *c)
 		json_rows(c, &rows);
 	struct request_fields *f = arena_alloc(c->a, (rows.n ? rows.n : 1) * sizeof *f);
 	validate_rows(c, &rows, f);
-	if ((rc = check_batch(c, batch, rows.n)))
-		return rc;
-	return add_all(c, batch, f, rows.n);
+	int rc = request_batch_ready(c, batch, (long long)rows.n);
+	return rc ? rc : add_all(c, batch, f, rows.n);
 }

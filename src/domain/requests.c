@@ -64,7 +64,9 @@ void request_fields_audit(yajl_gen g, const struct request_fields *f)
 	jw_str(g, "purpose", f->purpose);
 }
 
-int request_batch_room(struct ctx *c, const struct batch_row *b, long long n)
+/* 409 BATCH_FULL when the locked batch has no room for `n` more requests (its request_count,
+ * kept by the database's triggers: sql/migrations/0005); else 0. */
+static int batch_room(struct ctx *c, const struct batch_row *b, long long n)
 {
 	if (b->requests + n <= BATCH_MAX_REQUESTS)
 		return 0;
@@ -74,10 +76,7 @@ int request_batch_room(struct ctx *c, const struct batch_row *b, long long n)
 		"a batch holds at most %d requests: start another batch", BATCH_MAX_REQUESTS));
 }
 
-/* The batch locked and checked as with If-Match, in the contract's order: 404, 412, the body
- * (400 VALIDATION_ERROR), 409 INVALID_STATE, 409 BATCH_FULL. STEP_GO_ON when the request may
- * be added. */
-static int check_batch(struct ctx *c, long long batch)
+int request_batch_ready(struct ctx *c, long long batch, long long n)
 {
 	struct batch_row b;
 	int rc;
@@ -85,7 +84,7 @@ static int check_batch(struct ctx *c, long long batch)
 		return rc;
 	if (c->ndetails)
 		return reply_validation(c);
-	if ((rc = batch_check(c, BA_EDIT, b.status)) || (rc = request_batch_room(c, &b, 1)))
+	if ((rc = batch_check(c, BA_EDIT, b.status)) || (rc = batch_room(c, &b, n)))
 		return rc;
 	return STEP_GO_ON;
 }
@@ -127,7 +126,7 @@ int h_requests_create(struct ctx *c)
 	 * or adds the request with the same CALL under the batch's lock; a 4xx rolls back. */
 	if (!c->rq.if_match && !c->ndetails && (rc = add(c, batch, &f, &r)))
 		return rc;
-	if (r.nrows == 0 && ((rc = check_batch(c, batch)) || (rc = add(c, batch, &f, &r))))
+	if (r.nrows == 0 && ((rc = request_batch_ready(c, batch, 1)) || (rc = add(c, batch, &f, &r))))
 		return rc;
 	if (r.nrows == 0)
 		return HANDLER_DB_ERROR;   /* cannot happen: the batch is locked and was checked */

@@ -30,8 +30,9 @@ void request_fields_valid(struct ctx *c, struct request_fields *f);
 /* The members of a request.created event's data after batchId (open object of g). */
 void request_fields_audit(yajl_gen g, const struct request_fields *f);
 
-/* 409 BATCH_FULL when the locked batch has no room for `n` more requests (its
- * request_count, kept by the database's triggers: sql/migrations/0005); else 0. */
-int request_batch_room(struct ctx *c, const struct batch_row *b, long long n);
+/* The batch locked and checked as with If-Match, in the contract's order: 404, 412, the
+ * body's problems already in c->details (400 VALIDATION_ERROR), 409 INVALID_STATE, 409
+ * BATCH_FULL when it has no room for `n` more requests. STEP_GO_ON when they may be added. */
+int request_batch_ready(struct ctx *c, long long batch, long long n);
 
 #endif

@@ -255,6 +255,7 @@ static struct item *items_valid(struct ctx *c, size_t *n)
 static int run_item(struct ctx *c, yajl_gen g, struct item *it)
 {
 	yajl_gen outer = c->rs.gen;
+	struct jv *body = c->body;   /* kept for a re-run of the whole transaction (tx.c) */
 	const unsigned char *buf;
 	size_t len;
 	struct jv *doc;
@@ -267,6 +268,8 @@ static int run_item(struct ctx *c, yajl_gen g, struct item *it)
 	it->status = decide(c, it->approve);
 	c->rs.gen = outer;
 	c->rs.etag = 0;
+	c->body = body;
+	c->params[0] = NULL;
 	if (it->status == HANDLER_DB_ERROR)
 		return HANDLER_DB_ERROR;
 	yajl_gen_get_buf(g, &buf, &len);

@@ -1,6 +1,7 @@
 use strict;
 use warnings;
 
+use HTTP::Tiny;
 use Test::More;
 use Remit::Test;
 
@@ -175,6 +176,37 @@ subtest 'twins under one key decide once' => sub {
         json => { decisions => [ map { { requestId => $_, decision => 'APPROVED' } } @ids ] });
     is_twins $rs, 200;
     is n_decisions() - $d0, 20, '20 decisions, once';
+};
+
+subtest 'two calls locking the same batches in opposite orders both end whole' => sub {
+    # Twenty EUR requests (two approvals each), each in its own batch: one approver decides
+    # them in order, the other in reverse, at once. Their batch locks cross, so InnoDB may
+    # pick a deadlock victim, whose whole transaction runs again: every item must still get
+    # its own answer, and each request exactly its two approvals.
+    my @ids = map { pending(1, currency => 'EUR') } 1 .. 20;
+    my @forward = map { { requestId => $_, decision => 'APPROVED' } } @ids;
+    # A third transaction holds the middle request's batch until both calls wait for it:
+    # then each holds the batches on its side of the middle, and the second to get the middle
+    # waits for a batch the other holds.
+    my $holder = $s->new_dbh(AutoCommit => 0);
+    $holder->do(q{SELECT b.id FROM batches b JOIN payment_requests r ON r.batch_id = b.id
+        WHERE r.id = ? FOR UPDATE}, undef, $ids[10]);
+    my $f = $s->req_bg(POST => '/api/v1/decisions', token => $approver, idem => 1,
+        json => { decisions => \@forward });
+    my $g = $s->req_bg(POST => '/api/v1/decisions', token => $approver2, idem => 1,
+        json => { decisions => [ reverse @forward ] });
+    $s->wait_until('both calls wait for the middle batch', sub { $s->lock_waits >= 2 });
+    $holder->rollback;
+    my $r = $g->();
+    my $other = $f->();
+    for my $res ($r, $other) {
+        is $res->{status}, 200, 'answers 200' or diag $res->{body};
+        is scalar(grep { $_->{status} == 200 } @{ $res->{json}{data}{results} // [] }), 20, 'every item decided';
+    }
+    is scalar(grep { state($_) =~ m{^APPROVED/2/} } @ids), 20, 'each request approved by both, once';
+    my $m = HTTP::Tiny->new->get($s->url . '/metrics')->{content} // '';
+    my ($reruns) = $m =~ /^remit_tx_retries_total\{cause="deadlock"\} (\d+)/m;
+    cmp_ok $reruns // 0, '>=', 1, "InnoDB's deadlock victim was run again (remit_tx_retries_total: ${\($reruns // 0)})";
 };
 
 subtest 'every audit chain verifies' => sub {

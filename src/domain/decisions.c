@@ -207,7 +207,8 @@ static void item_valid(struct ctx *c, struct jv *e, size_t i, struct item *it)
 	    strcmp(decision, "APPROVED") != 0 && strcmp(decision, "REJECTED") != 0)
 		detail_str(c, "decision", "must be APPROVED or REJECTED");
 	it->approve = decision && strcmp(decision, "APPROVED") == 0;
-	v_text(c, "comment", !it->approve, it->approve ? 0 : 1, COMMENT_MAX_CHARS, &comment);
+	bool reject = decision && strcmp(decision, "REJECTED") == 0;   /* needs its comment */
+	v_text(c, "comment", reject, reject ? 1 : 0, COMMENT_MAX_CHARS, &comment);
 	v_no_unknown(c, known);
 	c->body = body;
 	for (int d = from; d < c->ndetails; d++)

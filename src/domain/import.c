@@ -104,7 +104,7 @@ static void header(struct ctx *c, const struct csv_record *h, const char **col)
 	for (size_t r = 0; r < sizeof required / sizeof *required; r++) {
 		bool found = false;
 		for (size_t k = 0; k < h->n; k++)
-			found |= col[k] == required[r];
+			found |= col[k] && strcmp(col[k], required[r]) == 0;
 		if (!found)
 			detail_str(c, "columns", arena_printf(c->a, "the column %s is missing", required[r]));
 	}

@@ -7,6 +7,7 @@ import {
 	launch, newOrg, newUser, newPage, signIn, screen, shot, api, ok, list, tag, URL,
 } from './lib.mjs';
 import approvers from './approvers.mjs';
+import bulk from './bulk.mjs';
 
 let n = 0, failed = 0;
 function check(cond, name, diag) {
@@ -497,6 +498,7 @@ scenarios['security headers on / and no console error or CSP violation anywhere'
 
 Object.assign(scenarios, approvers({ check, eq, page, team, batchWith, flash, clear }));
 Object.assign(scenarios, (await import('./payfiles.mjs')).default({ page, check, eq, team, flash, clear, screen, ok, list, tag }));
+Object.assign(scenarios, bulk({ check, eq, page, team, batchWith, clear }));
 
 const only = process.argv.slice(2);
 for (const [name, fn] of Object.entries(scenarios)) {

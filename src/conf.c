@@ -10,7 +10,7 @@
 
 #include "log.h"
 
-enum kind { K_STR, K_UINT, K_INT, K_LONG, K_OCTAL, K_LEVEL };
+enum kind { K_STR, K_UINT, K_INT, K_LONG, K_OCTAL, K_LEVEL, K_BOOL };
 
 static const struct option {
 	const char *name;
@@ -44,6 +44,11 @@ static const struct option {
 	{ NUM(pw_memlimit, K_LONG, 8192, 1L << 30) },
 	{ NUM(db_connect_timeout, K_INT, 1, 60) },
 	{ NUM(shed_after_ms, K_INT, 0, 600000) },
+	{ NUM(webhook_allow_http, K_BOOL, 0, 1) },
+	{ NUM(webhook_allow_private, K_BOOL, 0, 1) },
+	{ NUM(webhook_timeout_ms, K_INT, 1, 600000) },
+	{ NUM(webhook_time_scale, K_INT, 1, 100000000) },
+	{ NUM(deliver_poll_ms, K_INT, 1, 60000) },
 #undef STR
 #undef NUM
 };
@@ -70,6 +75,9 @@ void config_defaults(struct config *c)
 	c->pw_memlimit = 64L << 20;
 	c->db_connect_timeout = 2;
 	c->shed_after_ms = 1000;
+	c->webhook_timeout_ms = 10000;
+	c->webhook_time_scale = 1;
+	c->deliver_poll_ms = 100;
 }
 
 static char *trim(char *s)
@@ -89,6 +97,12 @@ static int set(struct config *c, const struct option *o, const char *v)
 		if (strlen(v) >= o->size)
 			return -1;
 		strcpy(field, v);
+		return 0;
+	}
+	if (o->kind == K_BOOL) {
+		if (strcmp(v, "yes") && strcmp(v, "no"))
+			return -1;
+		*(int *)field = strcmp(v, "yes") == 0;
 		return 0;
 	}
 	if (o->kind == K_LEVEL) {

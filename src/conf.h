@@ -38,6 +38,12 @@ struct config {
 	struct db_node nodes[MAX_DB_NODES];   /* filled by config_load from the keys above */
 	int nnodes;
 	int shed_after_ms;       /* a request that waited longer for a worker is answered 503; 0 → never */
+	/* Events out (API §12, `remit deliver`). */
+	int webhook_allow_http;      /* yes: http:// endpoints too */
+	int webhook_allow_private;   /* yes: loopback, private, link-local, multicast destinations */
+	int webhook_timeout_ms;      /* one delivery attempt, connection included */
+	int webhook_time_scale;      /* the retry schedule and the 3 days divided by this (tests) */
+	int deliver_poll_ms;         /* how often an idle deliverer looks for due work */
 };
 
 /* Fills defaults, then reads `path`. Returns 0, or -1 after printing the offending line. */

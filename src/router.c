@@ -58,6 +58,11 @@ static const struct route {
 	{ "GET",    "/api/v1/ledger/entries",            h_ledger_entries,    ROLE_ANY,       0 },
 	{ "GET",    "/api/v1/ledger/balances",           h_ledger_balances,   ROLE_ANY,       0 },
 	{ "GET",    "/api/v1/audit",                     h_audit_list,        ROLE_ANY,       0 },
+	{ "POST",   "/api/v1/webhook-endpoints",         h_webhooks_create,   ROLE_ADMIN,     R_TX },
+	{ "GET",    "/api/v1/webhook-endpoints",         h_webhooks_list,     ROLE_ADMIN,     0 },
+	{ "GET",    "/api/v1/webhook-endpoints/{}",      h_webhooks_get,      ROLE_ADMIN,     0 },
+	{ "DELETE", "/api/v1/webhook-endpoints/{}",      h_webhooks_delete,   ROLE_ADMIN,     R_TX },
+	{ "GET",    "/api/v1/webhook-endpoints/{}/deliveries", h_webhooks_deliveries, ROLE_ADMIN, 0 },
 };
 #define NROUTES (sizeof routes / sizeof *routes)
 

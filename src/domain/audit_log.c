@@ -1,11 +1,10 @@
 /* The audit log as the API shows it (doc/openapi.yaml#Lifecycle, #paths); audit.c writes and verifies the chain. */
 #include "domain/handlers.h"
+#include "domain/repr.h"
 #include "page.h"
 #include "valid.h"
 
-#define EVENT_FROM \
-	"SELECT id, at, actor_id, action, object_type, object_id, idempotency_key, correlation_id," \
-	" data, hash, prev_hash FROM audit_events WHERE org_id = ?"
+#define EVENT_FROM "SELECT " AUDIT_EVENT_COLUMNS " FROM audit_events WHERE org_id = ?"
 static const char SQL_EVENTS[] = EVENT_FROM " AND id < ? ORDER BY id DESC LIMIT ?";
 static const char SQL_EVENTS_OBJECT[] =
 	EVENT_FROM " AND object_id = ? AND id < ? ORDER BY id DESC LIMIT ?";
@@ -22,7 +21,7 @@ static void write_data(struct ctx *c, yajl_gen g, const char *text, size_t len)
 	}
 }
 
-static size_t event_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t i)
+size_t audit_event_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t i)
 {
 	jw_open(g, NULL);
 	jw_id(g, "id", db_i(r, i, 0));
@@ -58,5 +57,5 @@ int h_audit_list(struct ctx *c)
 		: db_query(c->db, c->a, &r, SQL_EVENTS, "iii", c->me.org_id, p.before, p.fetch);
 	if (rc < 0)
 		return HANDLER_DB_ERROR;
-	return page_reply(c, &p, &r, event_item);
+	return page_reply(c, &p, &r, audit_event_item);
 }

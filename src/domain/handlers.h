@@ -36,5 +36,10 @@ int h_approvals_list(struct ctx *c);
 int h_ledger_entries(struct ctx *c);
 int h_ledger_balances(struct ctx *c);
 int h_audit_list(struct ctx *c);
+int h_webhooks_create(struct ctx *c);
+int h_webhooks_list(struct ctx *c);
+int h_webhooks_get(struct ctx *c);
+int h_webhooks_delete(struct ctx *c);
+int h_webhooks_deliveries(struct ctx *c);
 
 #endif

@@ -26,6 +26,12 @@ void write_request(struct arena *a, yajl_gen g, const struct dbres *res, size_t 
 /* write_request as a list's item (page_item_fn). */
 size_t request_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t row);
 
+/* An audit event as GET /api/v1/audit shows it, from a row whose first columns are
+ * AUDIT_EVENT_COLUMNS; also the `data` of a webhook's payload (src/deliver.c). */
+#define AUDIT_EVENT_COLUMNS "id, at, actor_id, action, object_type, object_id," \
+	" idempotency_key, correlation_id, data, hash, prev_hash"
+size_t audit_event_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t row);
+
 /* Replies with one request of the caller's organisation as `data` (ETag: its version); 404
  * when there is none, else 400 with the details recorded so far (a GET's query parameters
  * are checked after the object is found). `latest` reads the newest committed row with a locking read: a

@@ -241,10 +241,10 @@ sub _serve {
         $answer = 200;
     }
     my $loc = $answer =~ /^30/ ? "Location: http://127.0.0.1:$self->{port}/elsewhere\r\n" : '';
+    $rec{t1} = time;    # before the answer goes: the next request cannot begin before it
     print $c "HTTP/1.1 $answer X\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
         . "${loc}Connection: close\r\n\r\nok";
     close $c;
-    $rec{t1} = time;
     open my $out, '>>', "$self->{dir}/received" or return;
     flock $out, LOCK_EX;
     print $out JSON::PP->new->utf8->canonical->encode(\%rec), "\n";

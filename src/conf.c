@@ -49,6 +49,9 @@ static const struct option {
 	{ NUM(webhook_timeout_ms, K_INT, 1, 600000) },
 	{ NUM(webhook_time_scale, K_INT, 1, 100000000) },
 	{ NUM(deliver_poll_ms, K_INT, 1, 60000) },
+	{ STR(smtp_url) },
+	{ STR(mail_from) },
+	{ STR(public_url) },
 #undef STR
 #undef NUM
 };

@@ -44,6 +44,9 @@ struct config {
 	int webhook_timeout_ms;      /* one delivery attempt, connection included */
 	int webhook_time_scale;      /* the retry schedule and the 3 days divided by this (tests) */
 	int deliver_poll_ms;         /* how often an idle deliverer looks for due work */
+	char smtp_url[256];          /* "" → no e-mail; smtp://host:port or smtps:// */
+	char mail_from[256];         /* the envelope and From: address */
+	char public_url[256];        /* where people reach the web frontend (links in mails) */
 };
 
 /* Fills defaults, then reads `path`. Returns 0, or -1 after printing the offending line. */

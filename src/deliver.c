@@ -10,6 +10,7 @@
 #include "db.h"
 #include "domain/repr.h"
 #include "log.h"
+#include "mail.h"
 #include "webhook.h"
 
 #define DUE_MAX 100           /* endpoints looked at per pass */
@@ -49,7 +50,7 @@ static const char SQL_FAILED[] =
 static const char SQL_DISABLE[] = "UPDATE webhook_endpoints SET active = 0 WHERE id = ?";
 
 /* After the n-th failure in a row (API §12): 5 s, 30 s, 2 min, 10 min, 1 h, then 6 h. */
-static long long retry_after_ms(long long failures)
+long long deliver_retry_after_ms(long long failures)
 {
 	static const long long schedule[] = { 5000, 30000, 120000, 600000, 3600000, 21600000 };
 	size_t n = sizeof schedule / sizeof *schedule;
@@ -130,7 +131,7 @@ static int record(struct ctx *c, const struct claim *e, long long event, long lo
 	if (res->status == 410)
 		return disable(c, e, "the receiver answered 410 Gone");
 	long long scale = cfg->webhook_time_scale;
-	long long delay = retry_after_ms(e->failures + 1) / scale;
+	long long delay = deliver_retry_after_ms(e->failures + 1) / scale;
 	if (db_exec(c->db, SQL_FAILED, "ii", delay * 1000, e->id) < 0)
 		return -1;
 	if (e->failures > 0 && e->failing_ms + res->duration_ms >= DISABLE_AFTER_MS / scale)
@@ -254,6 +255,10 @@ int deliver_run(const struct config *cfg)
 		arena_reset(&a);
 		http_reset_response(&c);
 		int worked = db_connect(c.db) < 0 ? -1 : pass(&c);
+		if (worked >= 0 && cfg->smtp_url[0]) {
+			int mailed = mail_pass(&c);
+			worked = mailed < 0 ? -1 : worked + mailed;
+		}
 		if (worked < 0) {
 			char why[256];
 			log_escape(why, sizeof why, db_error(c.db), strlen(db_error(c.db)));

@@ -7,4 +7,8 @@
 /* Runs until SIGTERM or SIGINT (the delivery in hand is finished first). Exit status. */
 int deliver_run(const struct config *cfg);
 
+/* The wait after the n-th failure in a row (API §12): 5 s, 30 s, 2 min, 10 min, 1 h, then
+ * 6 h; webhooks and mail alike. */
+long long deliver_retry_after_ms(long long failures);
+
 #endif

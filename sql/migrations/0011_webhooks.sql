@@ -52,3 +52,30 @@ CREATE TABLE webhook_deliveries (
 
 GRANT SELECT, INSERT, UPDATE ON webhook_endpoints TO remit_app;
 GRANT SELECT, INSERT ON webhook_deliveries TO remit_app;
+
+-- E-mail (API §12), when smtp_url is set: one cursor per organisation over the same chain,
+-- claimed like an endpoint's. Organisations that exist now start at their head (no mail
+-- for history); `remit deliver` adds the others at 0, so a new organisation's first
+-- invitation is mailed.
+CREATE TABLE mail_cursors (
+  org_id BIGINT NOT NULL PRIMARY KEY,
+  cursor_seq BIGINT NOT NULL,
+  next_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  failures INT NOT NULL DEFAULT 0,
+  CONSTRAINT mail_cursors_org_fk FOREIGN KEY (org_id) REFERENCES orgs (id),
+  CONSTRAINT mail_cursors_cursor CHECK (cursor_seq >= 0 AND failures >= 0)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+INSERT INTO mail_cursors (org_id, cursor_seq) SELECT org_id, seq FROM audit_heads;
+
+-- The invitation link must carry the token, which remit otherwise keeps only as a hash:
+-- with smtp_url set, the pool keeps the latest invitation's token here, in the
+-- invitation's transaction, until the deliverer has mailed it (then deletes it).
+CREATE TABLE invitation_mails (
+  user_id BIGINT NOT NULL PRIMARY KEY,
+  token VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  CONSTRAINT invitation_mails_user_fk FOREIGN KEY (user_id) REFERENCES users (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+GRANT SELECT, INSERT, UPDATE ON mail_cursors TO remit_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON invitation_mails TO remit_app;

@@ -6,6 +6,7 @@ import AxeBuilder from '@axe-core/playwright';
 import {
 	launch, newOrg, newUser, newPage, signIn, screen, shot, api, ok, list, tag, URL,
 } from './lib.mjs';
+import webhooks from './webhooks.mjs';
 
 let n = 0, failed = 0;
 function check(cond, name, diag) {
@@ -493,6 +494,8 @@ scenarios['security headers on / and no console error or CSP violation anywhere'
 	const errors = pages.flatMap(p => p.errors.filter(e => !/status of (4\d\d|5\d\d)|net::ERR_FAILED/.test(e)));
 	check(!errors.length, 'no page error or CSP violation in any page of the run', errors.join('\n'));
 };
+
+Object.assign(scenarios, webhooks({ page, check, eq, team, screen, list, api }));
 
 const only = process.argv.slice(2);
 for (const [name, fn] of Object.entries(scenarios)) {

@@ -155,6 +155,7 @@ sub _file { (my $p = "$_[0]$_[1]") =~ s/[^A-Za-z0-9]/_/g; $p }
 sub received {
     my ($self, $path) = @_;
     open my $fh, '<', "$self->{dir}/received" or return;
+    flock $fh, LOCK_SH;    # a child appends under LOCK_EX: never read half a line
     return grep { !defined $path || $_->{path} eq $path }
         map { JSON::PP->new->utf8->decode($_) } grep { /\S/ } <$fh>;
 }

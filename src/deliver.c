@@ -201,9 +201,14 @@ static int deliver_one(struct ctx *c, long long id)
 		goto out;
 	rc = 1;
 out:
-	if (rc == 1 && db_commit(c->db) == 0)
+	return deliver_end(c->db, rc);
+}
+
+int deliver_end(struct db *db, int rc)
+{
+	if (rc == 1 && db_commit(db) == 0)
 		return 1;
-	db_rollback(c->db);
+	db_rollback(db);
 	return rc == 1 ? -1 : rc;
 }
 

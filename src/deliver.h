@@ -11,4 +11,10 @@ int deliver_run(const struct config *cfg);
  * 6 h; webhooks and mail alike. */
 long long deliver_retry_after_ms(long long failures);
 
+struct db;
+/* Ends a claim's transaction: COMMIT when `rc` is 1 (the claim did its work), else
+ * ROLLBACK. Returns the claim's result: 1, 0 (nothing done), or -1 (database error, the
+ * commit's included). */
+int deliver_end(struct db *db, int rc);
+
 #endif

@@ -41,7 +41,20 @@ static const char SQL_APPROVERS[] =
 	" WHERE u.org_id = ? AND b.org_id = u.org_id AND u.active = 1 AND u.roles & 4 AND u.id <> ?";
 static const char SQL_CREATOR[] =
 	"SELECT u.id, u.email, u.name, r.beneficiary_name FROM payment_requests r"
-	" JOIN users u ON u.id = r.created_by WHERE r.id = ? AND u.org_id = ? AND u.active = 1";
+	" JOIN users u ON u.id = r.created_by WHERE r.id = ? AND u.org_id = ? AND u.active = 1"
+	" AND u.id <> ?";
+
+/* The events that mail people about an object: who (a statement taking the object, the
+ * organisation and the actor, who is never told of their own act; its rows are id, email,
+ * name and a name for the text), what, and where to look. */
+static const struct notice {
+	const char *action, *sql, *subject, *text, *link;
+} notices[] = {
+	{ "batch.submitted", SQL_APPROVERS, "A batch is waiting for your approval",
+		"The batch \"%s\" is waiting for your approval.", "%s/#/batches/%lld" },
+	{ "request.rejected", SQL_CREATOR, "A payment request was rejected",
+		"Your payment request to %s was rejected.", "%s/#/requests/%lld" },
+};
 
 /* What one mail says; `link` goes into both parts. */
 struct letter {
@@ -168,22 +181,15 @@ static int mail_event(struct ctx *c, long long org, const struct dbres *ev, size
 		int rc = mail_rows(c, &r, &l);
 		return rc ? rc : db_exec(c->db, SQL_INVITED_DONE, "is", object, db_s(&r, 0, 3));
 	}
-	if (strcmp(action, "batch.submitted") == 0) {
-		if (db_query(c->db, c->a, &r, SQL_APPROVERS, "iii", object, org, db_i(ev, i, 3)) < 0)
+	for (size_t n = 0; n < sizeof notices / sizeof *notices; n++) {
+		const struct notice *no = &notices[n];
+		if (strcmp(action, no->action) != 0)
+			continue;
+		if (db_query(c->db, c->a, &r, no->sql, "iii", object, org, db_i(ev, i, 3)) < 0)
 			return -1;
-		l.subject = "A batch is waiting for your approval";
-		l.text = r.nrows ? arena_printf(c->a, "The batch \"%s\" is waiting for your approval.",
-			db_s(&r, 0, 3)) : "";
-		l.link = arena_printf(c->a, "%s/#/batches/%lld", base, object);
-		return mail_rows(c, &r, &l);
-	}
-	if (strcmp(action, "request.rejected") == 0) {
-		if (db_query(c->db, c->a, &r, SQL_CREATOR, "ii", object, org) < 0)
-			return -1;
-		l.subject = "A payment request was rejected";
-		l.text = r.nrows ? arena_printf(c->a, "Your payment request to %s was rejected.",
-			db_s(&r, 0, 3)) : "";
-		l.link = arena_printf(c->a, "%s/#/requests/%lld", base, object);
+		l.subject = no->subject;
+		l.text = r.nrows ? arena_printf(c->a, no->text, db_s(&r, 0, 3)) : "";
+		l.link = arena_printf(c->a, no->link, base, object);
 		return mail_rows(c, &r, &l);
 	}
 	return 0;
@@ -219,10 +225,7 @@ static int mail_org(struct ctx *c, long long org)
 	}
 	rc = 1;
 out:
-	if (rc == 1 && db_commit(c->db) == 0)
-		return 1;
-	db_rollback(c->db);
-	return rc == 1 ? -1 : rc;
+	return deliver_end(c->db, rc);
 }
 
 int mail_pass(struct ctx *c)

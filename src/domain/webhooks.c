@@ -140,17 +140,25 @@ int h_webhooks_list(struct ctx *c)
 	return page_list(c, SQL_ENDPOINTS, c->me.org_id, endpoint_item);
 }
 
-int h_webhooks_get(struct ctx *c)
+/* The route's endpoint of the caller's organisation, for a request that takes no query:
+ * STEP_GO_ON with its row in *r, or the reply's status. */
+static int find_endpoint(struct ctx *c, struct dbres *r, long long *id)
 {
 	static const char *const none[] = { NULL };
+	int rc = find_param(c, r, SQL_ENDPOINT, id);
+	if (rc != STEP_GO_ON)
+		return rc;
+	q_parse(c, none);
+	return c->ndetails ? reply_validation(c) : STEP_GO_ON;
+}
+
+int h_webhooks_get(struct ctx *c)
+{
 	long long id;
 	struct dbres r;
 	int rc;
-	if ((rc = find_param(c, &r, SQL_ENDPOINT, &id)) != STEP_GO_ON)
+	if ((rc = find_endpoint(c, &r, &id)) != STEP_GO_ON)
 		return rc;
-	q_parse(c, none);
-	if (c->ndetails)
-		return reply_validation(c);
 	write_endpoint(reply_data(c, 200), &r, 0, NULL);
 	return reply_done(c);
 }
@@ -158,15 +166,11 @@ int h_webhooks_get(struct ctx *c)
 /* Deleted for good: the row stays (its deliveries name it) but no one sees or calls it. */
 int h_webhooks_delete(struct ctx *c)
 {
-	static const char *const none[] = { NULL };
 	long long id;
 	struct dbres r;
 	int rc;
-	if ((rc = find_param(c, &r, SQL_ENDPOINT, &id)) != STEP_GO_ON)
+	if ((rc = find_endpoint(c, &r, &id)) != STEP_GO_ON)
 		return rc;
-	q_parse(c, none);
-	if (c->ndetails)
-		return reply_validation(c);
 	/* Waits for a deliverer sending to it: after the 204, nothing more is sent. */
 	if (db_query(c->db, c->a, &r, SQL_ENDPOINT_LOCK, "i", id) < 0)
 		return HANDLER_DB_ERROR;

@@ -10,7 +10,7 @@
 
 #include "log.h"
 
-enum kind { K_STR, K_UINT, K_INT, K_LONG, K_OCTAL, K_LEVEL };
+enum kind { K_STR, K_UINT, K_INT, K_LONG, K_OCTAL, K_LEVEL, K_BOOL };
 
 /* The keys and their defaults, from src/options.def. */
 static const struct option {
@@ -57,6 +57,12 @@ static int set(struct config *c, const struct option *o, const char *v)
 		if (strlen(v) >= o->size)
 			return -1;
 		strcpy(field, v);
+		return 0;
+	}
+	if (o->kind == K_BOOL) {   /* yes or no, nothing else */
+		if (strcmp(v, "yes") && strcmp(v, "no"))
+			return -1;
+		*(int *)field = strcmp(v, "yes") == 0;
 		return 0;
 	}
 	if (o->kind == K_LEVEL) {

@@ -581,3 +581,11 @@ long long db_i(const struct dbres *r, size_t row, size_t col)
 	const char *s = db_s(r, row, col);
 	return s ? strtoll(s, NULL, 10) : 0;
 }
+
+int db_end_claim(struct db *db, int rc)
+{
+	if (rc == 1 && db_commit(db) == 0)
+		return 1;
+	db_rollback(db);
+	return rc == 1 ? -1 : rc;
+}

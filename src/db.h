@@ -95,4 +95,9 @@ static inline size_t db_len(const struct dbres *r, size_t row, size_t col)
 }
 long long db_i(const struct dbres *r, size_t row, size_t col);   /* NULL → 0 */
 
+/* Ends a claim's transaction (`remit deliver`): COMMIT when `rc` is 1 (the claim did its
+ * work), else ROLLBACK. Returns the claim's result: 1, 0 (nothing done), or -1 (database
+ * error, the commit's included). */
+int db_end_claim(struct db *db, int rc);
+
 #endif

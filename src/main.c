@@ -1,4 +1,4 @@
-/* remit: the command line (serve, migrate, bootstrap, purge-idempotency, verify-audit). */
+/* remit: the command line (serve, deliver, migrate, bootstrap, purge-idempotency, verify-audit). */
 #include <getopt.h>
 #include <mysql.h>
 #include <stdio.h>
@@ -8,6 +8,7 @@
 #include "audit.h"
 #include "conf.h"
 #include "db.h"
+#include "deliver.h"
 #include "domain/operator.h"
 #include "idem.h"
 #include "log.h"
@@ -29,6 +30,7 @@ static void usage(void)
 		"                        prints {\"orgId\",\"userId\",\"invitation\",\"expiresAt\"}\n"
 		"  purge-idempotency     delete expired idempotency keys\n"
 		"  verify-audit          check every organisation's audit hash chain\n"
+		"  deliver               send audit events to webhook endpoints, in the foreground\n"
 		"The config file defaults to $REMIT_CONFIG.\n");
 }
 
@@ -184,6 +186,8 @@ int main(int argc, char **argv)
 		password_slots_free();
 		return rc;
 	}
+	if (strcmp(cmd, "deliver") == 0)
+		return deliver_run(&cfg);
 
 	return db_command(cmd, cfg, sub_argc, sub_argv);
 }

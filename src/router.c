@@ -86,6 +86,11 @@ static const struct route {
 	{ "GET",    "/api/v1/payment-files/{}/csv",      h_payment_files_csv, ROLE_ANY,       0 },
 	{ "POST",   "/api/v1/payment-files/{}/confirm",  h_payment_files_confirm, ROLE_TREASURER, R_TX | R_IDEM },
 	{ "POST",   "/api/v1/payment-files/{}/void",     h_payment_files_void, ROLE_TREASURER, R_TX | R_IDEM },
+	{ "POST",   "/api/v1/webhook-endpoints",         h_webhooks_create,   ROLE_ADMIN,     R_TX },
+	{ "GET",    "/api/v1/webhook-endpoints",         h_webhooks_list,     ROLE_ADMIN,     0 },
+	{ "GET",    "/api/v1/webhook-endpoints/{}",      h_webhooks_get,      ROLE_ADMIN,     0 },
+	{ "DELETE", "/api/v1/webhook-endpoints/{}",      h_webhooks_delete,   ROLE_ADMIN,     R_TX },
+	{ "GET",    "/api/v1/webhook-endpoints/{}/deliveries", h_webhooks_deliveries, ROLE_ADMIN, 0 },
 };
 #define NROUTES (sizeof routes / sizeof *routes)
 

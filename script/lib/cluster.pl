@@ -16,7 +16,7 @@ $SIG{INT} = $SIG{TERM} = sub { $stop = shift };
 
 # Fresh nodes each run: see script/cluster.
 remove_tree(map { "$state/$_" } qw(n1 n2 n3));
-my $c = Remit::Cluster->new(state => $state, durable => 1, workers => $workers,
+my $c = Remit::Cluster->new(state => $state, durable => 1, workers => $workers, deliver => 1,
     (defined $port ? (port => $port) : ()));
 $c->start;
 $| = 1;

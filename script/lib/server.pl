@@ -15,7 +15,9 @@ GetOptions('port=i' => \$port, 'state=s' => \$state)
 my $stop;
 $SIG{INT} = $SIG{TERM} = sub { $stop = shift };
 
-my $stack = Remit::Stack->new(state => $state, port => $port, durable => 1);
+# `remit deliver` beside the pool; webhooks may reach this loopback stack's own receivers.
+my $stack = Remit::Stack->new(state => $state, port => $port, durable => 1, deliver => 1,
+    conf => { webhook_allow_http => 'yes', webhook_allow_private => 'yes' });
 $stack->start;
 $| = 1;
 print 'REMIT_URL=', $stack->url, "\n";

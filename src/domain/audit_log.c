@@ -1,11 +1,10 @@
 /* The audit log as the API shows it (doc/openapi.yaml#Lifecycle, #paths); audit.c writes and verifies the chain. */
 #include "domain/handlers.h"
+#include "domain/repr.h"
 #include "page.h"
 #include "valid.h"
 
-#define EVENT_FROM \
-	"SELECT id, at, actor_id, action, object_type, object_id, idempotency_key, correlation_id," \
-	" data, hash, prev_hash, cred_kind, cred_id, cred_minted_by FROM audit_events WHERE org_id = ?"
+#define EVENT_FROM "SELECT " AUDIT_EVENT_COLUMNS " FROM audit_events WHERE org_id = ?"
 /* The filters (API §10) bind '' or 0 when absent, so two static statements cover them all:
  * one for an object (its id is the most selective filter, indexes audit_object and
  * audit_type_object), one without. */
@@ -44,7 +43,7 @@ static void write_data(struct ctx *c, yajl_gen g, const char *text, size_t len)
 	}
 }
 
-static size_t event_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t i)
+size_t audit_event_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t i)
 {
 	jw_open(g, NULL);
 	jw_id(g, "id", db_i(r, i, 0));
@@ -94,6 +93,6 @@ int h_audit_list(struct ctx *c)
 			actor, action, action, p.before, p.fetch);
 	if (rc < 0)
 		return HANDLER_DB_ERROR;
-	return csv ? page_reply_csv(c, &p, &r, event_item, event_cols, "audit.csv")
-		: page_reply(c, &p, &r, event_item);
+	return csv ? page_reply_csv(c, &p, &r, audit_event_item, event_cols, "audit.csv")
+		: page_reply(c, &p, &r, audit_event_item);
 }

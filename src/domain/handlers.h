@@ -48,5 +48,10 @@ int h_payment_files_pain001(struct ctx *c);
 int h_payment_files_csv(struct ctx *c);
 int h_payment_files_confirm(struct ctx *c);
 int h_payment_files_void(struct ctx *c);
+int h_webhooks_create(struct ctx *c);
+int h_webhooks_list(struct ctx *c);
+int h_webhooks_get(struct ctx *c);
+int h_webhooks_delete(struct ctx *c);
+int h_webhooks_deliveries(struct ctx *c);
 
 #endif

@@ -36,6 +36,9 @@ static const char SQL_END_OWN_TOKENS[] =
 	"UPDATE tokens SET revoked_at = NOW(3)"
 	" WHERE user_id = ? AND kind = 'token' AND minted_by = user_id AND revoked_at IS NULL";
 
+static const char SQL_MAIL_TOKEN[] =
+	"REPLACE INTO invitation_mails (user_id, token) VALUES (?, ?)";
+
 int invitation_issue(struct ctx *c, long long user_id, char token[TOKEN_LEN + 1],
 	const char **expires_at)
 {
@@ -47,6 +50,9 @@ int invitation_issue(struct ctx *c, long long user_id, char token[TOKEN_LEN + 1]
 	    db_query(c->db, c->a, &r, SQL_EXPIRES, "i", db_insert_id(c->db)) < 0)
 		return -1;
 	*expires_at = db_s(&r, 0, 0);
+	/* For the mail (src/deliver.c), only when one will be sent; deleted once it is. */
+	if (c->cfg->smtp_url[0] && db_exec(c->db, SQL_MAIL_TOKEN, "is", user_id, token) < 0)
+		return -1;
 	yajl_gen g = jw_new();
 	jw_open(g, NULL);
 	jw_time(g, "expiresAt", *expires_at);

@@ -40,6 +40,12 @@ size_t request_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t row
 /* Replies with a page of requests selected with REQUEST_COLS and their signals (one more
  * statement for the whole page); as CSV (page_reply_csv) when `csv`. */
 int reply_request_page(struct ctx *c, const struct page *p, const struct dbres *r, bool csv);
+/* An audit event as GET /api/v1/audit shows it, from a row whose first columns are
+ * AUDIT_EVENT_COLUMNS; also the `data` of a webhook's payload (src/deliver.c). */
+#define AUDIT_EVENT_COLUMNS "id, at, actor_id, action, object_type, object_id," \
+	" idempotency_key, correlation_id, data, hash, prev_hash, cred_kind, cred_id, cred_minted_by"
+enum { AUDIT_EVENT_NCOLS = 14 };   /* a column selected after them is number AUDIT_EVENT_NCOLS */
+size_t audit_event_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t row);
 
 /* Replies with one request of the caller's organisation as `data` (ETag: its version); 404
  * when there is none, else 400 with the details recorded so far (a GET's query parameters

@@ -8,6 +8,7 @@ import {
 } from './lib.mjs';
 import approvers from './approvers.mjs';
 import bulk from './bulk.mjs';
+import webhooks from './webhooks.mjs';
 
 let n = 0, failed = 0;
 function check(cond, name, diag) {
@@ -499,6 +500,7 @@ scenarios['security headers on / and no console error or CSP violation anywhere'
 Object.assign(scenarios, approvers({ check, eq, page, team, batchWith, flash, clear }));
 Object.assign(scenarios, (await import('./payfiles.mjs')).default({ page, check, eq, team, flash, clear, screen, ok, list, tag }));
 Object.assign(scenarios, bulk({ check, eq, page, team, batchWith, clear }));
+Object.assign(scenarios, webhooks({ page, check, eq, team, screen, list, api }));
 
 const only = process.argv.slice(2);
 for (const [name, fn] of Object.entries(scenarios)) {

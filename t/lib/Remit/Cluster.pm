@@ -47,6 +47,7 @@ sub new {
         bin     => $o{bin},
         port    => $o{port},
         conf    => { %{ $o{conf} // {} } },
+        deliver => $o{deliver} ? 1 : 0,   # each app host runs `remit deliver` too
     }, $class;
     if (defined $o{state}) {
         $self->{state} = File::Spec->rel2abs($o{state});
@@ -130,6 +131,10 @@ sub start {
             shed_after_ms => 10000,
             %{ $self->{conf} });
         $app->write_config;
+        # SKIP LOCKED locks are a node's own: deliverers that claim on one node (the first
+        # reachable of the same list) never send one event to one endpoint twice at once.
+        $app->{deliver} = $self->{deliver};
+        $app->{deliver_conf} = { db_nodes => $self->db_nodes(1) };
         $app->start_remit;
         $app->start_nginx;
     }

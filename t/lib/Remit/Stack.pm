@@ -84,6 +84,7 @@ sub new {
         expected  => {},       # signals the caller declared it sends to workers
         findings  => [],
         pools     => $o{pools} // 1,
+        deliver   => $o{deliver} ? 1 : 0,   # also run `remit deliver` beside the pool
         in_flight => $o{in_flight},
         log_from  => {},       # pool => offset in its log where this stack's run begins
         cmd_seq   => 0,
@@ -236,9 +237,9 @@ END {
 # The first part that has exited on its own since it was started, if any.
 sub which_died {
     my ($self) = @_;
-    my %name = (db => 'MariaDB', nginx => 'nginx',
+    my %name = (db => 'MariaDB', nginx => 'nginx', deliver => 'the deliverer',
         map { _pool($_) => "the remit pool" . ($_ > 1 ? " $_" : '') } 1 .. $self->{pools});
-    for my $what ('db', (map { _pool($_) } 1 .. $self->{pools}), 'nginx') {
+    for my $what ($self->_parts) {
         return $name{$what} if $self->{pid}{$what} && !$self->_running($what);
     }
     return;
@@ -261,9 +262,9 @@ sub supervise {
     my ($self, $say) = @_;
     my @log;
     my $log = sub { push @log, $_[0]; $say->($_[0]) if $say };
-    my %name = (db => 'MariaDB', nginx => 'nginx',
+    my %name = (db => 'MariaDB', nginx => 'nginx', deliver => 'the deliverer',
         map { _pool($_) => 'the remit pool' . ($_ > 1 ? " $_" : '') } 1 .. $self->{pools});
-    for my $what ('db', (map { _pool($_) } 1 .. $self->{pools}), 'nginx') {
+    for my $what ($self->_parts) {
         next if $self->_running($what);
         if (my $pid = $self->{pid}{$what}) {
             $log->("$name{$what} (pid $pid) " . _how($self->{exited}{$what})
@@ -289,6 +290,13 @@ sub supervise {
     return @log;
 }
 
+# The supervised components, in the order they are checked.
+sub _parts {
+    my ($self) = @_;
+    return ('db', (map { _pool($_) } 1 .. $self->{pools}), ($self->{deliver} ? 'deliver' : ()),
+        'nginx');
+}
+
 sub _how {
     my ($status) = @_;
     return 'exited' unless defined $status;
@@ -300,6 +308,7 @@ sub _restart {
     my ($self, $what) = @_;
     return $self->start_db if $what eq 'db';
     return $self->start_nginx if $what eq 'nginx';
+    return $self->start_deliver if $what eq 'deliver';
     my ($n) = $what =~ /^remit-(\d+)$/;
     $self->_start_pool($n // 1);
 }
@@ -634,6 +643,25 @@ sub start_remit {
     croak "no remit binary at $self->{bin} (run script/bootstrap, or set REMIT_BIN)"
         unless -x $self->{bin};
     $self->_start_pool($_) for @pools;
+    $self->start_deliver if $self->{deliver};
+    return $self;
+}
+
+# Starts `remit deliver` (API §12) on the pool's configuration, plus what $self->{deliver_conf}
+# overrides (Remit::Cluster: every deliverer claims on the same Galera node first). Its log
+# is deliver.log in the state dir.
+sub start_deliver {
+    my ($self) = @_;
+    my $conf = $self->config_path;
+    if (my $over = $self->{deliver_conf}) {
+        my %c = (%{ $self->_conf(1) }, %$over);
+        $conf = "$self->{state}/deliver.conf";
+        my $old = umask 077;
+        _spew($conf, join '', map { "$_ = $c{$_}\n" } sort keys %c);
+        umask $old;
+    }
+    $self->{pid}{deliver} = _spawn("$self->{state}/deliver.log", $self->{bin}, '--config', $conf,
+        'deliver');
     return $self;
 }
 
@@ -660,6 +688,10 @@ sub _start_pool {
 # wait status of pool 1's master, or undef when it was not running.
 sub stop_remit {
     my ($self) = @_;
+    if ($self->{pid}{deliver}) {
+        my $status = $self->_stop_child('deliver', 'TERM', 30);
+        $self->_finding("remit deliver exited with status $status") if $status;
+    }
     my @status = map { $self->_stop_pool($_) } 1 .. $self->{pools};
     return $status[0];
 }

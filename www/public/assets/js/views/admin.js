@@ -1,16 +1,18 @@
 // Administration: users (create, roles, deactivation, invitations), approval rules and API
 // tokens. API: GET /users, POST /users, PATCH /users/{id}, POST /users/{id}/invitations,
 // POST /users/{id}/tokens, GET /approval-rules, PUT /approval-rules, GET /me/tokens,
-// POST /me/tokens, DELETE /tokens/{id}.
+// POST /me/tokens, DELETE /tokens/{id}, GET/POST /webhook-endpoints, DELETE
+// /webhook-endpoints/{id}, GET /webhook-endpoints/{id}/deliveries.
 import { auth, get, all } from '../api.js';
-import { h, replace, act, field, statusBox, when, CURRENCIES, flash, rerender, doneText } from '../ui.js';
+import { h, replace, act, field, statusBox, when, CURRENCIES, flash, rerender, doneText, badge } from '../ui.js';
 
 const ROLES = ['ADMIN', 'CREATOR', 'APPROVER', 'TREASURER', 'VIEWER'];
 
 export async function render() {
-	const [users, rules, tokens, accounts] = await Promise.all([
+	const [users, rules, tokens, accounts, hooks] = await Promise.all([
 		all('/users'), get('/approval-rules').then(r => r.data.rules), get('/me/tokens').then(r => r.data).catch(() => []),
 		get('/debtor-accounts').then(r => r.data.accounts).catch(() => []),
+		all('/webhook-endpoints').catch(() => null),
 	]);
 	return h('div', null,
 		h('h1', null, 'Administration'),
@@ -18,7 +20,8 @@ export async function render() {
 		h('h2', null, 'People'), userTable(users), newUserForm(),
 		h('h2', null, 'Approval rules'), rulesForm(rules),
 		h('h2', null, 'Debtor accounts'), debtorAccounts(accounts),
-		h('h2', null, 'My API tokens'), tokenList(tokens));
+		h('h2', null, 'My API tokens'), tokenList(tokens),
+		hooks ? [h('h2', null, 'Webhook endpoints'), hookList(hooks), newHookForm()] : '');
 }
 
 // The accounts payment files are paid from, one per currency (PUT replaces the whole set:
@@ -169,4 +172,55 @@ function tokenList(tokens) {
 			key: false, retrySafe: true, control: btn, status, label: 'Token revoked', done: () => { flash('Token revoked'); rerender(); } }) }, 'Revoke');
 		return h('li', null, `${t.name || 'token'} (created `, when(t.createdAt), ') ', btn, status);
 	}));
+}
+
+// Webhook endpoints (API §12): the secret is shown once, when the endpoint is made.
+function hookList(hooks) {
+	if (!hooks.length) return h('p', { class: 'muted', id: 'hooks' }, 'No webhook endpoints.');
+	return h('ul', { id: 'hooks' }, hooks.map(w => {
+		const status = statusBox();
+		const log = h('div', { class: 'deliveries' });
+		const del = h('button', { type: 'button', class: 'danger', 'aria-label': `Delete the endpoint ${w.url}`,
+			onclick: () => act({ method: 'DELETE', path: `/webhook-endpoints/${w.id}`, key: false, retrySafe: true,
+				control: del, status, label: 'Endpoint deleted', done: () => { flash('Webhook endpoint deleted'); rerender(); } }) }, 'Delete');
+		const show = h('button', { type: 'button', class: 'secondary', 'aria-label': `Recent deliveries to ${w.url}`,
+			onclick: async () => replace(log, deliveryTable((await get(`/webhook-endpoints/${w.id}/deliveries?limit=20`)).data)) },
+			'Recent deliveries');
+		return h('li', { 'data-url': w.url },
+			h('span', { class: 'mono' }, w.url), ' ', w.active ? '' : badge('CANCELLED', 'inactive'),
+			h('div', { class: 'muted' }, `${w.events.join(', ')}${w.description ? ' · ' + w.description : ''} · created `, when(w.createdAt)),
+			h('div', { class: 'actions' }, show, del), status, log);
+	}));
+}
+
+function deliveryTable(rows) {
+	if (!rows.length) return h('p', { class: 'muted' }, 'Nothing delivered yet.');
+	return h('div', { class: 'table-wrap' }, h('table', null,
+		h('thead', null, h('tr', null, ['Event', 'Attempt', 'Status', 'Error', 'At', 'ms'].map(t => h('th', null, t)))),
+		h('tbody', null, rows.map(d => h('tr', null, h('td', { class: 'mono' }, d.eventId), h('td', null, String(d.attempt)),
+			h('td', null, d.status === null ? '—' : String(d.status)), h('td', null, d.error || ''), h('td', null, when(d.at)),
+			h('td', null, String(d.durationMs)))))));
+}
+
+function newHookForm() {
+	const status = statusBox();
+	const secret = h('div', { class: 'secret-slot' });
+	const form = h('form', { id: 'newhook', class: 'card', novalidate: true },
+		h('h3', null, 'Add a webhook endpoint'),
+		field('newhook', 'url', 'URL (https://)', { type: 'url', required: true, autocomplete: 'off' }),
+		field('newhook', 'events', 'Events (audit actions, comma-separated; * for all)', { required: true, value: '*', autocomplete: 'off' }),
+		field('newhook', 'description', 'Description', { autocomplete: 'off' }),
+		h('div', { class: 'actions' }, h('button', { type: 'submit', id: 'add-hook' }, 'Add endpoint')),
+		status, secret);
+	form.addEventListener('submit', ev => {
+		ev.preventDefault();
+		const f = form.elements;
+		act({ method: 'POST', path: '/webhook-endpoints', form, status, control: form.querySelector('#add-hook'), key: false,
+			body: { url: f.url.value.trim(), events: f.events.value.split(',').map(e => e.trim()).filter(Boolean),
+				description: f.description.value.trim() },
+			label: 'Endpoint added: copy its signing secret now (shown once)',
+			done: r => replace(secret, h('p', { class: 'secret' }, 'Signing secret: ', h('span', { class: 'mono hook-secret' }, r.data.secret),
+				h('br'), h('button', { type: 'button', class: 'link', onclick: rerender }, 'Done: show the list'))) });
+	});
+	return form;
 }

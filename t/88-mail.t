@@ -1,0 +1,134 @@
+# E-mail from the audit chain (API §12), through `remit deliver`, to a real SMTP server on
+# loopback (Debian's python3-aiosmtpd, a Maildir): the invitation link, "waiting for your
+# approval" to the APPROVERs who may decide, "rejected" to the creator; a retry after the
+# SMTP server was down carries the same Message-ID.
+use strict;
+use warnings;
+use Test::More;
+use Remit::Test;
+use Remit::Webhook;
+use POSIX ();
+use Time::HiRes qw(sleep);
+
+my $smtp_port = Remit::Stack::_free_port();
+my $s = Remit::Test->stack(conf => { smtp_url => "smtp://127.0.0.1:$smtp_port",
+    mail_from => 'remit@example.test', public_url => 'https://remit.example.test',
+    webhook_time_scale => 1000, deliver_poll_ms => 20 });
+my $dbh = $s->dbh;
+my $box = $s->state_dir . '/maildir';
+my $smtp;
+
+sub smtp_start {
+    $smtp = fork // die "fork: $!";
+    if (!$smtp) {
+        setpgrp(0, 0);
+        open STDOUT, '>>', $s->state_dir . '/smtp.log';
+        open STDERR, '>&', \*STDOUT;
+        exec('/usr/bin/python3', '-m', 'aiosmtpd', '-n', '-l', "127.0.0.1:$smtp_port",
+            '-c', 'aiosmtpd.handlers.Mailbox', $box) or POSIX::_exit(127);
+    }
+    wait_for(10, sub { IO::Socket::INET->new(PeerAddr => "127.0.0.1:$smtp_port") });
+}
+
+sub smtp_stop { kill 'KILL', $smtp; waitpid $smtp, 0 }
+
+# Every message in the Maildir: {to, subject, id, body}.
+sub mails {
+    my @m;
+    for my $f (glob("$box/new/*"), glob("$box/cur/*")) {
+        open my $fh, '<', $f or next;
+        local $/;
+        my $text = <$fh>;
+        my %h;
+        $h{ lc $1 } = $2 while $text =~ /^([A-Za-z-]+): (.*?)\r?$/mg;
+        push @m, { to => $h{to}, subject => $h{subject}, id => $h{'message-id'}, body => $text };
+    }
+    return @m;
+}
+
+sub mails_to { my $to = shift; grep { $_->{to} eq $to } mails() }
+
+smtp_start();
+my $d = Remit::Webhook::deliverer($s);
+my $org = $s->new_org;
+my $admin = $org->{token};
+
+subtest 'the first ADMIN gets the invitation of remit bootstrap' => sub {
+    my $email = $dbh->selectrow_array('SELECT email FROM users WHERE id = ?', undef, $org->{userId});
+    $s->wait_until('mailed', sub { mails_to($email) });
+    my ($m) = mails_to($email);
+    like $m->{body}, qr{https://remit\.example\.test/#/accept\?token=\Q$org->{invitation}\E},
+        'the link carries the invitation';
+    like $m->{body}, qr{Content-Type: text/plain}, 'plain text';
+    like $m->{body}, qr{Content-Type: text/html}, 'and HTML';
+    like $m->{id}, qr/^<remit\.event-\d+\.user-$org->{userId}\@remit>$/, 'Message-ID from the event';
+    is $dbh->selectrow_array('SELECT COUNT(*) FROM invitation_mails WHERE user_id = ?', undef,
+        $org->{userId}), 0, 'the token kept for the mail is gone once mailed';
+};
+
+my $creator = $s->new_user($admin, roles => ['CREATOR']);
+my @approvers = map { $s->new_user($admin, roles => ['APPROVER']) } 1 .. 2;
+my $inactive = $s->new_user($admin, roles => ['APPROVER']);
+is $s->req(PATCH => "/api/v1/users/$inactive->{id}", token => $admin,
+    json => { active => JSON::PP::false })->{status}, 200, 'an approver deactivated';
+
+subtest 'an invitation is mailed with its link' => sub {
+    my $u = $s->new_user($admin, roles => ['VIEWER']);
+    my $res = $s->req(POST => "/api/v1/users/$u->{id}/invitations", token => $admin);
+    is $res->{status}, 201, 'invited';
+    $s->wait_until('mailed', sub { mails_to($u->{email}) });
+    my ($m) = mails_to($u->{email});
+    like $m->{body}, qr{/#/accept\?token=\Q$res->{json}{data}{token}\E}, 'this invitation\'s token';
+    is $m->{subject}, 'Your invitation to remit', 'subject';
+};
+
+my ($batch, $request);
+subtest 'a submitted batch: each APPROVER who may decide hears of it' => sub {
+    my $ct = $creator->{token};
+    $batch = $s->req(POST => '/api/v1/batches', token => $ct, idem => 1,
+        json => { name => 'June <suppliers>' })->{json}{data}{id};
+    $request = $s->req(POST => "/api/v1/batches/$batch/requests", token => $ct, idem => 1,
+        json => { amount => '12.34', currency => 'EUR', beneficiaryName => 'Acme GmbH',
+            beneficiaryAccount => 'DE89 3704 0044 0532 0130 00', purpose => 'invoice 7' })->{json}{data}{id};
+    is $s->req(POST => "/api/v1/batches/$batch/submit", token => $ct, idem => 1)->{status}, 200,
+        'submitted';
+    $s->wait_until('both approvers mailed', sub { (grep { mails_to($_->{email}) } @approvers) == 2 });
+    for my $a (@approvers) {
+        my ($m) = mails_to($a->{email});
+        is $m->{subject}, 'A batch is waiting for your approval', "$a->{email}: subject";
+        like $m->{body}, qr{/#/batches/$batch}, 'links the batch';
+        like $m->{body}, qr{June &lt;suppliers&gt;}, 'the HTML part escapes the name';
+    }
+    sleep 0.5;
+    is scalar(mails_to($inactive->{email})), 0, 'not the deactivated approver';
+    is scalar(mails_to($creator->{email})), 0, 'not the creator, who is no approver';
+};
+
+subtest 'a rejected request: its creator hears of it' => sub {
+    is $s->req(POST => "/api/v1/requests/$request/reject", token => $approvers[0]{token}, idem => 1,
+        json => { comment => 'wrong amount' })->{status}, 200, 'rejected';
+    $s->wait_until('mailed', sub { mails_to($creator->{email}) });
+    my ($m) = mails_to($creator->{email});
+    is $m->{subject}, 'A payment request was rejected', 'subject';
+    like $m->{body}, qr{Acme GmbH}, 'names the beneficiary';
+};
+
+subtest 'SMTP down: retried on the schedule, nothing lost' => sub {
+    smtp_stop();
+    my $u = $s->new_user($admin, roles => ['VIEWER']);
+    my $res = $s->req(POST => "/api/v1/users/$u->{id}/invitations", token => $admin);
+    is $res->{status}, 201, 'invited while SMTP is down';
+    $s->wait_until('the mail cursor counts failures', sub {
+        $dbh->selectrow_array('SELECT failures FROM mail_cursors WHERE org_id = ?', undef,
+            $org->{orgId}) >= 2 });
+    is scalar(mails_to($u->{email})), 0, 'nothing sent yet';
+    smtp_start();
+    $s->wait_until('mailed once SMTP is back', sub { mails_to($u->{email}) }, 30);
+    is $dbh->selectrow_array('SELECT failures FROM mail_cursors WHERE org_id = ?', undef,
+        $org->{orgId}), 0, 'the failures start again';
+};
+
+Remit::Webhook::stop_deliverer($d);
+smtp_stop();
+is_deeply [Remit::Webhook::findings()], [], 'no error in the deliverer\'s log';
+done_testing;

@@ -12,11 +12,24 @@ my ($port, $state) = (8080, "$Remit::Stack::TOP/var");
 GetOptions('port=i' => \$port, 'state=s' => \$state)
     or die "usage: script/server [--port N] [--state DIR]\n";
 
+# As root, MariaDB runs as mysql and the pool and the deliverer as remit (issue 23; README
+# "Running as root"): the users are created when missing, like Debian's packages would.
+if ($> == 0) {
+    for my $user ($Remit::Stack::DB_OS_USER, $Remit::Stack::POOL_OS_USER) {
+        next if defined getpwnam $user;
+        system('useradd', '--system', '--user-group', '--no-create-home', '--home-dir',
+            '/nonexistent', '--shell', '/usr/sbin/nologin', $user) == 0
+            or die "script/server: useradd $user failed\n";
+        warn "remit: created the system user $user\n";
+    }
+}
+
 my $stop;
 $SIG{INT} = $SIG{TERM} = sub { $stop = shift };
 
 # `remit deliver` beside the pool; webhooks may reach this loopback stack's own receivers.
 my $stack = Remit::Stack->new(state => $state, port => $port, durable => 1, deliver => 1,
+    unprivileged => 1,
     conf => { webhook_allow_http => 'yes', webhook_allow_private => 'yes' });
 $stack->start;
 $| = 1;

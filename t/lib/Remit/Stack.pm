@@ -18,11 +18,17 @@ package Remit::Stack;
 # pools => N starts N pools (`remit serve` masters), each with its own config, socket and
 # log (remit.conf, remit-2.conf, ...), all on the one database, behind one nginx upstream
 # that takes turns between them: what several app hosts sharing a database look like.
+#
+# unprivileged => 1 (script/server only; issue 23): run as root, MariaDB runs as the OS user
+# mysql and the pool and the deliverer as remit (both must exist: script/server creates
+# them), and MariaDB's root signs in only as OS root (unix_socket), so the pool's user cannot
+# become the database's root through the socket it uses. Off by default, and without effect
+# when we are not root: the tests run every part as root on purpose.
 
 use strict;
 use warnings;
 
-use Carp qw(croak);
+use Carp qw(carp croak);
 use Config;
 use Cwd qw(abs_path);
 use DBI;
@@ -57,6 +63,10 @@ my @DB_HOSTS = ('localhost', '127.0.0.1');    # the unix socket, and TCP on loop
 # When we run as root, nginx's workers run as nobody and its group owns the pool's socket.
 my $NGINX_USER = 'nobody';
 
+# The OS users of MariaDB and of the pool under unprivileged => 1.
+our $DB_OS_USER = 'mysql';
+our $POOL_OS_USER = 'remit';
+
 # Fast and not crash-safe: good for a test database that lives for one test file.
 my @TEST_DB_OPTIONS = qw(
     --innodb-buffer-pool-size=64M
@@ -86,6 +96,7 @@ sub new {
         pools     => $o{pools} // 1,
         deliver   => $o{deliver} ? 1 : 0,   # also run `remit deliver` beside the pool
         in_flight => $o{in_flight},
+        unprivileged => $o{unprivileged} ? 1 : 0,
         log_from  => {},       # pool => offset in its log where this stack's run begins
         cmd_seq   => 0,
     }, $class;
@@ -113,6 +124,7 @@ sub new {
     flock $self->{lock}, LOCK_EX | LOCK_NB
         or croak "state dir $state is in use by another stack";
 
+    $self->{as} = $self->_run_as;
     push @LIVE, $self;
     weaken $LIVE[-1];
     _exit_on_signals();
@@ -201,6 +213,7 @@ sub conf_set {
 
 sub start {
     my ($self) = @_;
+    $self->_own_state_dir if $self->{as};
     $self->start_db;
     $self->create_database;
     $self->write_config;
@@ -333,6 +346,7 @@ sub start_db {
     _copy_template("$state/mysql") unless -d "$state/mysql";
     make_path("$state/tmp");
     unlink "$state/mysqld.pid";
+    $self->_own_db_files if $self->{as};
 
     # A port picked at run time may be taken before mariadbd binds it: pick another. A
     # restart keeps the port it had.
@@ -340,11 +354,13 @@ sub start_db {
         my $auto = !$self->{db_port};
         $self->{db_port} //= _free_port();
         my $log_size = -s "$state/mysqld.log" // 0;
-        $self->{pid}{db} = _spawn("$state/mysqld.log", 'mariadbd', $self->_db_args);
+        $self->{pid}{db} = _spawn_as($self->{as} && $self->{as}{db}, "$state/mysqld.log",
+            'mariadbd', $self->_db_args);
         if ($self->_wait_db) {
             # Only our uid may reach root's password-less account: the state dir is open to
-            # nginx's group (the pool's socket lives there).
-            chmod 0700, $self->db_socket;
+            # nginx's group (the pool's socket lives there). Under unprivileged the pool
+            # connects through this socket, and root signs in only as OS root (_accounts).
+            chmod 0700, $self->db_socket unless $self->{as};
             return $self;
         }
         my $why = _tail("$state/mysqld.log", $log_size);
@@ -362,7 +378,7 @@ sub _db_args {
     my $state = $self->{state};
     return (
         '--no-defaults',
-        ($> == 0 ? ('--user=root') : ()),
+        ($> == 0 && !$self->{as} ? ('--user=root') : ()),
         "--datadir=$state/mysql",
         "--socket=$state/mysqld.sock",
         "--port=$self->{db_port}",
@@ -425,6 +441,8 @@ sub _accounts {
     my $tcp_roots = $dbh->selectcol_arrayref(
         q{SELECT Host FROM mysql.user WHERE User = 'root' AND Host <> 'localhost'});
     $dbh->do('DROP USER ?@?', undef, 'root', $_) for @$tcp_roots;
+    # Reachable by the pool's OS user too, the socket lets only OS root in as root.
+    $dbh->do(q{ALTER USER root@localhost IDENTIFIED VIA unix_socket}) if $self->{as};
     for my $host (@DB_HOSTS) {
         for my $u ([$OWNER_USER, $self->_secret('owner')], [$APP_USER, $self->_secret('app')]) {
             $dbh->do('CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', undef, @$u[0], $host, $u->[1]);
@@ -485,6 +503,51 @@ sub _reachable_by_others {
         return 0 unless defined $mode && ($mode & 01);
         return 1 if $p eq '/' || $p eq dirname($p);
     }
+}
+
+# {db => [uid, gid, groups...], pool => [...]} under unprivileged => 1 as root; undef
+# otherwise. MariaDB runs as mysql, the pool and the deliverer as remit; both also in the
+# group remit, which owns the state dir where each creates its socket and files; the pool
+# also in nginx's group, which it gives its socket to (listen_group). A checkout or state
+# dir those users cannot reach keeps root, like nginx's workers (_nginx_user).
+sub _run_as {
+    my ($self) = @_;
+    return undef unless $self->{unprivileged} && $> == 0;
+    unless (grep({ !_reachable_by_others(dirname $_) } $self->{state}, $self->{bin})
+            || !_reachable_by_others($TOP)) {
+        my ($db_uid, $db_gid) = (getpwnam $DB_OS_USER)[2, 3];
+        my ($uid, $gid) = (getpwnam $POOL_OS_USER)[2, 3];
+        croak "no user $_ (script/server creates it)"
+            for grep { !defined getpwnam $_ } $DB_OS_USER, $POOL_OS_USER;
+        my $nginx_gid = (_nginx_user())[3];
+        return { db => [$db_uid, $db_gid, $gid], pool => [$uid, $gid, $nginx_gid], group => $gid };
+    }
+    carp "$self->{state} or $self->{bin} is out of reach of other users: everything runs as root";
+    return undef;
+}
+
+# The state dir is root's, group remit: MariaDB and the pool (both in that group) create
+# their sockets and files in it, and the sticky bit keeps either from removing or renaming
+# what the other made. Others (nginx's workers) may only pass through, to the pool's socket.
+sub _own_state_dir {
+    my ($self) = @_;
+    chown 0, $self->{as}{group}, $self->{state} or croak "chown $self->{state}: $!";
+    chmod 01771, $self->{state} or croak "chmod $self->{state}: $!";
+}
+
+# MariaDB's datadir, tmpdir and log are mysql's (also those of a run before as root), and a
+# socket left by a run as root would be in the way of MariaDB's (sticky dir).
+sub _own_db_files {
+    my ($self) = @_;
+    my $state = $self->{state};
+    my ($uid, $gid) = @{ $self->{as}{db} };
+    system('chown', '-R', "$uid:$gid", "$state/mysql", "$state/tmp") == 0
+        or croak "chown -R $uid:$gid $state/mysql $state/tmp failed";
+    chmod 0700, "$state/mysql", "$state/tmp";
+    unlink $self->db_socket, $self->db_socket . '.lock';
+    open my $fh, '>>', "$state/mysqld.log" or croak "open $state/mysqld.log: $!";
+    close $fh;
+    chown $uid, $gid, "$state/mysqld.log";
 }
 
 # A DBI handle on the private database (AutoCommit on), reconnected when the server went
@@ -583,6 +646,8 @@ sub write_config {
             . ".conf written by t/lib/Remit/Stack.pm for the stack in this directory\n",
             map { "$_ = $conf->{$_}\n" } @keys);
         chmod 0600, $self->config_path($n);    # also a file an older run left 0644
+        # Readable by the pool only (and root, who runs `remit bootstrap` with it).
+        chown @{ $self->{as}{pool} }[0, 1], $self->config_path($n) if $self->{as};
     }
     umask $old;
     return $self;
@@ -595,6 +660,7 @@ sub remit {
     my $base = sprintf '%s/cmd-%d-%d', $self->{state}, $$, ++$self->{cmd_seq};
     my $pid = fork // croak "fork: $!";
     if (!$pid) {
+        umask 077;    # bootstrap prints a token
         open STDIN, '<', '/dev/null';
         open STDOUT, '>', "$base.out";
         open STDERR, '>', "$base.err";
@@ -660,8 +726,8 @@ sub start_deliver {
         _spew($conf, join '', map { "$_ = $c{$_}\n" } sort keys %c);
         umask $old;
     }
-    $self->{pid}{deliver} = _spawn("$self->{state}/deliver.log", $self->{bin}, '--config', $conf,
-        'deliver');
+    $self->{pid}{deliver} = _spawn_as($self->{as} && $self->{as}{pool},
+        "$self->{state}/deliver.log", $self->{bin}, '--config', $conf, 'deliver');
     return $self;
 }
 
@@ -670,7 +736,8 @@ sub _start_pool {
     my ($what, $log, $socket) = (_pool($n), $self->log_path($n), $self->socket_path($n));
     $self->{log_from}{$n} //= -s $log // 0;
     unlink $socket;    # a stale socket would look ready
-    $self->{pid}{$what} = _spawn($log, $self->{bin}, '--config', $self->config_path($n), 'serve');
+    $self->{pid}{$what} = _spawn_as($self->{as} && $self->{as}{pool}, $log, $self->{bin},
+        '--config', $self->config_path($n), 'serve');
 
     my $deadline = time + 30;
     until (-S $socket) {
@@ -761,8 +828,10 @@ sub _write_nginx_conf {
     my $user = defined $wuser ? "user $wuser $wgroup;\n" : '';
     if (defined $uid) {
         chown $uid, $gid, map { "$dir/tmp/$_" } qw(body fastcgi proxy scgi uwsgi);
-        chown -1, $gid, $self->{state};
-        chmod 0710, $self->{state};    # nginx's group may reach the socket, not list or read
+        unless ($self->{as}) {    # _own_state_dir set it up
+            chown -1, $gid, $self->{state};
+            chmod 0710, $self->{state};    # nginx's group may reach the socket, not list or read
+        }
     }
     _spew("$dir/nginx.conf", <<"EOF");
 # written by t/lib/Remit/Stack.pm: one nginx for the stack in this directory
@@ -824,16 +893,34 @@ sub stop_nginx {
 
 # fork + exec with stdin from /dev/null and stdout+stderr appended to $log, in a process
 # group of its own so a terminal's ^C reaches only us, and we stop things in order.
-sub _spawn {
-    my ($log, @cmd) = @_;
+sub _spawn { _spawn_as(undef, @_) }
+
+# The same, as [uid, gid, supplementary gids...] when $as is given (unprivileged): the log
+# is opened (by us) first, then mode 0640 (the state dir lets others through).
+sub _spawn_as {
+    my ($as, $log, @cmd) = @_;
     my $pid = fork // croak "fork: $!";
     return $pid if $pid;
     setpgrp(0, 0);
     open STDIN, '<', '/dev/null';
     open STDOUT, '>>', $log or POSIX::_exit(126);
     open STDERR, '>&', \*STDOUT;
+    if ($as) {
+        chmod 0640, $log;
+        _become(@$as) or do { print STDERR "cannot become uid $as->[0]: $!\n"; POSIX::_exit(126) };
+    }
     exec(@cmd) or print STDERR "exec $cmd[0]: $!\n";
     POSIX::_exit(127);
+}
+
+# Gives up root for good: the groups first (setgroups needs root: $gid and @groups), then
+# real, effective and saved gid and uid. True when nothing of root is left.
+sub _become {
+    my ($uid, $gid, @groups) = @_;
+    $) = join ' ', $gid, $gid, @groups;
+    POSIX::setgid($gid) or return 0;
+    POSIX::setuid($uid) or return 0;
+    return $< == $uid && $> == $uid && $( =~ /^$gid\b/ && $) =~ /^$gid\b/;
 }
 
 # Stops one component: $signal, then SIGKILL after $timeout seconds. Children it leaves

@@ -37,15 +37,17 @@ sub wait_for {
     }
 }
 
-# [real, effective, saved, fs] uids and the same for gids, from /proc/PID/status.
+# [real, effective, saved, fs] uids and the same for gids, the groups and the permitted and
+# effective capabilities, from /proc/PID/status.
 sub ids {
     my ($pid) = @_;
     my $st = slurp("/proc/$pid/status");
     my ($uids) = $st =~ /^Uid:\s+(.*)$/m;
     my ($gids) = $st =~ /^Gid:\s+(.*)$/m;
     my ($groups) = $st =~ /^Groups:\s*(.*)$/m;
+    my %cap = $st =~ /^Cap(Prm|Eff):\s+([0-9a-f]+)$/mg;
     return { uid => [split ' ', $uids // ''], gid => [split ' ', $gids // ''],
-        groups => [split ' ', $groups // ''] };
+        groups => [split ' ', $groups // ''], cap => \%cap };
 }
 
 sub ppid { (slurp("/proc/$_[0]/stat") =~ /\)\s+\S+\s+(\d+)/)[0] // 0 }
@@ -119,6 +121,7 @@ sub runs_as {
     my $ids = ids($pid);
     is_deeply $ids->{uid}, [($uid) x 4], "$what (pid $pid): real, effective, saved and fs uid $uid";
     ok !grep({ $_ == 0 } @{ $ids->{gid} }, @{ $ids->{groups} }), "$what: no group of root";
+    is_deeply [map { hex } @{ $ids->{cap} }{qw(Prm Eff)}], [0, 0], "$what: no capability";
     return $ids;
 }
 

@@ -16,6 +16,9 @@ static const char SQL_TOKEN[] =
 	" FROM tokens t JOIN users u ON u.id = t.user_id"
 	" WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.active = 1"
 	" AND (t.expires_at IS NULL OR t.expires_at > NOW(3))";
+/* Columns of SQL_TOKEN, and of SQL_TOKEN_KEY, which selects the same seven first. */
+enum { TOK_ID, TOK_USER, TOK_ORG, TOK_ROLES, TOK_KIND, TOK_EXPIRES, TOK_MINTED_BY,
+	TOK_FINGERPRINT, TOK_STATUS, TOK_ETAG, TOK_BODY };
 /* A POST that carries a key also reads the answer stored under it, if a live one was
  * committed: a replay then costs this one statement (idem_answer_seen). The row of an
  * attempt still running is not visible to this consistent read, nor is an expired one: both
@@ -62,16 +65,17 @@ int auth_authenticate(struct ctx *c, struct idem_seen *seen)
 		return HANDLER_DB_ERROR;
 	if (r.nrows == 0)
 		return unauthenticated(c);
-	c->me.token_id = db_i(&r, 0, 0);
-	c->me.user_id = db_i(&r, 0, 1);
-	c->me.org_id = db_i(&r, 0, 2);
-	c->me.roles = (unsigned)db_i(&r, 0, 3);
-	c->me.session = strcmp(db_s(&r, 0, 4), "session") == 0;
-	c->me.expires_at = db_s(&r, 0, 5);
-	c->me.minted_by = db_i(&r, 0, 6);
-	if (key && db_s(&r, 0, 7) && db_s(&r, 0, 8)) {
-		*seen = (struct idem_seen){ key, db_s(&r, 0, 7), db_len(&r, 0, 7),
-			(int)db_i(&r, 0, 8), db_i(&r, 0, 9), db_s(&r, 0, 10), db_len(&r, 0, 10) };
+	c->me.token_id = db_i(&r, 0, TOK_ID);
+	c->me.user_id = db_i(&r, 0, TOK_USER);
+	c->me.org_id = db_i(&r, 0, TOK_ORG);
+	c->me.roles = (unsigned)db_i(&r, 0, TOK_ROLES);
+	c->me.session = strcmp(db_s(&r, 0, TOK_KIND), "session") == 0;
+	c->me.expires_at = db_s(&r, 0, TOK_EXPIRES);
+	c->me.minted_by = db_i(&r, 0, TOK_MINTED_BY);
+	if (key && db_s(&r, 0, TOK_FINGERPRINT) && db_s(&r, 0, TOK_STATUS)) {
+		*seen = (struct idem_seen){ key, db_s(&r, 0, TOK_FINGERPRINT),
+			db_len(&r, 0, TOK_FINGERPRINT), (int)db_i(&r, 0, TOK_STATUS),
+			db_i(&r, 0, TOK_ETAG), db_s(&r, 0, TOK_BODY), db_len(&r, 0, TOK_BODY) };
 	}
 	return STEP_GO_ON;
 }

@@ -8,10 +8,8 @@
 
 #define NREQUEST_STATUSES RS_COUNT
 
-/* REQUEST_COLS, by position. */
-enum { R_ID, R_BATCH, R_STATUS, R_AMOUNT, R_CURRENCY, R_NAME, R_ACCOUNT, R_PURPOSE, R_CREATED_BY,
-	R_CREATED_AT, R_UPDATED_AT, R_VERSION, R_REQUIRED, R_APPROVALS, R_SNAPSHOT, R_PAID_AT,
-	R_PAID_BY, R_REFERENCE, R_MINOR, R_FILE, R_RETURN_FILE, R_RETURN_REASON, R_RETURN_AT };
+
+_Static_assert((int)R_ID == (int)SIGNALS_ROW_ID, "signals_load reads a request row's id");
 
 #define REQUEST_FROM \
 	"SELECT " REQUEST_COLS " FROM payment_requests r JOIN currencies cu ON cu.code = r.currency" \

@@ -130,7 +130,7 @@ int h_requests_create(struct ctx *c)
 		return rc;
 	if (r.nrows == 0)
 		return HANDLER_DB_ERROR;   /* cannot happen: the batch is locked and was checked */
-	long long id = db_i(&r, 0, 0);   /* its creator is a maker: a trigger records it */
+	long long id = db_i(&r, 0, R_ID);   /* its creator is a maker: a trigger records it */
 	yajl_gen g = jw_new();
 	jw_open(g, NULL);
 	jw_id(g, "batchId", batch);

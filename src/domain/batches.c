@@ -13,8 +13,10 @@ static const char SQL_BATCH_INSERT[] =
 static const char SQL_BATCH_REQUESTS_LOCK[] =
 	"SELECT id, status, amount, currency, beneficiary_name, beneficiary_account, purpose"
 	" FROM payment_requests WHERE batch_id = ? ORDER BY id FOR UPDATE";
+enum { BR_ID, BR_STATUS, BR_AMOUNT, BR_CURRENCY, BR_NAME, BR_ACCOUNT, BR_PURPOSE };
 static const char SQL_RULES_FOR_SUBMIT[] =
 	"SELECT currency, min_amount, approvals FROM approval_rules WHERE org_id = ? LOCK IN SHARE MODE";
+enum { RS_CURRENCY, RS_MIN, RS_APPROVALS };
 static const char SQL_REQUEST_SUBMIT[] =
 	"UPDATE payment_requests SET status = 'PENDING_APPROVAL', required_approvals = ?,"
 	" snapshot = ?, version = version + 1, updated_at = NOW(3) WHERE id = ?";
@@ -93,9 +95,9 @@ static int required_approvals(const struct dbres *rules, const char *currency, l
 {
 	long long need = 1;
 	for (size_t i = 0; i < rules->nrows; i++)
-		if (strcmp(db_s(rules, i, 0), currency) == 0 && amount >= db_i(rules, i, 1) &&
-		    db_i(rules, i, 2) > need)
-			need = db_i(rules, i, 2);
+		if (strcmp(db_s(rules, i, RS_CURRENCY), currency) == 0 &&
+		    amount >= db_i(rules, i, RS_MIN) && db_i(rules, i, RS_APPROVALS) > need)
+			need = db_i(rules, i, RS_APPROVALS);
 	return (int)need;
 }
 
@@ -122,14 +124,15 @@ int h_batches_submit(struct ctx *c)
 	audit_add(c, "batch.submitted", "batch", b.id,
 		arena_printf(c->a, "{\"status\":\"SUBMITTED\",\"requests\":%zu}", reqs.nrows));
 	for (size_t i = 0; i < reqs.nrows; i++) {
-		long long id = db_i(&reqs, i, 0), amount = db_i(&reqs, i, 2);
-		const char *currency = db_s(&reqs, i, 3);
+		long long id = db_i(&reqs, i, BR_ID), amount = db_i(&reqs, i, BR_AMOUNT);
+		const char *currency = db_s(&reqs, i, BR_CURRENCY);
 		int minor = currency_minor(c, currency);
 		if (minor < 0)
 			return HANDLER_DB_ERROR;
 		int need = required_approvals(&rules, currency, amount);
 		const char *snapshot = request_snapshot(c->a, amount, minor, currency,
-			db_s(&reqs, i, 4), db_s(&reqs, i, 5), db_s(&reqs, i, 6), need);
+			db_s(&reqs, i, BR_NAME), db_s(&reqs, i, BR_ACCOUNT), db_s(&reqs, i, BR_PURPOSE),
+			need);
 		if (db_exec(c->db, SQL_REQUEST_SUBMIT, "isi", (long long)need, snapshot, id) < 0)
 			return HANDLER_DB_ERROR;
 		audit_add(c, "request.submitted", "request", id, arena_printf(c->a,
@@ -156,7 +159,7 @@ int h_batches_cancel(struct ctx *c)
 		return HANDLER_DB_ERROR;
 	size_t changed = 0;
 	for (size_t i = 0; i < reqs.nrows; i++) {
-		enum cancel_effect e = request_on_cancel(request_status_of(db_s(&reqs, i, 1)));
+		enum cancel_effect e = request_on_cancel(request_status_of(db_s(&reqs, i, BR_STATUS)));
 		if (e == CANCEL_REFUSED) {
 			c->ndetails = 0;
 			detail_str(c, "status", batch_statuses[b.status]);
@@ -172,9 +175,9 @@ int h_batches_cancel(struct ctx *c)
 		"{\"from\":\"%s\",\"status\":\"CANCELLED\",\"requests\":%zu}", batch_statuses[b.status],
 		changed));
 	for (size_t i = 0; i < reqs.nrows; i++) {
-		const char *s = db_s(&reqs, i, 1);
+		const char *s = db_s(&reqs, i, BR_STATUS);
 		if (request_on_cancel(request_status_of(s)) == CANCEL_CANCELS)
-			audit_add(c, "request.cancelled", "request", db_i(&reqs, i, 0), arena_printf(c->a,
+			audit_add(c, "request.cancelled", "request", db_i(&reqs, i, BR_ID), arena_printf(c->a,
 				"{\"from\":\"%s\",\"status\":\"CANCELLED\"}", s));
 	}
 	return reply_batch(c, 200, b.id);

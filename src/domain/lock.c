@@ -6,15 +6,20 @@ static const char SQL_BATCH_FIND[] = "SELECT id FROM batches WHERE id = ? AND or
 static const char SQL_BATCH_LOCK[] =
 	"SELECT id, status, version, created_by, submitted_by, request_count FROM batches"
 	" WHERE id = ? FOR UPDATE";
+enum { BL_ID, BL_STATUS, BL_VERSION, BL_CREATED_BY, BL_SUBMITTED_BY, BL_REQUESTS };
 static const char SQL_REQUEST_BATCH[] =
 	"SELECT batch_id FROM payment_requests WHERE id = ? AND org_id = ?";
+enum { RB_BATCH };
 static const char SQL_REQUEST_LOCK[] =
 	"SELECT id, batch_id, status, version, amount, currency, beneficiary_name,"
 	" beneficiary_account, purpose, created_by, required_approvals, approval_count"
 	" FROM payment_requests WHERE id = ? AND batch_id = ? FOR UPDATE";
+enum { RL_ID, RL_BATCH, RL_STATUS, RL_VERSION, RL_AMOUNT, RL_CURRENCY, RL_NAME, RL_ACCOUNT,
+	RL_PURPOSE, RL_CREATED_BY, RL_REQUIRED, RL_APPROVALS };
 static const char SQL_BATCH_OPEN[] =
 	"SELECT COUNT(*) FROM payment_requests"
 	" WHERE batch_id = ? AND status NOT IN ('REJECTED', 'PAID', 'CANCELLED') LOCK IN SHARE MODE";
+enum { BO_OPEN };
 static const char SQL_BATCH_BUMP[] =
 	"UPDATE batches SET version = version + 1, updated_at = NOW(3) WHERE id = ?";
 static const char SQL_BATCH_COMPLETE[] =
@@ -50,12 +55,12 @@ static int lock_own_batch(struct ctx *c, long long id, struct batch_row *b)
 	if (r.nrows == 0)
 		return reply_not_found(c);
 	*b = (struct batch_row){
-		.id = db_i(&r, 0, 0),
-		.status = batch_status_of(db_s(&r, 0, 1)),
-		.version = db_i(&r, 0, 2),
-		.created_by = db_i(&r, 0, 3),
-		.submitted_by = db_i(&r, 0, 4),
-		.requests = db_i(&r, 0, 5),
+		.id = db_i(&r, 0, BL_ID),
+		.status = batch_status_of(db_s(&r, 0, BL_STATUS)),
+		.version = db_i(&r, 0, BL_VERSION),
+		.created_by = db_i(&r, 0, BL_CREATED_BY),
+		.submitted_by = db_i(&r, 0, BL_SUBMITTED_BY),
+		.requests = db_i(&r, 0, BL_REQUESTS),
 	};
 	return STEP_GO_ON;
 }
@@ -72,7 +77,7 @@ int request_lock(struct ctx *c, long long id, struct batch_row *b, struct reques
 	int rc;
 	/* A request's batch is of the request's organisation: found, it needs no find of its own. */
 	if ((rc = find_own(c, &r, SQL_REQUEST_BATCH, id)) != STEP_GO_ON ||
-	    (rc = lock_own_batch(c, db_i(&r, 0, 0), b)) != STEP_GO_ON)
+	    (rc = lock_own_batch(c, db_i(&r, 0, RB_BATCH), b)) != STEP_GO_ON)
 		return rc;
 	/* A request's batch never changes; a DELETE committed while we waited leaves no row. */
 	if (db_query(c->db, c->a, &r, SQL_REQUEST_LOCK, "ii", id, b->id) < 0)
@@ -80,18 +85,18 @@ int request_lock(struct ctx *c, long long id, struct batch_row *b, struct reques
 	if (r.nrows == 0)
 		return reply_not_found(c);
 	*q = (struct request_row){
-		.id = db_i(&r, 0, 0),
-		.batch_id = db_i(&r, 0, 1),
-		.status = request_status_of(db_s(&r, 0, 2)),
-		.version = db_i(&r, 0, 3),
-		.amount = db_i(&r, 0, 4),
-		.currency = db_s(&r, 0, 5),
-		.name = db_s(&r, 0, 6),
-		.account = db_s(&r, 0, 7),
-		.purpose = db_s(&r, 0, 8),
-		.created_by = db_i(&r, 0, 9),
-		.required_approvals = db_i(&r, 0, 10),
-		.approval_count = db_i(&r, 0, 11),
+		.id = db_i(&r, 0, RL_ID),
+		.batch_id = db_i(&r, 0, RL_BATCH),
+		.status = request_status_of(db_s(&r, 0, RL_STATUS)),
+		.version = db_i(&r, 0, RL_VERSION),
+		.amount = db_i(&r, 0, RL_AMOUNT),
+		.currency = db_s(&r, 0, RL_CURRENCY),
+		.name = db_s(&r, 0, RL_NAME),
+		.account = db_s(&r, 0, RL_ACCOUNT),
+		.purpose = db_s(&r, 0, RL_PURPOSE),
+		.created_by = db_i(&r, 0, RL_CREATED_BY),
+		.required_approvals = db_i(&r, 0, RL_REQUIRED),
+		.approval_count = db_i(&r, 0, RL_APPROVALS),
 	};
 	return STEP_GO_ON;
 }
@@ -104,7 +109,7 @@ int batch_touch(struct ctx *c, long long batch_id, bool settle)
 		struct dbres r;
 		if (db_query(c->db, c->a, &r, SQL_BATCH_OPEN, "i", batch_id) < 0)
 			return HANDLER_DB_ERROR;
-		complete = db_i(&r, 0, 0) == 0;
+		complete = db_i(&r, 0, BO_OPEN) == 0;
 	}
 	if (db_exec(c->db, complete ? SQL_BATCH_COMPLETE : SQL_BATCH_BUMP, "i", batch_id) < 0)
 		return HANDLER_DB_ERROR;

@@ -22,20 +22,25 @@ static const char SQL_TOKEN_INSERT[] =
 /* The owner's row, locked: a PATCH that deactivates them waits for this mint and then revokes
  * the new token with the rest, or this waits for it and sees them inactive (API §7 v1.2). */
 static const char SQL_OWNER_LOCK[] = "SELECT active FROM users WHERE id = ? FOR UPDATE";
+enum { OWNER_ACTIVE };
 static const char SQL_TOKEN_CREATED[] = "SELECT created_at FROM tokens WHERE id = ?";
+enum { TC_CREATED_AT };
 /* Sessions live in the tokens table too, but are not API tokens: their ids answer 404 here.
  * Filtered by organisation without a lock, then locked by id (lock.h). */
 static const char SQL_TOKEN_FIND[] =
 	"SELECT id FROM tokens WHERE id = ? AND org_id = ? AND kind = 'token'";
 static const char SQL_TOKEN_LOCK[] =
 	"SELECT revoked_at IS NOT NULL, user_id FROM tokens WHERE id = ? FOR UPDATE";
+enum { TL_REVOKED, TL_USER };
 static const char SQL_MY_TOKENS[] =
 	"SELECT id, name, created_at FROM tokens WHERE user_id = ? AND kind = 'token'"
 	" AND revoked_at IS NULL AND id < ? ORDER BY id DESC LIMIT ?";
+enum { MT_ID, MT_NAME, MT_CREATED_AT };
 static const char SQL_TOKEN_REVOKE[] = "UPDATE tokens SET revoked_at = NOW(3) WHERE id = ?";
 
 static const char SQL_USER_LOCK[] =
 	"SELECT name, roles, active FROM users WHERE id = ? AND org_id = ? FOR UPDATE";
+enum { UL_NAME, UL_ROLES, UL_ACTIVE };
 /* Locks every active ADMIN of the organisation but one: two PATCHes that would each remove
  * one of the last two ADMINs serialise here, and the second sees the first's change. */
 static const char SQL_OTHER_ADMINS[] =
@@ -81,13 +86,13 @@ static void write_roles(yajl_gen g, unsigned roles)
 /* The members of a user object, without its braces (h_me adds to them). */
 static void user_members(yajl_gen g, const struct dbres *r, size_t i)
 {
-	jw_id(g, "id", db_i(r, i, 0));
-	jw_str(g, "email", db_s(r, i, 1));
-	jw_str(g, "name", db_s(r, i, 2));
-	write_roles(g, (unsigned)db_i(r, i, 3));
-	jw_id(g, "orgId", db_i(r, i, 4));
-	jw_time(g, "createdAt", db_s(r, i, 5));
-	jw_bool(g, "active", db_i(r, i, 6) != 0);
+	jw_id(g, "id", db_i(r, i, U_ID));
+	jw_str(g, "email", db_s(r, i, U_EMAIL));
+	jw_str(g, "name", db_s(r, i, U_NAME));
+	write_roles(g, (unsigned)db_i(r, i, U_ROLES));
+	jw_id(g, "orgId", db_i(r, i, U_ORG));
+	jw_time(g, "createdAt", db_s(r, i, U_CREATED_AT));
+	jw_bool(g, "active", db_i(r, i, U_ACTIVE) != 0);
 }
 
 void write_user(yajl_gen g, const struct dbres *r, size_t i)
@@ -143,15 +148,16 @@ int h_users_list(struct ctx *c)
 static const char SQL_MEMBERS[] =
 	"SELECT id, name, roles, active FROM users WHERE org_id = ? AND id < ?"
 	" ORDER BY id DESC LIMIT ?";
+enum { M_ID, M_NAME, M_ROLES, M_ACTIVE };
 
 static size_t member_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t i)
 {
 	(void)c;
 	jw_open(g, NULL);
-	jw_id(g, "id", db_i(r, i, 0));
-	jw_str(g, "name", db_s(r, i, 1));
-	write_roles(g, (unsigned)db_i(r, i, 2));
-	jw_bool(g, "active", db_i(r, i, 3) != 0);
+	jw_id(g, "id", db_i(r, i, M_ID));
+	jw_str(g, "name", db_s(r, i, M_NAME));
+	write_roles(g, (unsigned)db_i(r, i, M_ROLES));
+	jw_bool(g, "active", db_i(r, i, M_ACTIVE) != 0);
 	jw_close(g);
 	return i + 1;
 }
@@ -247,7 +253,7 @@ static int lock_owner(struct ctx *c, long long user, bool with_user)
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_OWNER_LOCK, "i", user) < 0)
 		return HANDLER_DB_ERROR;
-	if (r.nrows == 1 && db_i(&r, 0, 0))
+	if (r.nrows == 1 && db_i(&r, 0, OWNER_ACTIVE))
 		return STEP_GO_ON;
 	if (!with_user) {
 		c->rs.www_authenticate = true;
@@ -292,7 +298,7 @@ static int mint_token(struct ctx *c, long long user, bool with_user)
 	if (with_user)
 		jw_id(g, "userId", user);
 	jw_str(g, "name", name);
-	jw_time(g, "createdAt", db_s(&r, 0, 0));
+	jw_time(g, "createdAt", db_s(&r, 0, TC_CREATED_AT));
 	jw_close(g);
 	return reply_done(c);
 }
@@ -316,8 +322,8 @@ int h_me_tokens_create(struct ctx *c)
 
 static size_t token_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t i)
 {
-	static const struct column cols[] = { { "id", 'i', 0 }, { "name", 's', 1 },
-		{ "createdAt", 't', 2 }, { NULL } };
+	static const struct column cols[] = { { "id", 'i', MT_ID }, { "name", 's', MT_NAME },
+		{ "createdAt", 't', MT_CREATED_AT }, { NULL } };
 	write_columns(g, r, i, cols);
 	return i + 1;
 }
@@ -340,14 +346,14 @@ int h_tokens_revoke(struct ctx *c)
 		return HANDLER_DB_ERROR;
 	if (r.nrows == 0)
 		return reply_not_found(c);
-	long long owner = db_i(&r, 0, 1);
+	long long owner = db_i(&r, 0, TL_USER);
 	/* API §5: an unknown id answers 404 before someone else's token answers 403. */
 	if (owner != c->me.user_id && !(c->me.roles & ROLE_ADMIN))
 		return reply_error(c, 403, "FORBIDDEN", "only the token's owner or an ADMIN may revoke it");
 	q_parse(c, none);
 	if (c->ndetails)
 		return reply_validation(c);
-	if (db_i(&r, 0, 0))
+	if (db_i(&r, 0, TL_REVOKED))
 		return reply_empty(c, 204);   /* already revoked: nothing changes, no event */
 	if (db_exec(c->db, SQL_TOKEN_REVOKE, "i", id) < 0)
 		return HANDLER_DB_ERROR;
@@ -401,9 +407,9 @@ int h_users_patch(struct ctx *c)
 	parse_patch(c, &p);
 	if (c->ndetails)
 		return reply_validation(c);
-	const char *old_name = db_s(&r, 0, 0);
-	unsigned old_roles = (unsigned)db_i(&r, 0, 1);
-	int old_active = (int)db_i(&r, 0, 2);
+	const char *old_name = db_s(&r, 0, UL_NAME);
+	unsigned old_roles = (unsigned)db_i(&r, 0, UL_ROLES);
+	int old_active = (int)db_i(&r, 0, UL_ACTIVE);
 	const char *name = p.name ? p.name : old_name;
 	unsigned roles = p.roles ? p.roles : old_roles;
 	int active = p.active >= 0 ? p.active : old_active;

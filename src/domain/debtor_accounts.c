@@ -13,6 +13,7 @@
 
 static const char SQL_ACCOUNTS[] =
 	"SELECT currency, name, iban, bic FROM debtor_accounts WHERE org_id = ? ORDER BY position";
+enum { DA_CURRENCY, DA_NAME, DA_IBAN, DA_BIC };
 static const char SQL_ACCOUNTS_DELETE[] = "DELETE FROM debtor_accounts WHERE org_id = ?";
 static const char SQL_ACCOUNT_INSERT[] =
 	"INSERT INTO debtor_accounts (org_id, currency, position, name, iban, bic)"
@@ -28,10 +29,10 @@ static void write_accounts(yajl_gen g, const struct dbres *r)
 	jw_array(g, "accounts");
 	for (size_t i = 0; i < r->nrows; i++) {
 		jw_open(g, NULL);
-		jw_str(g, "currency", db_s(r, i, 0));
-		jw_str(g, "name", db_s(r, i, 1));
-		jw_str(g, "iban", db_s(r, i, 2));
-		jw_str(g, "bic", db_s(r, i, 3));
+		jw_str(g, "currency", db_s(r, i, DA_CURRENCY));
+		jw_str(g, "name", db_s(r, i, DA_NAME));
+		jw_str(g, "iban", db_s(r, i, DA_IBAN));
+		jw_str(g, "bic", db_s(r, i, DA_BIC));
 		jw_close(g);
 	}
 	jw_array_close(g);

@@ -31,11 +31,13 @@ static const char SQL_LEDGER_INSERT[] =
 static const char SQL_REQUEST_FILED[] =
 	"SELECT file_id FROM payment_file_items WHERE live_request_id = ? AND status = 'INCLUDED'"
 	" LOCK IN SHARE MODE";
+enum { FILED_FILE };
 static const char SQL_REQUEST_EXISTS[] =
 	"SELECT id FROM payment_requests WHERE id = ? AND org_id = ?";
 static const char SQL_DECISIONS[] =
 	"SELECT id, approver_id, decision, comment, created_at FROM decisions"
 	" WHERE request_id = ? AND org_id = ? AND id < ? ORDER BY id DESC LIMIT ?";
+enum { D_ID, D_APPROVER, D_DECISION, D_COMMENT, D_CREATED_AT };
 
 static const char *const no_params[] = { NULL };
 
@@ -84,7 +86,7 @@ static int refuse_filed(struct ctx *c, long long id)
 		return STEP_GO_ON;
 	c->ndetails = 0;
 	detail_str(c, "reason", "IN_PAYMENT_FILE");
-	detail_str(c, "paymentFileId", db_s(&r, 0, 0));
+	detail_str(c, "paymentFileId", db_s(&r, 0, FILED_FILE));
 	return reply_error(c, 409, "INVALID_STATE",
 		"the request is in a payment file: confirm or void the file instead");
 }
@@ -181,8 +183,9 @@ int h_requests_mark_paid(struct ctx *c)
 
 static size_t decision_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t i)
 {
-	static const struct column cols[] = { { "id", 'i', 0 }, { "approverId", 'i', 1 },
-		{ "decision", 's', 2 }, { "comment", 's', 3 }, { "createdAt", 't', 4 }, { NULL } };
+	static const struct column cols[] = { { "id", 'i', D_ID }, { "approverId", 'i', D_APPROVER },
+		{ "decision", 's', D_DECISION }, { "comment", 's', D_COMMENT },
+		{ "createdAt", 't', D_CREATED_AT }, { NULL } };
 	write_columns(g, r, i, cols);
 	return i + 1;
 }

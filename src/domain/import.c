@@ -34,6 +34,7 @@ static const char SQL_IMPORT[] =
  * this import added, in input order (ids follow the SELECT's order). */
 static const char SQL_IMPORTED[] =
 	"SELECT id FROM payment_requests WHERE batch_id = ? AND org_id = ? AND id >= ? ORDER BY id";
+enum { IMPORTED_ID };
 
 static const char *const no_params[] = { NULL };
 
@@ -205,7 +206,7 @@ static int add_all(struct ctx *c, long long batch, const struct request_fields *
 		jw_id(g, "batchId", batch);
 		request_fields_audit(g, &f[i]);
 		jw_close(g);
-		audit_add(c, "request.created", "request", db_i(&r, i, 0), jw_finish(c->a, g));
+		audit_add(c, "request.created", "request", db_i(&r, i, IMPORTED_ID), jw_finish(c->a, g));
 	}
 	if ((rc = batch_touch(c, batch, false)))
 		return rc;
@@ -215,7 +216,7 @@ static int add_all(struct ctx *c, long long batch, const struct request_fields *
 	jw_int(g, "count", (long long)n);
 	jw_array(g, "requestIds");
 	for (size_t i = 0; i < n; i++)
-		jw_id(g, NULL, db_i(&r, i, 0));
+		jw_id(g, NULL, db_i(&r, i, IMPORTED_ID));
 	jw_array_close(g);
 	jw_close(g);
 	return reply_done(c);

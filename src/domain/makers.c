@@ -10,6 +10,7 @@ static const char SQL_MAKER_ADD[] = "CALL maker_add(?, ?, ?)";
 static const char SQL_MAKERS_ADD_BATCH[] = "CALL makers_add_batch(?, ?)";
 static const char SQL_MAKER_OF[] =
 	"SELECT made FROM request_makers WHERE request_id = ? AND user_id = ? LOCK IN SHARE MODE";
+enum { MO_MADE };
 
 int maker_add(struct ctx *c, long long id, int made)
 {
@@ -28,5 +29,5 @@ int maker_of(struct ctx *c, long long id)
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_MAKER_OF, "ii", id, c->me.user_id) < 0)
 		return -1;
-	return r.nrows ? (int)db_i(&r, 0, 0) : 0;
+	return r.nrows ? (int)db_i(&r, 0, MO_MADE) : 0;
 }

@@ -12,6 +12,7 @@
 static const char SQL_RULES[] =
 	"SELECT ar.currency, ar.min_amount, ar.approvals, cu.minor_unit FROM approval_rules ar"
 	" JOIN currencies cu ON cu.code = ar.currency WHERE ar.org_id = ? ORDER BY ar.position";
+enum { RU_CURRENCY, RU_MIN, RU_APPROVALS, RU_MINOR };
 static const char SQL_RULES_DELETE[] = "DELETE FROM approval_rules WHERE org_id = ?";
 static const char SQL_RULE_INSERT[] =
 	"INSERT INTO approval_rules (org_id, position, currency, min_amount, approvals)"
@@ -30,11 +31,11 @@ static void write_rules(yajl_gen g, const struct dbres *r)
 	jw_array(g, "rules");
 	for (size_t i = 0; i < r->nrows; i++) {
 		char money[MONEY_FMT_MAX];
-		money_format(db_i(r, i, 1), (int)db_i(r, i, 3), money);
+		money_format(db_i(r, i, RU_MIN), (int)db_i(r, i, RU_MINOR), money);
 		jw_open(g, NULL);
-		jw_str(g, "currency", db_s(r, i, 0));
+		jw_str(g, "currency", db_s(r, i, RU_CURRENCY));
 		jw_str(g, "minAmount", money);
-		jw_int(g, "approvals", db_i(r, i, 2));
+		jw_int(g, "approvals", db_i(r, i, RU_APPROVALS));
 		jw_close(g);
 	}
 	jw_array_close(g);

@@ -26,6 +26,7 @@ static const char SQL_READ_COMMITTED[] = "SET TRANSACTION ISOLATION LEVEL READ C
 static const char SQL_THROTTLE_READ[] =
 	"SELECT failures, CEILING(TIMESTAMPDIFF(MICROSECOND, NOW(3), locked_until) / 1000000)"
 	" FROM sign_in_throttle WHERE key_hash = ? FOR UPDATE";
+enum { TH_FAILURES, TH_LEFT_S };
 static const char SQL_THROTTLE_FIRST[] =
 	"INSERT INTO sign_in_throttle (key_hash, failures) VALUES (?, 1)";
 static const char SQL_THROTTLE_COUNT[] =
@@ -38,12 +39,15 @@ static const char SQL_THROTTLE_RESTAMP[] =
 static const char SQL_THROTTLE_CLEAR[] = "DELETE FROM sign_in_throttle WHERE key_hash = ?";
 static const char SQL_SIGNIN_USER[] =
 	"SELECT id, password_hash, active FROM users WHERE org_id = ? AND email_key = ?";
+enum { SI_ID, SI_HASH, SI_ACTIVE };
 static const char SQL_USER_RECHECK[] =
 	"SELECT password_hash FROM users WHERE id = ? AND active = 1 FOR UPDATE";
+enum { RC_HASH };
 static const char SQL_SESSION_INSERT[] =
 	"INSERT INTO tokens (org_id, user_id, token_hash, kind, expires_at)"
 	" VALUES (?, ?, ?, 'session', NOW(3) + INTERVAL 12 HOUR)";
 static const char SQL_SESSION_EXPIRES[] = "SELECT expires_at FROM tokens WHERE id = ?";
+enum { SE_EXPIRES_AT };
 static const char SQL_REHASH[] = "UPDATE users SET password_hash = ? WHERE id = ?";
 /* Rows of keys left alone for a day, and not locked now: the table stays as small as the
  * recent failures. */
@@ -52,6 +56,7 @@ static const char SQL_THROTTLE_PURGE[] =
 	" AND (locked_until IS NULL OR locked_until < NOW(3)) LIMIT 1000";
 /* Sessions expired a day ago (sql/migrations/0006: the pool may not DELETE from tokens). */
 static const char SQL_SESSIONS_PURGE[] = "CALL sessions_purge_expired()";
+enum { SP_PURGED };   /* its one row: how many it deleted */
 static const char SQL_USER_ROW[] = "SELECT " USER_COLS " FROM users WHERE id = ?";
 static const char SQL_SESSION_END[] =
 	"UPDATE tokens SET revoked_at = NOW(3) WHERE id = ? AND revoked_at IS NULL";
@@ -102,7 +107,7 @@ static long throttle_tx(struct ctx *c, const unsigned char key[SHA256_LEN], long
 	    db_begin(c->db) < 0 ||
 	    db_query(c->db, c->a, &r, SQL_THROTTLE_READ, "b", key, SHA256_LEN) < 0)
 		return -1;
-	long left = r.nrows ? (long)db_i(&r, 0, 1) : 0;
+	long left = r.nrows ? (long)db_i(&r, 0, TH_LEFT_S) : 0;
 	if (left > 0) {
 		db_rollback(c->db);
 		return left;
@@ -111,7 +116,7 @@ static long throttle_tx(struct ctx *c, const unsigned char key[SHA256_LEN], long
 		db_rollback(c->db);
 		return THROTTLE_BUSY;
 	}
-	*n = r.nrows ? (long)db_i(&r, 0, 0) + 1 : 1;
+	*n = r.nrows ? (long)db_i(&r, 0, TH_FAILURES) + 1 : 1;
 	long lock = lock_seconds(*n);
 	if ((r.nrows ? db_exec(c->db, SQL_THROTTLE_COUNT, "iiib", (long long)*n, (long long)lock,
 			(long long)lock, key, SHA256_LEN)
@@ -155,7 +160,7 @@ static int session_tx(struct ctx *c, const unsigned char key[SHA256_LEN], const 
 	struct dbres r, e;
 	if (db_begin(c->db) < 0 || db_query(c->db, c->a, &r, SQL_USER_RECHECK, "i", c->me.user_id) < 0)
 		return -1;
-	if (r.nrows == 0 || !db_s(&r, 0, 0) || strcmp(db_s(&r, 0, 0), verified) != 0) {
+	if (r.nrows == 0 || !db_s(&r, 0, RC_HASH) || strcmp(db_s(&r, 0, RC_HASH), verified) != 0) {
 		db_rollback(c->db);
 		return invalid_credentials(c, c->me.user_id, "changed while checking");
 	}
@@ -167,7 +172,7 @@ static int session_tx(struct ctx *c, const unsigned char key[SHA256_LEN], const 
 	long long id = db_insert_id(c->db);
 	if (db_query(c->db, c->a, &e, SQL_SESSION_EXPIRES, "i", id) < 0)
 		return -1;
-	const char *expires = db_s(&e, 0, 0);
+	const char *expires = db_s(&e, 0, SE_EXPIRES_AT);
 	yajl_gen g = jw_new();
 	jw_open(g, NULL);
 	jw_time(g, "expiresAt", expires);
@@ -233,14 +238,14 @@ static int check(struct ctx *c, const struct jv *org, const char *ekey, size_t e
 	long long org_id = org->len == strlen(org->s) ? id_parse(org->s) : 0;
 	if (db_query(c->db, c->a, &r, SQL_SIGNIN_USER, "iS", org_id, ekey, elen) < 0)
 		return HANDLER_DB_ERROR;
-	const char *stored = r.nrows && db_i(&r, 0, 2) ? db_s(&r, 0, 1) : NULL;
-	long long user = r.nrows ? db_i(&r, 0, 0) : 0;
+	const char *stored = r.nrows && db_i(&r, 0, SI_ACTIVE) ? db_s(&r, 0, SI_HASH) : NULL;
+	long long user = r.nrows ? db_i(&r, 0, SI_ID) : 0;
 	if (!password_verify(c->cfg, stored, pw->s, pw->len)) {
 		long lock = lock_seconds(n);
 		if (lock && db_exec(c->db, SQL_THROTTLE_RESTAMP, "ibi", (long long)lock, key, SHA256_LEN,
 				(long long)n) < 0)
 			return HANDLER_DB_ERROR;
-		return invalid_credentials(c, user, !r.nrows ? "unknown" : !db_i(&r, 0, 2) ? "inactive"
+		return invalid_credentials(c, user, !r.nrows ? "unknown" : !db_i(&r, 0, SI_ACTIVE) ? "inactive"
 			: !stored ? "no password" : "wrong password");
 	}
 	c->me.org_id = org_id;
@@ -310,7 +315,7 @@ long sessions_purge(struct db *db)
 		n = -1;
 		goto out;
 	}
-	n += (long)db_i(&r, 0, 0);
+	n += (long)db_i(&r, 0, SP_PURGED);
 out:
 	arena_free(&a);
 	return n;

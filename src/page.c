@@ -48,7 +48,7 @@ int page_reply(struct ctx *c, const struct page *p, const struct dbres *r, page_
 	int n = 0;
 	size_t i = 0;
 	while (i < r->nrows && n < p->limit) {
-		last = db_i(r, i, 0);
+		last = db_i(r, i, PAGE_ID);
 		i = item(c, g, r, i);
 		n++;
 	}

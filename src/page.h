@@ -17,7 +17,8 @@ struct page {
 
 /* Writes the item that starts at row `row` of `r` and returns the row after it (items of
  * more than one row, such as a batch with one row per currency, return more than row + 1).
- * Column 0 of an item's first row is its id: the cursor. */
+ * Column PAGE_ID of an item's first row is its id: the cursor. */
+enum { PAGE_ID = 0 };   /* every list's SELECT names the id first */
 typedef size_t (*page_item_fn)(struct ctx *c, yajl_gen g, const struct dbres *r, size_t row);
 
 /* A column of a row written as a JSON member, for items that are their row's columns. */

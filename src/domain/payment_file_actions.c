@@ -13,11 +13,13 @@
 static const char SQL_FILE_FIND[] = "SELECT id FROM payment_files WHERE id = ? AND org_id = ?";
 static const char SQL_FILE_LOCK[] =
 	"SELECT status, version, reports_applied FROM payment_files WHERE id = ? FOR UPDATE";
+enum { FL_STATUS, FL_VERSION, FL_REPORTS };
 /* A file's items change only under its row's lock, which the caller holds; shared locks
  * read them as committed whatever the transaction's snapshot. */
 static const char SQL_INCLUDED[] =
 	"SELECT request_id, batch_id FROM payment_file_items WHERE file_id = ?"
 	" AND status = 'INCLUDED' ORDER BY position LOCK IN SHARE MODE";
+enum { IN_REQUEST, IN_BATCH };
 static const char SQL_ITEMS_PAY[] =
 	"UPDATE payment_file_items SET status = 'PAID', final_at = NOW(3)"
 	" WHERE file_id = ? AND status = 'INCLUDED'";
@@ -48,6 +50,7 @@ static const char SQL_PAIN[] =
 	"SELECT message_id, pain_001 FROM payment_files WHERE id = ? AND org_id = ?";
 static const char SQL_CSV[] =
 	"SELECT message_id, csv FROM payment_files WHERE id = ? AND org_id = ?";
+enum { DOC_MESSAGE, DOC_BYTES };   /* of SQL_PAIN and SQL_CSV */
 
 static const char *const no_params[] = { NULL };
 
@@ -69,9 +72,9 @@ static int lock_file(struct ctx *c, struct locked_file *f)
 		return rc;
 	if (db_query(c->db, c->a, &r, SQL_FILE_LOCK, "i", f->id) < 0 || r.nrows != 1)
 		return HANDLER_DB_ERROR;
-	f->status = db_s(&r, 0, 0);
-	f->version = db_i(&r, 0, 1);
-	f->reports = db_i(&r, 0, 2);
+	f->status = db_s(&r, 0, FL_STATUS);
+	f->version = db_i(&r, 0, FL_VERSION);
+	f->reports = db_i(&r, 0, FL_REPORTS);
 	return check_if_match(c, f->version);
 }
 
@@ -85,8 +88,8 @@ static int lock_items(struct ctx *c, struct locked_file *f)
 	f->requests = arena_alloc(c->a, (f->n + 1) * sizeof *f->requests);
 	f->batches = arena_alloc(c->a, (f->n + 1) * sizeof *f->batches);
 	for (size_t i = 0; i < f->n; i++) {
-		f->requests[i] = db_i(&r, i, 0);
-		f->batches[i] = db_i(&r, i, 1);
+		f->requests[i] = db_i(&r, i, IN_REQUEST);
+		f->batches[i] = db_i(&r, i, IN_BATCH);
 	}
 	f->ids_text = ids_json(c->a, f->requests, f->n);
 	f->nbatches = f->n;
@@ -195,16 +198,16 @@ static int download(struct ctx *c, const char *sql, const char *type, const char
 	q_parse(c, no_params);
 	if (c->ndetails)
 		return reply_validation(c);
-	if (!db_s(&r, 0, 1)) {
+	if (!db_s(&r, 0, DOC_BYTES)) {
 		detail_str(c, "reason", "NOT_SEPA");
 		return reply_error(c, 409, "INVALID_STATE", "a pain.001 is made only for EUR files"
 			" of IBANs with every amount at most 999,999,999.99");
 	}
 	c->rs.status = 200;
-	c->rs.body = db_s(&r, 0, 1);
-	c->rs.body_len = db_len(&r, 0, 1);
+	c->rs.body = db_s(&r, 0, DOC_BYTES);
+	c->rs.body_len = db_len(&r, 0, DOC_BYTES);
 	c->rs.content_type = type;
-	c->rs.attachment = arena_printf(c->a, "%s.%s", db_s(&r, 0, 0), ext);
+	c->rs.attachment = arena_printf(c->a, "%s.%s", db_s(&r, 0, DOC_MESSAGE), ext);
 	return 200;
 }
 

@@ -57,6 +57,7 @@ static const char SQL_PAGE_ITEMS_STATUS[] =
 static const char SQL_FIND[] =
 	"SELECT j.id, r.batch_id FROM " IDS_TABLE
 	" LEFT JOIN payment_requests r ON r.id = j.id AND r.org_id = ? ORDER BY j.pos";
+enum { FIND_ID, FIND_BATCH };
 static const char SQL_LOCK_BATCHES[] =
 	"SELECT b.id FROM " IDS_TABLE " JOIN batches b ON b.id = j.id ORDER BY j.pos FOR UPDATE";
 static const char SQL_LOCK_REQUESTS[] =
@@ -65,18 +66,22 @@ static const char SQL_LOCK_REQUESTS[] =
 static const char SQL_LIVE[] =
 	"SELECT i.live_request_id FROM " IDS_TABLE
 	" JOIN payment_file_items i ON i.live_request_id = j.id LOCK IN SHARE MODE";
+enum { LIVE_REQUEST };
 static const char SQL_MAKERS[] =
 	"SELECT DISTINCT m.request_id FROM " IDS_TABLE
 	" JOIN request_makers m ON m.request_id = j.id AND m.user_id = ? LOCK IN SHARE MODE";
+enum { MK_REQUEST };
 static const char SQL_DEBTOR[] =
 	"SELECT name, iban, bic FROM debtor_accounts WHERE org_id = ? AND currency = ?"
 	" LOCK IN SHARE MODE";
+enum { DEB_NAME, DEB_IBAN, DEB_BIC };
 static const char SQL_FILE_INSERT[] =
 	"INSERT INTO payment_files (org_id, currency, item_count, total, execution_date,"
 	" debtor_name, debtor_iban, debtor_bic, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_FILE_MESSAGE[] =
 	"UPDATE payment_files SET message_id = ? WHERE id = ?";
 static const char SQL_FILE_CREATED[] = "SELECT created_at FROM payment_files WHERE id = ?";
+enum { FC_CREATED_AT };
 static const char SQL_ITEMS_INSERT[] =
 	"INSERT INTO payment_file_items (org_id, file_id, position, request_id, live_request_id,"
 	" batch_id, end_to_end_id, amount, currency, beneficiary_name, name_in_file,"
@@ -264,7 +269,7 @@ const char **payfile_makers(struct ctx *c, const char *ids_text, size_t *nout)
 	}
 	const char **out = arena_alloc(c->a, (r.nrows + 1) * sizeof *out);
 	for (size_t i = 0; i < r.nrows; i++)
-		out[i] = db_s(&r, i, 0);
+		out[i] = db_s(&r, i, MK_REQUEST);
 	*nout = r.nrows;
 	return out;
 }
@@ -374,9 +379,9 @@ static int find_requests(struct ctx *c, struct create *k)
 	const char **unknown = arena_alloc(c->a, k->n * sizeof *unknown);
 	size_t nu = 0;
 	for (size_t i = 0; i < k->n; i++) {
-		if (!db_s(&r, i, 1))
+		if (!db_s(&r, i, FIND_BATCH))
 			unknown[nu++] = k->e[i].raw;
-		k->e[i].batch_id = db_i(&r, i, 1);
+		k->e[i].batch_id = db_i(&r, i, FIND_BATCH);
 	}
 	if (!nu)
 		return STEP_GO_ON;
@@ -451,7 +456,7 @@ static int check_requests(struct ctx *c, struct create *k)
 		return HANDLER_DB_ERROR;
 	for (size_t i = 0; i < k->n; i++)
 		for (size_t j = 0; j < live.nrows; j++)
-			if (db_i(&live, j, 0) == k->e[i].id)
+			if (db_i(&live, j, LIVE_REQUEST) == k->e[i].id)
 				bad[nbad++] = k->e[i].raw;
 	if (nbad)
 		return refuse(c, 409, "INVALID_STATE", "IN_PAYMENT_FILE", bad, nbad,
@@ -473,9 +478,9 @@ static int check_debtor_and_makers(struct ctx *c, struct create *k)
 	if (r.nrows == 0)
 		return refuse(c, 409, "INVALID_STATE", "NO_DEBTOR_ACCOUNT", NULL, 0,
 			"no debtor account for this currency (PUT /api/v1/debtor-accounts)");
-	k->debtor_name = db_s(&r, 0, 0);
-	k->debtor_iban = db_s(&r, 0, 1);
-	k->debtor_bic = db_s(&r, 0, 2);
+	k->debtor_name = db_s(&r, 0, DEB_NAME);
+	k->debtor_iban = db_s(&r, 0, DEB_IBAN);
+	k->debtor_bic = db_s(&r, 0, DEB_BIC);
 	size_t n;
 	const char **mine = payfile_makers(c, k->ids_text, &n);
 	if (!mine)
@@ -587,7 +592,7 @@ static int store_downloads(struct ctx *c, const struct create *k)
 	csv_init(&w, c->a);
 	if (db_query(c->db, c->a, &r, SQL_FILE_CREATED, "i", k->file_id) < 0 || r.nrows != 1)
 		goto done;
-	((struct create *)k)->created_at = db_s(&r, 0, 0);
+	((struct create *)k)->created_at = db_s(&r, 0, FC_CREATED_AT);
 	csv_bytes(c, k, &w);
 	size_t plen = 0;
 	const char *pain = is_sepa(k) ? pain_bytes(c, k, &plen) : NULL;

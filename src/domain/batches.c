@@ -44,7 +44,7 @@ int h_batches_create(struct ctx *c)
 		return reply_validation(c);
 	if (db_exec(c->db, SQL_BATCH_INSERT, "issi", c->me.org_id, name, description,
 			c->me.user_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	long long id = db_insert_id(c->db);
 	yajl_gen g = jw_new();
 	jw_open(g, NULL);
@@ -86,7 +86,7 @@ static int lock_for_action(struct ctx *c, struct batch_row *b)
 		return rc;
 	q_parse(c, no_params);
 	v_no_unknown(c, no_params);
-	return c->ndetails ? reply_validation(c) : 0;
+	return c->ndetails ? reply_validation(c) : STEP_GO_ON;
 }
 
 /* The highest `approvals` among the rules for this currency whose minimum the amount
@@ -111,7 +111,7 @@ int h_batches_submit(struct ctx *c)
 	if ((rc = batch_check(c, BA_SUBMIT, b.status)))
 		return rc;
 	if (db_query(c->db, c->a, &reqs, SQL_BATCH_REQUESTS_LOCK, "i", b.id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (reqs.nrows == 0) {
 		c->ndetails = 0;
 		detail_str(c, "status", batch_statuses[b.status]);
@@ -120,7 +120,7 @@ int h_batches_submit(struct ctx *c)
 	/* Read after the batch lock, with a locking read (the snapshot predates the lock,
 	 * lock.h): the rules in force when the batch is frozen. */
 	if (db_query(c->db, c->a, &rules, SQL_RULES_FOR_SUBMIT, "i", c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	audit_add(c, "batch.submitted", "batch", b.id,
 		arena_printf(c->a, "{\"status\":\"SUBMITTED\",\"requests\":%zu}", reqs.nrows));
 	for (size_t i = 0; i < reqs.nrows; i++) {
@@ -128,19 +128,19 @@ int h_batches_submit(struct ctx *c)
 		const char *currency = db_s(&reqs, i, BR_CURRENCY);
 		int minor = currency_minor(c, currency);
 		if (minor < 0)
-			return HANDLER_DB_ERROR;
+			return STEP_DB_ERROR;
 		int need = required_approvals(&rules, currency, amount);
 		const char *snapshot = request_snapshot(c->a, amount, minor, currency,
 			db_s(&reqs, i, BR_NAME), db_s(&reqs, i, BR_ACCOUNT), db_s(&reqs, i, BR_PURPOSE),
 			need);
 		if (db_exec(c->db, SQL_REQUEST_SUBMIT, "isi", (long long)need, snapshot, id) < 0)
-			return HANDLER_DB_ERROR;
+			return STEP_DB_ERROR;
 		audit_add(c, "request.submitted", "request", id, arena_printf(c->a,
 			"{\"status\":\"PENDING_APPROVAL\",\"requiredApprovals\":%d,\"snapshot\":%s}",
 			need, snapshot));
 	}
 	if (db_exec(c->db, SQL_BATCH_SUBMIT, "ii", c->me.user_id, b.id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if ((rc = makers_add_batch(c, b.id)))
 		return rc;
 	return reply_batch(c, 200, b.id);
@@ -156,7 +156,7 @@ int h_batches_cancel(struct ctx *c)
 	if ((rc = batch_check(c, BA_CANCEL, b.status)))
 		return rc;
 	if (db_query(c->db, c->a, &reqs, SQL_BATCH_REQUESTS_LOCK, "i", b.id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	size_t changed = 0;
 	for (size_t i = 0; i < reqs.nrows; i++) {
 		enum cancel_effect e = request_on_cancel(request_status_of(db_s(&reqs, i, BR_STATUS)));
@@ -170,7 +170,7 @@ int h_batches_cancel(struct ctx *c)
 	}
 	if (db_exec(c->db, SQL_REQUESTS_CANCEL, "i", b.id) < 0 ||
 	    db_exec(c->db, SQL_BATCH_CANCEL, "i", b.id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	audit_add(c, "batch.cancelled", "batch", b.id, arena_printf(c->a,
 		"{\"from\":\"%s\",\"status\":\"CANCELLED\",\"requests\":%zu}", batch_statuses[b.status],
 		changed));

@@ -56,18 +56,18 @@ static int lock_request(struct ctx *c, struct batch_row *b, struct request_row *
 static int ledger_add(struct ctx *c, const struct request_row *q, const char *type)
 {
 	return db_exec(c->db, SQL_LEDGER_INSERT, "iiisis", c->me.org_id, q->id, q->batch_id, type,
-		q->amount, q->currency) < 0 ? HANDLER_DB_ERROR : 0;
+		q->amount, q->currency) < 0 ? STEP_DB_ERROR : STEP_GO_ON;
 }
 
 /* 403 SELF_APPROVAL_FORBIDDEN (SELF_PAYMENT_FORBIDDEN with `pay`) when the caller is a
- * maker of request `id` (makers.h), naming what made them one; else 0. */
+ * maker of request `id` (makers.h), naming what made them one; else STEP_GO_ON. */
 static int refuse_maker(struct ctx *c, long long id, bool pay)
 {
 	int made = maker_of(c, id);
 	if (made < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (!made)
-		return 0;
+		return STEP_GO_ON;
 	const char *why = made & MADE_CREATED ? "you created"
 		: made & MADE_CHANGED ? "you changed" : "whose batch you submitted";
 	return reply_error(c, 403, pay ? "SELF_PAYMENT_FORBIDDEN" : "SELF_APPROVAL_FORBIDDEN",
@@ -81,7 +81,7 @@ static int refuse_filed(struct ctx *c, long long id)
 {
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_REQUEST_FILED, "i", id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (r.nrows == 0)
 		return STEP_GO_ON;
 	c->ndetails = 0;
@@ -116,7 +116,7 @@ static int decide(struct ctx *c, bool approve)
 	if (db_exec(c->db, SQL_DECISION_INSERT, "iiiss", c->me.org_id, q.id, c->me.user_id,
 			decision, comment) < 0) {
 		if (db_errno(c->db) != DB_DUP_ENTRY)
-			return HANDLER_DB_ERROR;
+			return STEP_DB_ERROR;
 		return reply_error(c, 409, "ALREADY_DECIDED", "you have already decided on this request");
 	}
 	long long count = q.approval_count + approve;
@@ -124,7 +124,7 @@ static int decide(struct ctx *c, bool approve)
 		: count >= q.required_approvals ? RS_APPROVED : RS_PENDING_APPROVAL;
 	const char *status = request_statuses[to];
 	if (db_exec(c->db, SQL_REQUEST_DECIDE, "sii", status, count, q.id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (to == RS_APPROVED && (rc = ledger_add(c, &q, "OBLIGATION")))
 		return rc;
 
@@ -167,7 +167,7 @@ int h_requests_mark_paid(struct ctx *c)
 		return rc;
 
 	if (db_exec(c->db, SQL_REQUEST_PAY, "isi", c->me.user_id, reference, q.id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if ((rc = ledger_add(c, &q, "SETTLEMENT")))
 		return rc;
 	yajl_gen g = jw_new();
@@ -202,7 +202,7 @@ int h_approvals_list(struct ctx *c)
 		return rc;
 	if (db_query(c->db, c->a, &r, SQL_DECISIONS, "iiii", id, c->me.org_id, p.before,
 			p.fetch) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	return page_reply(c, &p, &r, decision_item);
 }
 
@@ -276,7 +276,7 @@ static struct item *items_valid(struct ctx *c, size_t *n)
 }
 
 /* Runs one item as its own call, its reply written to `g` instead of the response, and
- * keeps its status and envelope's value. STEP_GO_ON, or HANDLER_DB_ERROR. */
+ * keeps its status and envelope's value. STEP_GO_ON, or STEP_DB_ERROR. */
 static int run_item(struct ctx *c, yajl_gen g, struct item *it)
 {
 	yajl_gen outer = c->rs.gen;
@@ -295,12 +295,12 @@ static int run_item(struct ctx *c, yajl_gen g, struct item *it)
 	c->rs.etag = 0;
 	c->body = body;
 	c->params[0] = NULL;
-	if (it->status == HANDLER_DB_ERROR)
-		return HANDLER_DB_ERROR;
+	if (it->status == STEP_DB_ERROR)
+		return STEP_DB_ERROR;
 	yajl_gen_get_buf(g, &buf, &len);
 	if (json_parse(c->a, (const char *)buf, len, &doc) < 0 || doc->t != J_OBJ || doc->n != 1) {
 		db_set_error(c->db, DB_INTERNAL, "a decision's answer is no envelope");
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	}
 	it->answer = doc->m[0].val;
 	return STEP_GO_ON;

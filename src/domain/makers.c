@@ -15,13 +15,13 @@ enum { MO_MADE };
 int maker_add(struct ctx *c, long long id, int made)
 {
 	return db_exec(c->db, SQL_MAKER_ADD, "iii", id, c->me.user_id, (long long)made) < 0
-		? HANDLER_DB_ERROR : 0;
+		? STEP_DB_ERROR : STEP_GO_ON;
 }
 
 int makers_add_batch(struct ctx *c, long long batch)
 {
 	return db_exec(c->db, SQL_MAKERS_ADD_BATCH, "ii", c->me.user_id, batch) < 0
-		? HANDLER_DB_ERROR : 0;
+		? STEP_DB_ERROR : STEP_GO_ON;
 }
 
 int maker_of(struct ctx *c, long long id)

@@ -65,11 +65,11 @@ void request_fields_audit(yajl_gen g, const struct request_fields *f)
 }
 
 /* 409 BATCH_FULL when the locked batch has no room for `n` more requests (its request_count,
- * kept by the database's triggers: sql/migrations/0005); else 0. */
+ * kept by the database's triggers: sql/migrations/0005); else STEP_GO_ON. */
 static int batch_room(struct ctx *c, const struct batch_row *b, long long n)
 {
 	if (b->requests + n <= BATCH_MAX_REQUESTS)
-		return 0;
+		return STEP_GO_ON;
 	c->ndetails = 0;
 	detail_str(c, "limit", arena_printf(c->a, "%d", BATCH_MAX_REQUESTS));
 	return reply_error(c, 409, "BATCH_FULL", arena_printf(c->a,
@@ -96,7 +96,7 @@ static int add(struct ctx *c, long long batch, const struct request_fields *f, s
 {
 	return db_query(c->db, c->a, r, SQL_REQUEST_ADD, "iiiissssi", c->me.org_id, batch,
 		(long long)BATCH_MAX_REQUESTS, (long long)f->amount, f->currency, f->name, f->account,
-		f->purpose, c->me.user_id) < 0 ? HANDLER_DB_ERROR : STEP_GO_ON;
+		f->purpose, c->me.user_id) < 0 ? STEP_DB_ERROR : STEP_GO_ON;
 }
 
 void request_fields_valid(struct ctx *c, struct request_fields *f)
@@ -129,7 +129,7 @@ int h_requests_create(struct ctx *c)
 	if (r.nrows == 0 && ((rc = request_batch_ready(c, batch, 1)) || (rc = add(c, batch, &f, &r))))
 		return rc;
 	if (r.nrows == 0)
-		return HANDLER_DB_ERROR;   /* cannot happen: the batch is locked and was checked */
+		return STEP_DB_ERROR;   /* cannot happen: the batch is locked and was checked */
 	long long id = db_i(&r, 0, R_ID);   /* its creator is a maker: a trigger records it */
 	yajl_gen g = jw_new();
 	jw_open(g, NULL);
@@ -157,7 +157,7 @@ int h_requests_list(struct ctx *c)
 		: db_query(c->db, c->a, &r, SQL_REQUESTS, "iiii", batch, c->me.org_id, p.before,
 			p.fetch);
 	if (rc < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	return reply_request_page(c, &p, &r, false);
 }
 
@@ -253,7 +253,7 @@ int h_requests_patch(struct ctx *c)
 	 * request will have, and a new currency alone must fit the amount it already has. */
 	int old_minor = currency_minor(c, q.currency);
 	if (old_minor < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	struct request_fields f = { q.amount, q.currency, q.name, q.account, q.purpose, old_minor };
 	q_parse(c, no_params);
 	enum v_result cur = v_currency(c, "currency", false, &f.currency, &f.minor);
@@ -275,7 +275,7 @@ int h_requests_patch(struct ctx *c)
 
 	if (db_exec(c->db, SQL_REQUEST_UPDATE, "issssi", (long long)f.amount, f.currency, f.name,
 			f.account, f.purpose, id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if ((rc = maker_add(c, id, MADE_CHANGED)) || (rc = batch_touch(c, b.id, false)))
 		return rc;
 	audit_add(c, "request.updated", "request", id, data);
@@ -295,7 +295,7 @@ int h_requests_delete(struct ctx *c)
 	if ((rc = request_check(c, RA_EDIT, q.status)))
 		return rc;
 	if (db_exec(c->db, SQL_REQUEST_DELETE, "i", q.id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if ((rc = batch_touch(c, b.id, false)))
 		return rc;
 	audit_add(c, "request.deleted", "request", q.id,

@@ -62,7 +62,7 @@ int auth_authenticate(struct ctx *c, struct idem_seen *seen)
 	struct dbres r;
 	if ((key ? db_query(c->db, c->a, &r, SQL_TOKEN_KEY, "sb", key, hash, sizeof hash)
 		 : db_query(c->db, c->a, &r, SQL_TOKEN, "b", hash, sizeof hash)) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (r.nrows == 0)
 		return unauthenticated(c);
 	c->me.token_id = db_i(&r, 0, TOK_ID);

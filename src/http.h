@@ -114,9 +114,9 @@ struct ctx {
  * only succeed or fail return 0 or -1 (the db layer, audit_flush); validators
  * return enum v_result (valid.h); the claim of a key returns enum idem_claim (idem.h). */
 enum step {
-	STEP_GO_ON = 0,          /* nothing answered, nothing failed: the caller goes on */
-	HANDLER_DB_ERROR = -1,   /* a database call failed: roll back, then retry (deadlock,
-				  * lock wait timeout) or answer 503/500 (tx.c) */
+	STEP_GO_ON = 0,       /* nothing answered, nothing failed: the caller goes on */
+	STEP_DB_ERROR = -1,   /* a database call failed: roll back, then retry (deadlock,
+			       * lock wait timeout) or answer 503/500 (tx.c) */
 };
 typedef int (*handler_fn)(struct ctx *c);
 

@@ -64,7 +64,7 @@ int page_list(struct ctx *c, const char *sql, long long owner, page_item_fn item
 	if (rc != STEP_GO_ON)
 		return rc;
 	if (db_query(c->db, c->a, &r, sql, "iii", owner, p.before, p.fetch) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	return page_reply(c, &p, &r, item);
 }
 

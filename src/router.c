@@ -166,9 +166,9 @@ int router_serve(struct ctx *c, struct FCGX_Request *fr)
 		struct idem_seen seen = { 0 };
 		int a = auth_authenticate(c, &seen);
 		/* The first statement is where a connection the server dropped is found out. */
-		if (a == HANDLER_DB_ERROR && !db_connected(c->db) && tx_connect(c) == 0)
+		if (a == STEP_DB_ERROR && !db_connected(c->db) && tx_connect(c) == 0)
 			a = auth_authenticate(c, &seen);
-		if (a == HANDLER_DB_ERROR)
+		if (a == STEP_DB_ERROR)
 			return tx_db_failure(c);
 		if (a != STEP_GO_ON)
 			return a;
@@ -199,5 +199,5 @@ int router_serve(struct ctx *c, struct FCGX_Request *fr)
 	if (r->flags & R_TX)
 		return tx_run(c, r->handler, r->flags & R_IDEM);
 	rc = r->handler(c);
-	return rc == HANDLER_DB_ERROR ? tx_db_failure(c) : rc;
+	return rc == STEP_DB_ERROR ? tx_db_failure(c) : rc;
 }

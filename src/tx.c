@@ -204,7 +204,7 @@ int tx_run(struct ctx *c, handler_fn handler, bool idem)
 			goto failed;
 		opened = true;
 		int status = handler(c);
-		if (status == HANDLER_DB_ERROR)
+		if (status == STEP_DB_ERROR)
 			goto failed;
 		if (status < 200 || status > 299) {
 			if (tx_lost(c, idem))

@@ -92,7 +92,7 @@ int h_audit_list(struct ctx *c)
 		: db_query(c->db, c->a, &r, SQL_EVENTS, "issiissii", c->me.org_id, type, type, actor,
 			actor, action, action, p.before, p.fetch);
 	if (rc < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	return csv ? page_reply_csv(c, &p, &r, audit_event_item, event_cols, "audit.csv")
 		: page_reply(c, &p, &r, audit_event_item);
 }

@@ -47,7 +47,7 @@ int h_debtor_accounts_get(struct ctx *c)
 	if (c->ndetails)
 		return reply_validation(c);
 	if (db_query(c->db, c->a, &r, SQL_ACCOUNTS, "i", c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	write_accounts(reply_data(c, 200), &r);
 	return reply_done(c);
 }
@@ -149,14 +149,14 @@ int h_debtor_accounts_put(struct ctx *c)
 
 	/* Replace-all: concurrent PUTs serialise on the rows (and gap) this DELETE locks. */
 	if (db_exec(c->db, SQL_ACCOUNTS_DELETE, "i", c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	for (size_t i = 0; i < list->n; i++)
 		if (db_exec(c->db, SQL_ACCOUNT_INSERT, "isisss", c->me.org_id, acc[i].currency,
 				(long long)i, acc[i].name, acc[i].iban, acc[i].bic) < 0)
-			return HANDLER_DB_ERROR;
+			return STEP_DB_ERROR;
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_ACCOUNTS, "i", c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	yajl_gen g = jw_new();
 	write_accounts(g, &r);
 	audit_add(c, "debtor_accounts.replaced", "debtor_accounts", c->me.org_id,

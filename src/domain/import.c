@@ -178,7 +178,7 @@ static int insert_chunk(struct ctx *c, long long batch, const struct request_fie
 	jw_array_close(g);
 	if (db_exec(c->db, SQL_IMPORT, "iiis", c->me.org_id, batch, c->me.user_id,
 			jw_finish(c->a, g)) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (!*first)
 		*first = db_insert_id(c->db);
 	return STEP_GO_ON;
@@ -195,10 +195,10 @@ static int add_all(struct ctx *c, long long batch, const struct request_fields *
 				&first)))
 			return rc;
 	if (db_query(c->db, c->a, &r, SQL_IMPORTED, "iii", batch, c->me.org_id, first) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (r.nrows != n) {
 		db_set_error(c->db, DB_INTERNAL, "an import read back another number of requests");
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	}
 	for (size_t i = 0; i < n; i++) {
 		yajl_gen g = jw_new();

@@ -84,7 +84,7 @@ int h_invitations_create(struct ctx *c)
 	char token[TOKEN_LEN + 1];
 	const char *expires;
 	if (invitation_issue(c, user, token, &expires) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	yajl_gen g = reply_data(c, 201);
 	jw_open(g, NULL);
 	jw_str(g, "token", token);
@@ -138,7 +138,7 @@ int h_invitations_accept(struct ctx *c)
 	sha256(tok->s, tok->len, hash);
 	if (tok->len == TOKEN_LEN && memcmp(tok->s, INVITATION_PREFIX, 4) == 0 &&
 	    db_query(c->db, c->a, &r, SQL_FIND, "b", hash, sizeof hash) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (r.nrows == 0)
 		return reply_error(c, 400, "INVITATION_INVALID",
 			"the invitation is unknown, used or expired");
@@ -161,13 +161,13 @@ int h_invitations_accept(struct ctx *c)
 	if (db_exec(c->db, SQL_SET_PASSWORD, "si", stored, user) < 0 ||
 	    db_exec(c->db, SQL_USED, "i", id) < 0 ||
 	    db_exec(c->db, SQL_END_SESSIONS, "i", user) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	unsigned long long ended = db_affected(c->db);
 	if (db_exec(c->db, SQL_END_OWN_TOKENS, "i", user) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	unsigned long long tokens = db_affected(c->db);
 	if (throttle_clear(c, hash) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	audit_add(c, "user.password_set", "user", user,
 		arena_printf(c->a, "{\"sessionsEnded\":%llu,\"tokensEnded\":%llu}", ended, tokens));
 	return reply_user(c, 200, user);

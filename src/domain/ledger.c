@@ -58,7 +58,7 @@ int h_ledger_entries(struct ctx *c)
 			request, p.before, p.fetch)
 		: db_query(c->db, c->a, &r, SQL_ENTRIES, "iii", c->me.org_id, p.before, p.fetch);
 	if (rc < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	return csv ? page_reply_csv(c, &p, &r, entry_item, entry_cols, "ledger-entries.csv")
 		: page_reply(c, &p, &r, entry_item);
 }
@@ -73,7 +73,7 @@ int h_ledger_balances(struct ctx *c)
 		return reply_validation(c);
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_BALANCES, "i", c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	yajl_gen g = reply_list(c);
 	for (size_t i = 0; i < r.nrows; i++) {
 		int minor = (int)db_i(&r, i, BAL_MINOR);

@@ -29,7 +29,7 @@ static const char SQL_BATCH_COMPLETE[] =
 int find_own(struct ctx *c, struct dbres *r, const char *sql, long long id)
 {
 	if (db_query(c->db, c->a, r, sql, "ii", id, c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	return r->nrows ? STEP_GO_ON : reply_not_found(c);
 }
 
@@ -51,7 +51,7 @@ static int lock_own_batch(struct ctx *c, long long id, struct batch_row *b)
 {
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_BATCH_LOCK, "i", id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (r.nrows == 0)
 		return reply_not_found(c);
 	*b = (struct batch_row){
@@ -81,7 +81,7 @@ int request_lock(struct ctx *c, long long id, struct batch_row *b, struct reques
 		return rc;
 	/* A request's batch never changes; a DELETE committed while we waited leaves no row. */
 	if (db_query(c->db, c->a, &r, SQL_REQUEST_LOCK, "ii", id, b->id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (r.nrows == 0)
 		return reply_not_found(c);
 	*q = (struct request_row){
@@ -108,11 +108,11 @@ int batch_touch(struct ctx *c, long long batch_id, bool settle)
 		/* A locking read: the caller's snapshot may predate its locks (request_lock). */
 		struct dbres r;
 		if (db_query(c->db, c->a, &r, SQL_BATCH_OPEN, "i", batch_id) < 0)
-			return HANDLER_DB_ERROR;
+			return STEP_DB_ERROR;
 		complete = db_i(&r, 0, BO_OPEN) == 0;
 	}
 	if (db_exec(c->db, complete ? SQL_BATCH_COMPLETE : SQL_BATCH_BUMP, "i", batch_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (complete && db_affected(c->db) == 1)
 		audit_add(c, "batch.completed", "batch", batch_id,
 			"{\"from\":\"SUBMITTED\",\"status\":\"COMPLETED\"}");

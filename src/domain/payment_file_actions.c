@@ -71,7 +71,7 @@ static int lock_file(struct ctx *c, struct locked_file *f)
 	if ((rc = find_param(c, &r, SQL_FILE_FIND, &f->id)) != STEP_GO_ON)
 		return rc;
 	if (db_query(c->db, c->a, &r, SQL_FILE_LOCK, "i", f->id) < 0 || r.nrows != 1)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	f->status = db_s(&r, 0, FL_STATUS);
 	f->version = db_i(&r, 0, FL_VERSION);
 	f->reports = db_i(&r, 0, FL_REPORTS);
@@ -83,7 +83,7 @@ static int lock_items(struct ctx *c, struct locked_file *f)
 {
 	struct dbres r, locked;
 	if (db_query(c->db, c->a, &r, SQL_INCLUDED, "i", f->id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	f->n = r.nrows;
 	f->requests = arena_alloc(c->a, (f->n + 1) * sizeof *f->requests);
 	f->batches = arena_alloc(c->a, (f->n + 1) * sizeof *f->batches);
@@ -103,7 +103,7 @@ static int refuse_makers(struct ctx *c, const struct locked_file *f)
 	size_t n;
 	const char **mine = payfile_makers(c, f->ids_text, &n);
 	if (!mine)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (!n)
 		return STEP_GO_ON;
 	c->ndetails = 0;
@@ -143,7 +143,7 @@ int h_payment_files_confirm(struct ctx *c)
 	    db_exec(c->db, SQL_REQUESTS_PAY, "ii", c->me.user_id, f.id) < 0 ||
 	    db_exec(c->db, SQL_SETTLEMENTS, "is", c->me.org_id, f.ids_text) < 0 ||
 	    db_exec(c->db, SQL_FILE_SETTLE, "i", f.id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if ((rc = paid_events(c, &f)))
 		return rc;
 	audit_add(c, "payment_file.settled", "payment_file", f.id,
@@ -177,7 +177,7 @@ int h_payment_files_void(struct ctx *c)
 	if (db_exec(c->db, SQL_ITEMS_VOID, "i", f.id) < 0 ||
 	    db_exec(c->db, SQL_REQUESTS_BUMP, "s", f.ids_text) < 0 ||
 	    db_exec(c->db, SQL_FILE_VOID, "isi", c->me.user_id, reason, f.id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	yajl_gen g = jw_new();
 	jw_open(g, NULL);
 	jw_str(g, "reason", reason);

@@ -163,7 +163,7 @@ int reply_payment_file(struct ctx *c, int status, long long id)
 	if (c->ndetails)
 		return reply_validation(c);
 	if (db_query(c->db, c->a, &items, SQL_ITEMS, "i", id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	size_t row = 0;
 	write_file(c, reply_data(c, status), &r, 0, &items, &row);
 	c->rs.etag = db_i(&r, 0, F_VERSION);
@@ -205,14 +205,14 @@ int h_payment_files_list(struct ctx *c)
 			p.fetch)
 		: db_query(c->db, c->a, &r, SQL_FILES, "iii", c->me.org_id, p.before, p.fetch);
 	if (rc < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	rc = status
 		? db_query(c->db, c->a, &items, SQL_PAGE_ITEMS_STATUS, "isii", c->me.org_id, status,
 			p.before, (long long)p.limit)
 		: db_query(c->db, c->a, &items, SQL_PAGE_ITEMS, "iii", c->me.org_id, p.before,
 			(long long)p.limit);
 	if (rc < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	page_items = &items;
 	page_row = 0;
 	return page_reply(c, &p, &r, file_item);
@@ -256,7 +256,7 @@ int payfile_lock(struct ctx *c, long long *batch_ids, size_t *nb, long long *ids
 	*n = sort_unique(ids, *n);
 	if (db_query(c->db, c->a, &r, SQL_LOCK_BATCHES, "s", ids_json(c->a, batch_ids, *nb)) < 0 ||
 	    db_query(c->db, c->a, locked, SQL_LOCK_REQUESTS, "s", ids_json(c->a, ids, *n)) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	return STEP_GO_ON;
 }
 
@@ -373,9 +373,9 @@ static int find_requests(struct ctx *c, struct create *k)
 {
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_FIND, "si", k->ids_text, c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (r.nrows != k->n)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	const char **unknown = arena_alloc(c->a, k->n * sizeof *unknown);
 	size_t nu = 0;
 	for (size_t i = 0; i < k->n; i++) {
@@ -410,7 +410,7 @@ static int lock_requests(struct ctx *c, struct create *k)
 	if (rc)
 		return rc;
 	if (k->locked.nrows != k->n)
-		return HANDLER_DB_ERROR;   /* a request deleted since the read: only DRAFTs can be */
+		return STEP_DB_ERROR;   /* a request deleted since the read: only DRAFTs can be */
 	/* The rows come in id order, each row's first cell its id: a binary search finds one. */
 	struct dbcell *firsts = arena_alloc(c->a, k->n * sizeof *firsts);
 	for (size_t i = 0; i < k->n; i++)
@@ -418,7 +418,7 @@ static int lock_requests(struct ctx *c, struct create *k)
 	for (size_t i = 0; i < k->n; i++) {
 		struct dbcell *hit = bsearch(&k->e[i].id, firsts, k->n, sizeof *firsts, row_cmp);
 		if (!hit)
-			return HANDLER_DB_ERROR;
+			return STEP_DB_ERROR;
 		k->e[i].row = (size_t)(hit - firsts);
 	}
 	return STEP_GO_ON;
@@ -453,7 +453,7 @@ static int check_requests(struct ctx *c, struct create *k)
 			"only APPROVED requests go into a payment file");
 	struct dbres live;
 	if (db_query(c->db, c->a, &live, SQL_LIVE, "s", k->ids_text) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	for (size_t i = 0; i < k->n; i++)
 		for (size_t j = 0; j < live.nrows; j++)
 			if (db_i(&live, j, LIVE_REQUEST) == k->e[i].id)
@@ -474,7 +474,7 @@ static int check_debtor_and_makers(struct ctx *c, struct create *k)
 {
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_DEBTOR, "is", c->me.org_id, k->currency) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (r.nrows == 0)
 		return refuse(c, 409, "INVALID_STATE", "NO_DEBTOR_ACCOUNT", NULL, 0,
 			"no debtor account for this currency (PUT /api/v1/debtor-accounts)");
@@ -484,7 +484,7 @@ static int check_debtor_and_makers(struct ctx *c, struct create *k)
 	size_t n;
 	const char **mine = payfile_makers(c, k->ids_text, &n);
 	if (!mine)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (n)
 		return refuse(c, 403, "SELF_PAYMENT_FORBIDDEN", NULL, mine, n,
 			"you may not pay a request you created, changed or whose batch you submitted");
@@ -588,7 +588,7 @@ static int store_downloads(struct ctx *c, const struct create *k)
 {
 	struct dbres r;
 	struct csv w;
-	int rc = HANDLER_DB_ERROR;
+	int rc = STEP_DB_ERROR;
 	csv_init(&w, c->a);
 	if (db_query(c->db, c->a, &r, SQL_FILE_CREATED, "i", k->file_id) < 0 || r.nrows != 1)
 		goto done;
@@ -630,21 +630,21 @@ static int write_file_rows(struct ctx *c, struct create *k)
 	if (db_exec(c->db, SQL_FILE_INSERT, "isisssssi", c->me.org_id, k->currency,
 			(long long)k->n, k->total, k->date, k->debtor_name, k->debtor_iban, k->debtor_bic,
 			c->me.user_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	k->file_id = db_insert_id(c->db);
 	k->message_id = arena_printf(c->a, "REMIT-%lld", k->file_id);
 	if (db_exec(c->db, SQL_FILE_MESSAGE, "si", k->message_id, k->file_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (db_exec(c->db, SQL_ITEMS_INSERT, "iiss", c->me.org_id, k->file_id, k->message_id,
 			items_json(c, k)) < 0) {
 		if (db_errno(c->db) != DB_DUP_ENTRY)
-			return HANDLER_DB_ERROR;
+			return STEP_DB_ERROR;
 		/* Cannot happen past the checks under the locks; the key decides anyway. */
 		return refuse(c, 409, "INVALID_STATE", "IN_PAYMENT_FILE", NULL, 0,
 			"a request is already in a live payment file");
 	}
 	if (db_exec(c->db, SQL_REQUESTS_BUMP, "s", k->ids_text) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	return store_downloads(c, k);
 }
 
@@ -682,7 +682,7 @@ int h_payment_files_create(struct ctx *c)
 		return rc;
 	k.minor = currency_minor(c, k.currency);
 	if (k.minor < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if ((rc = write_file_rows(c, &k)))
 		return rc;
 	audit_created(c, &k);

@@ -174,7 +174,7 @@ int reply_request_page(struct ctx *c, const struct page *p, const struct dbres *
 {
 	struct signals s;
 	if (signals_load(c, r, &s) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	c->signals = &s;
 	int rc = csv ? page_reply_csv(c, p, r, request_item, request_cols, "requests.csv")
 		: page_reply(c, p, r, request_item);
@@ -187,7 +187,7 @@ int reply_request(struct ctx *c, int status, long long id, bool latest)
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, latest ? SQL_REQUEST_LATEST : SQL_REQUEST, "ii", id,
 			c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (r.nrows == 0)
 		return reply_not_found(c);
 	if (c->ndetails)   /* a GET's query parameters: only a 404 goes before them */
@@ -199,7 +199,7 @@ int reply_request_row(struct ctx *c, int status, const struct dbres *r)
 {
 	struct signals s;
 	if (signals_load(c, r, &s) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	write_request(c->a, reply_data(c, status), r, 0, &s);
 	c->rs.etag = db_i(r, 0, R_VERSION);
 	return reply_done(c);
@@ -266,6 +266,6 @@ int reply_batch_page(struct ctx *c, const char *status, const struct page *p)
 			p->before, p->fetch)
 		: db_query(c->db, c->a, &r, SQL_BATCH_PAGE, "iii", c->me.org_id, p->before, p->fetch);
 	if (rc < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	return page_reply(c, p, &r, write_batch);
 }

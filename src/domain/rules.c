@@ -46,7 +46,7 @@ static int reply_rules(struct ctx *c)
 {
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_RULES, "i", c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	write_rules(reply_data(c, 200), &r);
 	return reply_done(c);
 }
@@ -129,16 +129,16 @@ int h_rules_put(struct ctx *c)
 
 	/* Replace-all: concurrent PUTs serialise on the rows (and gap) this DELETE locks. */
 	if (db_exec(c->db, SQL_RULES_DELETE, "i", c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	for (size_t i = 0; i < list->n; i++)
 		if (db_exec(c->db, SQL_RULE_INSERT, "iisii", c->me.org_id, (long long)i,
 				rules[i].currency, (long long)rules[i].min_amount,
 				(long long)rules[i].approvals) < 0)
-			return HANDLER_DB_ERROR;
+			return STEP_DB_ERROR;
 
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_RULES, "i", c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	yajl_gen g = jw_new();
 	write_rules(g, &r);
 	audit_add(c, "approval_rules.replaced", "approval_rules", c->me.org_id, jw_finish(c->a, g));

@@ -210,7 +210,7 @@ static int start_session(struct ctx *c, const unsigned char key[SHA256_LEN], con
 		db_rollback(c->db);
 		if (!db_err_retryable(c->db) || attempt >= c->cfg->tx_retries) {
 			http_reset_response(c);
-			return HANDLER_DB_ERROR;
+			return STEP_DB_ERROR;
 		}
 	}
 }
@@ -237,14 +237,14 @@ static int check(struct ctx *c, const struct jv *org, const char *ekey, size_t e
 	struct dbres r;
 	long long org_id = org->len == strlen(org->s) ? id_parse(org->s) : 0;
 	if (db_query(c->db, c->a, &r, SQL_SIGNIN_USER, "iS", org_id, ekey, elen) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	const char *stored = r.nrows && db_i(&r, 0, SI_ACTIVE) ? db_s(&r, 0, SI_HASH) : NULL;
 	long long user = r.nrows ? db_i(&r, 0, SI_ID) : 0;
 	if (!password_verify(c->cfg, stored, pw->s, pw->len)) {
 		long lock = lock_seconds(n);
 		if (lock && db_exec(c->db, SQL_THROTTLE_RESTAMP, "ibi", (long long)lock, key, SHA256_LEN,
 				(long long)n) < 0)
-			return HANDLER_DB_ERROR;
+			return STEP_DB_ERROR;
 		return invalid_credentials(c, user, !r.nrows ? "unknown" : !db_i(&r, 0, SI_ACTIVE) ? "inactive"
 			: !stored ? "no password" : "wrong password");
 	}
@@ -277,7 +277,7 @@ int h_sessions_create(struct ctx *c)
 	if (left == THROTTLE_BUSY)
 		return reply_hashing_busy(c);   /* issue 23: a flood must not slow the signed-in */
 	if (left < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (left > 0) {
 		log_write(LOG_INFO, "sign-in throttled", "\"rid\":\"%s\",\"retryAfter\":%ld",
 			c->request_id, left);
@@ -298,7 +298,7 @@ int h_sessions_end(struct ctx *c)
 	if (c->ndetails)
 		return reply_validation(c);
 	if (db_exec(c->db, SQL_SESSION_END, "i", c->me.token_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	audit_add(c, "session.ended", "session", c->me.token_id, "{}");
 	return reply_empty(c, 204);
 }

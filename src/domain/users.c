@@ -120,7 +120,7 @@ int h_me(struct ctx *c)
 		return reply_validation(c);
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_USER, "ii", c->me.user_id, c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (r.nrows == 0)
 		return reply_not_found(c);
 	yajl_gen g = reply_data(c, 200);
@@ -231,7 +231,7 @@ int h_users_create(struct ctx *c)
 	if (db_exec(c->db, SQL_USER_INSERT, "isssi", c->me.org_id, email, key, name,
 			(long long)roles) < 0) {
 		if (db_errno(c->db) != DB_DUP_ENTRY)
-			return HANDLER_DB_ERROR;
+			return STEP_DB_ERROR;
 		detail_str(c, "email", "is already taken in this organisation");
 		return reply_error(c, 409, "CONFLICT", "a user with this email already exists");
 	}
@@ -252,7 +252,7 @@ static int lock_owner(struct ctx *c, long long user, bool with_user)
 {
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_OWNER_LOCK, "i", user) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (r.nrows == 1 && db_i(&r, 0, OWNER_ACTIVE))
 		return STEP_GO_ON;
 	if (!with_user) {
@@ -285,10 +285,10 @@ static int mint_token(struct ctx *c, long long user, bool with_user)
 	/* Who made it: accepting an invitation ends the owner's own and keeps an ADMIN's. */
 	if (db_exec(c->db, SQL_TOKEN_INSERT, "iisbi", c->me.org_id, user, name, hash, sizeof hash,
 			c->me.user_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	long long id = db_insert_id(c->db);
 	if (db_query(c->db, c->a, &r, SQL_TOKEN_CREATED, "i", id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	audit_add(c, "token.created", "token", id,
 		arena_printf(c->a, "{\"userId\":\"%lld\"}", user));
 	yajl_gen g = reply_data(c, 201);
@@ -343,7 +343,7 @@ int h_tokens_revoke(struct ctx *c)
 	if ((rc = find_param(c, &r, SQL_TOKEN_FIND, &id)) != STEP_GO_ON)
 		return rc;
 	if (db_query(c->db, c->a, &r, SQL_TOKEN_LOCK, "i", id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (r.nrows == 0)
 		return reply_not_found(c);
 	long long owner = db_i(&r, 0, TL_USER);
@@ -356,7 +356,7 @@ int h_tokens_revoke(struct ctx *c)
 	if (db_i(&r, 0, TL_REVOKED))
 		return reply_empty(c, 204);   /* already revoked: nothing changes, no event */
 	if (db_exec(c->db, SQL_TOKEN_REVOKE, "i", id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	audit_add(c, "token.revoked", "token", id,
 		arena_printf(c->a, "{\"userId\":\"%lld\"}", owner));
 	return reply_empty(c, 204);
@@ -419,7 +419,7 @@ int h_users_patch(struct ctx *c)
 	if (was_admin && !(active && (roles & ROLE_ADMIN))) {
 		struct dbres a;
 		if (db_query(c->db, c->a, &a, SQL_OTHER_ADMINS, "ii", c->me.org_id, id) < 0)
-			return HANDLER_DB_ERROR;
+			return STEP_DB_ERROR;
 		if (a.nrows == 0) {
 			detail_str(c, "reason", "LAST_ACTIVE_ADMIN");
 			return reply_error(c, 409, "INVALID_STATE",
@@ -428,10 +428,10 @@ int h_users_patch(struct ctx *c)
 	}
 	if (db_exec(c->db, SQL_USER_UPDATE, "siii", name, (long long)roles,
 			(long long)active, id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	unsigned long long ended = 0;
 	if (old_active && !active && cut_off(c, id, &ended) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	yajl_gen g = jw_new();
 	jw_open(g, NULL);
 	if (strcmp(name, old_name) != 0)

@@ -126,10 +126,10 @@ int h_webhooks_create(struct ctx *c)
 	struct dbres r;
 	if (db_exec(c->db, SQL_ENDPOINT_INSERT, "issssii", c->me.org_id, url, events,
 			description ? description : "", secret, c->me.user_id, c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	long long id = db_insert_id(c->db);
 	if (db_query(c->db, c->a, &r, SQL_ENDPOINT, "ii", id, c->me.org_id) < 0 || r.nrows != 1)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	/* The event names the endpoint, never its secret. */
 	yajl_gen e = jw_new();
 	write_endpoint(e, &r, 0, NULL);
@@ -176,11 +176,11 @@ int h_webhooks_delete(struct ctx *c)
 		return rc;
 	/* Waits for a deliverer sending to it: after the 204, nothing more is sent. */
 	if (db_query(c->db, c->a, &r, SQL_ENDPOINT_LOCK, "i", id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (r.nrows == 0 || db_i(&r, 0, EL_DELETED))
 		return reply_not_found(c);
 	if (db_exec(c->db, SQL_ENDPOINT_DELETE, "i", id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	audit_add(c, "webhook_endpoint.deleted", "webhook_endpoint", id, "{}");
 	return reply_empty(c, 204);
 }

@@ -33,22 +33,22 @@ static const char SQL_TOKEN_KEY[] =
 	" WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.active = 1"
 	" AND (t.expires_at IS NULL OR t.expires_at > NOW(3))";
 
-static int unauthenticated(struct ctx *c)
+static int reply_unauthenticated(struct ctx *c)
 {
 	c->rs.www_authenticate = true;
 	return reply_error(c, 401, "UNAUTHENTICATED", "a valid bearer token is required");
 }
 
-int auth_authenticate(struct ctx *c, struct idem_seen *seen)
+int auth_authenticate_or_reply(struct ctx *c, struct idem_seen *seen)
 {
 	const char *h = c->rq.authorization;
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-		return unauthenticated(c);
+		return reply_unauthenticated(c);
 	const char *tok = h + 7;
 	tok += strspn(tok, " ");
 	size_t n = strlen(tok);
 	if (n != TOKEN_LEN || strncmp(tok, TOKEN_PREFIX, 4) != 0)
-		return unauthenticated(c);
+		return reply_unauthenticated(c);
 	unsigned char hash[SHA256_LEN];
 	sha256(tok, n, hash);
 	/* The router parses and checks the header again before any use of what is read here. */
@@ -64,7 +64,7 @@ int auth_authenticate(struct ctx *c, struct idem_seen *seen)
 		 : db_query(c->db, c->a, &r, SQL_TOKEN, "b", hash, sizeof hash)) < 0)
 		return STEP_DB_ERROR;
 	if (r.nrows == 0)
-		return unauthenticated(c);
+		return reply_unauthenticated(c);
 	c->me.token_id = db_i(&r, 0, TOK_ID);
 	c->me.user_id = db_i(&r, 0, TOK_USER);
 	c->me.org_id = db_i(&r, 0, TOK_ORG);

@@ -129,7 +129,7 @@ bool idem_held(struct ctx *c)
 	return false;
 }
 
-int idem_in_progress(struct ctx *c)
+int reply_idem_in_progress(struct ctx *c)
 {
 	metrics_key_outcome(MK_IN_PROGRESS);
 	c->ndetails = 0;
@@ -169,7 +169,7 @@ enum idem_claim idem_claim(struct ctx *c, bool begin)
 	unsigned err = db_errno(c->db);
 	db_rollback(c->db);
 	if (err == DB_LOCK_WAIT_TIMEOUT) {   /* the first attempt still holds the key */
-		idem_in_progress(c);
+		reply_idem_in_progress(c);
 		return IDEM_DONE;
 	}
 	if (err == DB_DEADLOCK)

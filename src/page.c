@@ -34,7 +34,7 @@ void page_parse(struct ctx *c, const char *const allowed[], const char *const st
 	p->fetch = (long long)p->limit + 1;
 }
 
-int page_begin(struct ctx *c, const char *const allowed[], const char *const statuses[],
+int page_begin_or_reply(struct ctx *c, const char *const allowed[], const char *const statuses[],
 	const char **status, struct page *p)
 {
 	page_parse(c, allowed, statuses, status, p);
@@ -60,7 +60,7 @@ int page_list(struct ctx *c, const char *sql, long long owner, page_item_fn item
 	static const char *const allowed[] = { "limit", "cursor", NULL };
 	struct page p;
 	struct dbres r;
-	int rc = page_begin(c, allowed, NULL, NULL, &p);
+	int rc = page_begin_or_reply(c, allowed, NULL, NULL, &p);
 	if (rc != STEP_GO_ON)
 		return rc;
 	if (db_query(c->db, c->a, &r, sql, "iii", owner, p.before, p.fetch) < 0)

@@ -40,7 +40,7 @@ void page_parse(struct ctx *c, const char *const allowed[], const char *const st
 
 /* page_parse, then STEP_GO_ON, or the status of the 400 VALIDATION_ERROR reply with every
  * problem found. */
-int page_begin(struct ctx *c, const char *const allowed[], const char *const statuses[],
+int page_begin_or_reply(struct ctx *c, const char *const allowed[], const char *const statuses[],
 	const char **status, struct page *p);
 
 /* Answers {"data":[…],"nextCursor"} with the items of `r` up to the page's limit. */

@@ -164,10 +164,10 @@ int router_serve(struct ctx *c, struct FCGX_Request *fr)
 	 * those methods on those paths; any other method there needs a token first. */
 	if (api && !(i >= 0 && routes[i].roles == ROLE_NONE)) {
 		struct idem_seen seen = { 0 };
-		int a = auth_authenticate(c, &seen);
+		int a = auth_authenticate_or_reply(c, &seen);
 		/* The first statement is where a connection the server dropped is found out. */
 		if (a == STEP_DB_ERROR && !db_connected(c->db) && tx_connect(c) == 0)
-			a = auth_authenticate(c, &seen);
+			a = auth_authenticate_or_reply(c, &seen);
 		if (a == STEP_DB_ERROR)
 			return tx_db_failure(c);
 		if (a != STEP_GO_ON)
@@ -191,10 +191,11 @@ int router_serve(struct ctx *c, struct FCGX_Request *fr)
 	if (r->roles != ROLE_NONE && currencies_load(c) < 0)
 		return tx_db_failure(c);
 	const struct body *b = r->flags & B_MASK ? &bodies[(r->flags & B_MASK) >> 8] : NULL;
-	if (r->flags & (R_TX | R_BODY) && (rc = http_body_parse(c, fr, b ? b->media : MT_JSON,
+	if (r->flags & (R_TX | R_BODY) &&
+	    (rc = http_body_parse_or_reply(c, fr, b ? b->media : MT_JSON,
 			b ? b->max : c->cfg->max_body)) != STEP_GO_ON)
 		return rc;
-	if (r->flags & R_IDEM && (rc = http_idem_key(c, fr)) != STEP_GO_ON)
+	if (r->flags & R_IDEM && (rc = http_idem_key_or_reply(c, fr)) != STEP_GO_ON)
 		return rc;
 	if (r->flags & R_TX)
 		return tx_run(c, r->handler, r->flags & R_IDEM);

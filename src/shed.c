@@ -42,7 +42,7 @@ long shed_waited_ms(FCGX_Request *fr)
 	return waited < 0 ? 0 : (long)waited;
 }
 
-int shed_check(struct ctx *c, FCGX_Request *fr)
+int shed_check_or_reply(struct ctx *c, FCGX_Request *fr)
 {
 	if (c->cfg->shed_after_ms <= 0)
 		return STEP_GO_ON;

@@ -14,6 +14,6 @@ long shed_waited_ms(struct FCGX_Request *fr);
 /* STEP_GO_ON when the request is to be served; else it has been answered 503 SERVICE_UNAVAILABLE
  * with Retry-After, because it waited longer than the config's shed_after_ms, and the
  * status is returned. */
-int shed_check(struct ctx *c, struct FCGX_Request *fr);
+int shed_check_or_reply(struct ctx *c, struct FCGX_Request *fr);
 
 #endif

@@ -60,7 +60,7 @@ int h_batches_list(struct ctx *c)
 	static const char *const allowed[] = { "status", "limit", "cursor", NULL };
 	struct page p;
 	const char *status;
-	int rc = page_begin(c, allowed, batch_statuses, &status, &p);
+	int rc = page_begin_or_reply(c, allowed, batch_statuses, &status, &p);
 	if (rc != STEP_GO_ON)
 		return rc;
 	return reply_batch_page(c, status, &p);
@@ -76,13 +76,13 @@ int h_batches_get(struct ctx *c)
 }
 
 /* The start of submit and cancel: 404, 412, then a body and query that must be empty. */
-static int lock_for_action(struct ctx *c, struct batch_row *b)
+static int lock_for_action_or_reply(struct ctx *c, struct batch_row *b)
 {
 	long long id = param_id(c, 0);
 	int rc;
 	if (!id)
 		return reply_not_found(c);
-	if ((rc = batch_lock(c, id, b)) || (rc = check_if_match(c, b->version)))
+	if ((rc = batch_lock_or_reply(c, id, b)) || (rc = check_if_match_or_reply(c, b->version)))
 		return rc;
 	q_parse(c, no_params);
 	v_no_unknown(c, no_params);
@@ -106,9 +106,9 @@ int h_batches_submit(struct ctx *c)
 	struct batch_row b;
 	struct dbres reqs, rules;
 	int rc;
-	if ((rc = lock_for_action(c, &b)))
+	if ((rc = lock_for_action_or_reply(c, &b)))
 		return rc;
-	if ((rc = batch_check(c, BA_SUBMIT, b.status)))
+	if ((rc = batch_check_or_reply(c, BA_SUBMIT, b.status)))
 		return rc;
 	if (db_query(c->db, c->a, &reqs, SQL_BATCH_REQUESTS_LOCK, "i", b.id) < 0)
 		return STEP_DB_ERROR;
@@ -151,9 +151,9 @@ int h_batches_cancel(struct ctx *c)
 	struct batch_row b;
 	struct dbres reqs;
 	int rc;
-	if ((rc = lock_for_action(c, &b)))
+	if ((rc = lock_for_action_or_reply(c, &b)))
 		return rc;
-	if ((rc = batch_check(c, BA_CANCEL, b.status)))
+	if ((rc = batch_check_or_reply(c, BA_CANCEL, b.status)))
 		return rc;
 	if (db_query(c->db, c->a, &reqs, SQL_BATCH_REQUESTS_LOCK, "i", b.id) < 0)
 		return STEP_DB_ERROR;

@@ -42,15 +42,15 @@ enum { D_ID, D_APPROVER, D_DECISION, D_COMMENT, D_CREATED_AT };
 static const char *const no_params[] = { NULL };
 
 /* 404, then 412 against the request's version. */
-static int lock_request(struct ctx *c, struct batch_row *b, struct request_row *q)
+static int lock_request_or_reply(struct ctx *c, struct batch_row *b, struct request_row *q)
 {
 	long long id = param_id(c, 0);
 	int rc;
 	if (!id)
 		return reply_not_found(c);
-	if ((rc = request_lock(c, id, b, q)))
+	if ((rc = request_lock_or_reply(c, id, b, q)))
 		return rc;
-	return check_if_match(c, q->version);
+	return check_if_match_or_reply(c, q->version);
 }
 
 static int ledger_add(struct ctx *c, const struct request_row *q, const char *type)
@@ -99,7 +99,7 @@ static int decide(struct ctx *c, bool approve)
 	struct batch_row b;
 	struct request_row q;
 	int rc;
-	if ((rc = lock_request(c, &b, &q)))
+	if ((rc = lock_request_or_reply(c, &b, &q)))
 		return rc;
 	const char *comment = NULL;
 	q_parse(c, no_params);
@@ -107,7 +107,7 @@ static int decide(struct ctx *c, bool approve)
 	v_no_unknown(c, known);
 	if (c->ndetails)
 		return reply_validation(c);
-	if ((rc = request_check(c, RA_DECIDE, q.status)))
+	if ((rc = request_check_or_reply(c, RA_DECIDE, q.status)))
 		return rc;
 	if ((rc = refuse_maker(c, q.id, false)))
 		return rc;
@@ -152,7 +152,7 @@ int h_requests_mark_paid(struct ctx *c)
 	struct batch_row b;
 	struct request_row q;
 	int rc;
-	if ((rc = lock_request(c, &b, &q)))
+	if ((rc = lock_request_or_reply(c, &b, &q)))
 		return rc;
 	const char *reference = NULL;
 	q_parse(c, no_params);
@@ -160,7 +160,7 @@ int h_requests_mark_paid(struct ctx *c)
 	v_no_unknown(c, known);
 	if (c->ndetails)
 		return reply_validation(c);
-	if ((rc = request_check(c, RA_PAY, q.status)) || (rc = refuse_filed(c, q.id)))
+	if ((rc = request_check_or_reply(c, RA_PAY, q.status)) || (rc = refuse_filed(c, q.id)))
 		return rc;
 	/* Only makers are barred: a treasurer who approved the request may pay it. */
 	if ((rc = refuse_maker(c, q.id, true)))
@@ -197,8 +197,8 @@ int h_approvals_list(struct ctx *c)
 	struct dbres r;
 	struct page p;
 	int rc;
-	if ((rc = find_param(c, &r, SQL_REQUEST_EXISTS, &id)) != STEP_GO_ON ||
-	    (rc = page_begin(c, allowed, NULL, NULL, &p)) != STEP_GO_ON)
+	if ((rc = find_param_or_reply(c, &r, SQL_REQUEST_EXISTS, &id)) != STEP_GO_ON ||
+	    (rc = page_begin_or_reply(c, allowed, NULL, NULL, &p)) != STEP_GO_ON)
 		return rc;
 	if (db_query(c->db, c->a, &r, SQL_DECISIONS, "iiii", id, c->me.org_id, p.before,
 			p.fetch) < 0)

@@ -70,7 +70,7 @@ int h_invitations_create(struct ctx *c)
 	long long user;
 	struct dbres r;
 	int rc;
-	if ((rc = find_param(c, &r, SQL_USER_LOCK, &user)) != STEP_GO_ON)
+	if ((rc = find_param_or_reply(c, &r, SQL_USER_LOCK, &user)) != STEP_GO_ON)
 		return rc;
 	q_parse(c, known);
 	v_no_unknown(c, known);

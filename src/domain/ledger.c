@@ -46,7 +46,7 @@ int h_ledger_entries(struct ctx *c)
 {
 	static const char *const allowed[] = { "requestId", "limit", "cursor", NULL };
 	struct page p;
-	int rc = page_begin(c, allowed, NULL, NULL, &p);
+	int rc = page_begin_or_reply(c, allowed, NULL, NULL, &p);
 	if (rc != STEP_GO_ON)
 		return rc;
 	bool csv = page_export(c, &p);

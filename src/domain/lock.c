@@ -26,28 +26,28 @@ static const char SQL_BATCH_COMPLETE[] =
 	"UPDATE batches SET status = 'COMPLETED', version = version + 1, updated_at = NOW(3)"
 	" WHERE id = ? AND status = 'SUBMITTED'";
 
-int find_own(struct ctx *c, struct dbres *r, const char *sql, long long id)
+int find_own_or_reply(struct ctx *c, struct dbres *r, const char *sql, long long id)
 {
 	if (db_query(c->db, c->a, r, sql, "ii", id, c->me.org_id) < 0)
 		return STEP_DB_ERROR;
 	return r->nrows ? STEP_GO_ON : reply_not_found(c);
 }
 
-int find_param(struct ctx *c, struct dbres *r, const char *sql, long long *id)
+int find_param_or_reply(struct ctx *c, struct dbres *r, const char *sql, long long *id)
 {
 	*id = param_id(c, 0);
-	return *id ? find_own(c, r, sql, *id) : reply_not_found(c);
+	return *id ? find_own_or_reply(c, r, sql, *id) : reply_not_found(c);
 }
 
-int batch_find(struct ctx *c, long long id)
+int batch_find_or_reply(struct ctx *c, long long id)
 {
 	struct dbres r;
-	return find_own(c, &r, SQL_BATCH_FIND, id);
+	return find_own_or_reply(c, &r, SQL_BATCH_FIND, id);
 }
 
 /* Locks batch `id`, known to be the caller's organisation's: a batch never changes
  * organisation and is never deleted. */
-static int lock_own_batch(struct ctx *c, long long id, struct batch_row *b)
+static int lock_own_batch_or_reply(struct ctx *c, long long id, struct batch_row *b)
 {
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_BATCH_LOCK, "i", id) < 0)
@@ -65,19 +65,19 @@ static int lock_own_batch(struct ctx *c, long long id, struct batch_row *b)
 	return STEP_GO_ON;
 }
 
-int batch_lock(struct ctx *c, long long id, struct batch_row *b)
+int batch_lock_or_reply(struct ctx *c, long long id, struct batch_row *b)
 {
-	int rc = batch_find(c, id);
-	return rc ? rc : lock_own_batch(c, id, b);
+	int rc = batch_find_or_reply(c, id);
+	return rc ? rc : lock_own_batch_or_reply(c, id, b);
 }
 
-int request_lock(struct ctx *c, long long id, struct batch_row *b, struct request_row *q)
+int request_lock_or_reply(struct ctx *c, long long id, struct batch_row *b, struct request_row *q)
 {
 	struct dbres r;
 	int rc;
 	/* A request's batch is of the request's organisation: found, it needs no find of its own. */
-	if ((rc = find_own(c, &r, SQL_REQUEST_BATCH, id)) != STEP_GO_ON ||
-	    (rc = lock_own_batch(c, db_i(&r, 0, RB_BATCH), b)) != STEP_GO_ON)
+	if ((rc = find_own_or_reply(c, &r, SQL_REQUEST_BATCH, id)) != STEP_GO_ON ||
+	    (rc = lock_own_batch_or_reply(c, db_i(&r, 0, RB_BATCH), b)) != STEP_GO_ON)
 		return rc;
 	/* A request's batch never changes; a DELETE committed while we waited leaves no row. */
 	if (db_query(c->db, c->a, &r, SQL_REQUEST_LOCK, "ii", id, b->id) < 0)
@@ -105,7 +105,8 @@ int batch_touch(struct ctx *c, long long batch_id, bool settle)
 {
 	bool complete = false;
 	if (settle) {
-		/* A locking read: the caller's snapshot may predate its locks (request_lock). */
+		/* A locking read: the caller's snapshot may predate its locks
+		 * (request_lock_or_reply). */
 		struct dbres r;
 		if (db_query(c->db, c->a, &r, SQL_BATCH_OPEN, "i", batch_id) < 0)
 			return STEP_DB_ERROR;

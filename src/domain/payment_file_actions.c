@@ -64,18 +64,18 @@ struct locked_file {
 };
 
 /* 404, the file's lock, 412. */
-static int lock_file(struct ctx *c, struct locked_file *f)
+static int lock_file_or_reply(struct ctx *c, struct locked_file *f)
 {
 	struct dbres r;
 	int rc;
-	if ((rc = find_param(c, &r, SQL_FILE_FIND, &f->id)) != STEP_GO_ON)
+	if ((rc = find_param_or_reply(c, &r, SQL_FILE_FIND, &f->id)) != STEP_GO_ON)
 		return rc;
 	if (db_query(c->db, c->a, &r, SQL_FILE_LOCK, "i", f->id) < 0 || r.nrows != 1)
 		return STEP_DB_ERROR;
 	f->status = db_s(&r, 0, FL_STATUS);
 	f->version = db_i(&r, 0, FL_VERSION);
 	f->reports = db_i(&r, 0, FL_REPORTS);
-	return check_if_match(c, f->version);
+	return check_if_match_or_reply(c, f->version);
 }
 
 /* The INCLUDED items' batches, then their requests, locked in the lock order (lock.h). */
@@ -129,7 +129,7 @@ int h_payment_files_confirm(struct ctx *c)
 {
 	struct locked_file f = { 0 };
 	int rc;
-	if ((rc = lock_file(c, &f)))
+	if ((rc = lock_file_or_reply(c, &f)))
 		return rc;
 	q_parse(c, no_params);
 	v_no_unknown(c, no_params);
@@ -157,7 +157,7 @@ int h_payment_files_void(struct ctx *c)
 	struct locked_file f = { 0 };
 	const char *reason = NULL;
 	int rc;
-	if ((rc = lock_file(c, &f)))
+	if ((rc = lock_file_or_reply(c, &f)))
 		return rc;
 	q_parse(c, no_params);
 	v_text(c, "reason", true, 1, VOID_REASON_MAX, &reason);
@@ -193,7 +193,7 @@ static int download(struct ctx *c, const char *sql, const char *type, const char
 	struct dbres r;
 	long long id;
 	int rc;
-	if ((rc = find_param(c, &r, sql, &id)) != STEP_GO_ON)
+	if ((rc = find_param_or_reply(c, &r, sql, &id)) != STEP_GO_ON)
 		return rc;
 	q_parse(c, no_params);
 	if (c->ndetails)

@@ -158,7 +158,7 @@ int reply_payment_file(struct ctx *c, int status, long long id)
 {
 	struct dbres r, items;
 	int rc;
-	if ((rc = find_own(c, &r, SQL_FILE, id)) != STEP_GO_ON)
+	if ((rc = find_own_or_reply(c, &r, SQL_FILE, id)) != STEP_GO_ON)
 		return rc;
 	if (c->ndetails)
 		return reply_validation(c);
@@ -198,7 +198,7 @@ int h_payment_files_list(struct ctx *c)
 	const char *status;
 	struct dbres r, items;
 	int rc;
-	if ((rc = page_begin(c, allowed, file_statuses, &status, &p)) != STEP_GO_ON)
+	if ((rc = page_begin_or_reply(c, allowed, file_statuses, &status, &p)) != STEP_GO_ON)
 		return rc;
 	rc = status
 		? db_query(c->db, c->a, &r, SQL_FILES_STATUS, "isii", c->me.org_id, status, p.before,

@@ -249,7 +249,7 @@ int reply_batch(struct ctx *c, int status, long long id)
 {
 	struct dbres r;
 	int rc;
-	if ((rc = find_own(c, &r, SQL_BATCH, id)) != STEP_GO_ON)
+	if ((rc = find_own_or_reply(c, &r, SQL_BATCH, id)) != STEP_GO_ON)
 		return rc;
 	if (c->ndetails)
 		return reply_validation(c);

@@ -66,7 +66,7 @@ void request_fields_audit(yajl_gen g, const struct request_fields *f)
 
 /* 409 BATCH_FULL when the locked batch has no room for `n` more requests (its request_count,
  * kept by the database's triggers: sql/migrations/0005); else STEP_GO_ON. */
-static int batch_room(struct ctx *c, const struct batch_row *b, long long n)
+static int batch_room_or_reply(struct ctx *c, const struct batch_row *b, long long n)
 {
 	if (b->requests + n <= BATCH_MAX_REQUESTS)
 		return STEP_GO_ON;
@@ -80,11 +80,13 @@ int request_batch_ready(struct ctx *c, long long batch, long long n)
 {
 	struct batch_row b;
 	int rc;
-	if ((rc = batch_lock(c, batch, &b)) || (rc = check_if_match(c, b.version)))
+	if ((rc = batch_lock_or_reply(c, batch, &b)) ||
+	    (rc = check_if_match_or_reply(c, b.version)))
 		return rc;
 	if (c->ndetails)
 		return reply_validation(c);
-	if ((rc = batch_check(c, BA_EDIT, b.status)) || (rc = batch_room(c, &b, n)))
+	if ((rc = batch_check_or_reply(c, BA_EDIT, b.status)) ||
+	    (rc = batch_room_or_reply(c, &b, n)))
 		return rc;
 	return STEP_GO_ON;
 }
@@ -148,8 +150,8 @@ int h_requests_list(struct ctx *c)
 	struct page p;
 	const char *status;
 	int rc;
-	if ((rc = find_param(c, &r, SQL_BATCH_EXISTS, &batch)) != STEP_GO_ON ||
-	    (rc = page_begin(c, allowed, request_statuses, &status, &p)) != STEP_GO_ON)
+	if ((rc = find_param_or_reply(c, &r, SQL_BATCH_EXISTS, &batch)) != STEP_GO_ON ||
+	    (rc = page_begin_or_reply(c, allowed, request_statuses, &status, &p)) != STEP_GO_ON)
 		return rc;
 	rc = status
 		? db_query(c->db, c->a, &r, SQL_REQUESTS_STATUS, "iisii", batch, c->me.org_id, status,
@@ -200,13 +202,14 @@ static void audit_change(yajl_gen g, const char *field, const char *from, const 
 }
 
 /* The start of PATCH and DELETE: the request and its batch locked (404), If-Match (412). */
-static int lock_for_edit(struct ctx *c, struct batch_row *b, struct request_row *q)
+static int lock_for_edit_or_reply(struct ctx *c, struct batch_row *b, struct request_row *q)
 {
 	long long id = param_id(c, 0);
 	int rc;
 	if (!id)
 		return reply_not_found(c);
-	if ((rc = request_lock(c, id, b, q)) || (rc = check_if_match(c, q->version)))
+	if ((rc = request_lock_or_reply(c, id, b, q)) ||
+	    (rc = check_if_match_or_reply(c, q->version)))
 		return rc;
 	return STEP_GO_ON;
 }
@@ -245,7 +248,7 @@ int h_requests_patch(struct ctx *c)
 	struct batch_row b;
 	struct request_row q;
 	int rc;
-	if ((rc = lock_for_edit(c, &b, &q)))
+	if ((rc = lock_for_edit_or_reply(c, &b, &q)))
 		return rc;
 	long long id = q.id;
 
@@ -266,7 +269,7 @@ int h_requests_patch(struct ctx *c)
 	v_no_unknown(c, request_known_fields);
 	if (c->ndetails)
 		return reply_validation(c);
-	if ((rc = request_check(c, RA_EDIT, q.status)))
+	if ((rc = request_check_or_reply(c, RA_EDIT, q.status)))
 		return rc;
 
 	const char *data = changes(c, &q, &f, old_minor);
@@ -287,12 +290,12 @@ int h_requests_delete(struct ctx *c)
 	struct batch_row b;
 	struct request_row q;
 	int rc;
-	if ((rc = lock_for_edit(c, &b, &q)))
+	if ((rc = lock_for_edit_or_reply(c, &b, &q)))
 		return rc;
 	q_parse(c, no_params);
 	if (c->ndetails)
 		return reply_validation(c);
-	if ((rc = request_check(c, RA_EDIT, q.status)))
+	if ((rc = request_check_or_reply(c, RA_EDIT, q.status)))
 		return rc;
 	if (db_exec(c->db, SQL_REQUEST_DELETE, "i", q.id) < 0)
 		return STEP_DB_ERROR;

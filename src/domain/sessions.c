@@ -142,7 +142,7 @@ static long throttle_enter(struct ctx *c, const unsigned char key[SHA256_LEN], l
 	}
 }
 
-static int invalid_credentials(struct ctx *c, long long user, const char *why)
+static int reply_invalid_credentials(struct ctx *c, long long user, const char *why)
 {
 	log_write(LOG_INFO, "sign-in failed", "\"rid\":\"%s\",\"user\":%lld,\"reason\":\"%s\"",
 		c->request_id, user, why);
@@ -152,8 +152,8 @@ static int invalid_credentials(struct ctx *c, long long user, const char *why)
 /* The session's transaction: the user is still active with the password just verified (a
  * deactivation or a new password may have committed while the hash ran), the count is
  * cleared, the session stored and audited. Returns the status, or -1 (to roll back). */
-static int session_tx(struct ctx *c, const unsigned char key[SHA256_LEN], const char *verified,
-	const char *rehashed)
+static int session_tx_or_reply(struct ctx *c, const unsigned char key[SHA256_LEN],
+	const char *verified, const char *rehashed)
 {
 	char token[TOKEN_LEN + 1];
 	unsigned char hash[SHA256_LEN];
@@ -162,7 +162,7 @@ static int session_tx(struct ctx *c, const unsigned char key[SHA256_LEN], const 
 		return -1;
 	if (r.nrows == 0 || !db_s(&r, 0, RC_HASH) || strcmp(db_s(&r, 0, RC_HASH), verified) != 0) {
 		db_rollback(c->db);
-		return invalid_credentials(c, c->me.user_id, "changed while checking");
+		return reply_invalid_credentials(c, c->me.user_id, "changed while checking");
 	}
 	auth_new_token(token, hash);
 	if ((rehashed && db_exec(c->db, SQL_REHASH, "si", rehashed, c->me.user_id) < 0) ||
@@ -204,7 +204,7 @@ static int start_session(struct ctx *c, const unsigned char key[SHA256_LEN], con
 		rehashed = fresh;
 	for (int attempt = 0;; attempt++) {
 		http_reset_response(c);
-		int rc = session_tx(c, key, verified, rehashed);
+		int rc = session_tx_or_reply(c, key, verified, rehashed);
 		if (rc >= 0)
 			return rc;
 		db_rollback(c->db);
@@ -231,7 +231,7 @@ static const struct jv *want_str(struct ctx *c, const char *field)
 /* The attempt, counted: one Argon2id verification (of a dummy hash when there is no usable
  * one) and, when it matches, the session. Every way to fail runs the same statements and
  * answers the same body. */
-static int check(struct ctx *c, const struct jv *org, const char *ekey, size_t elen,
+static int check_or_reply(struct ctx *c, const struct jv *org, const char *ekey, size_t elen,
 	const struct jv *pw, const unsigned char key[SHA256_LEN], long n)
 {
 	struct dbres r;
@@ -245,8 +245,9 @@ static int check(struct ctx *c, const struct jv *org, const char *ekey, size_t e
 		if (lock && db_exec(c->db, SQL_THROTTLE_RESTAMP, "ibi", (long long)lock, key, SHA256_LEN,
 				(long long)n) < 0)
 			return STEP_DB_ERROR;
-		return invalid_credentials(c, user, !r.nrows ? "unknown" : !db_i(&r, 0, SI_ACTIVE) ? "inactive"
-			: !stored ? "no password" : "wrong password");
+		return reply_invalid_credentials(c, user, !r.nrows ? "unknown"
+			: !db_i(&r, 0, SI_ACTIVE) ? "inactive" : !stored ? "no password"
+			: "wrong password");
 	}
 	c->me.org_id = org_id;
 	c->me.user_id = user;
@@ -284,7 +285,7 @@ int h_sessions_create(struct ctx *c)
 		c->rs.retry_after = left;
 		return reply_error(c, 429, "TOO_MANY_ATTEMPTS", "too many failed sign-ins; retry later");
 	}
-	int rc = check(c, org, ekey, email->len, pw, key, n);
+	int rc = check_or_reply(c, org, ekey, email->len, pw, key, n);
 	password_slot_give();
 	return rc;
 }

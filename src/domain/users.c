@@ -106,7 +106,7 @@ int reply_user(struct ctx *c, int status, long long id)
 {
 	struct dbres r;
 	int rc;
-	if ((rc = find_own(c, &r, SQL_USER, id)) != STEP_GO_ON)
+	if ((rc = find_own_or_reply(c, &r, SQL_USER, id)) != STEP_GO_ON)
 		return rc;
 	write_user(reply_data(c, status), &r, 0);
 	return reply_done(c);
@@ -248,7 +248,7 @@ int h_users_create(struct ctx *c)
 
 /* 0 when `user` is active, under a lock until COMMIT; else the reply: the ADMIN route's 409,
  * or for the caller's own token the 401 of a credential just revoked by a deactivation. */
-static int lock_owner(struct ctx *c, long long user, bool with_user)
+static int lock_owner_or_reply(struct ctx *c, long long user, bool with_user)
 {
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_OWNER_LOCK, "i", user) < 0)
@@ -277,7 +277,7 @@ static int mint_token(struct ctx *c, long long user, bool with_user)
 	v_no_unknown(c, known);
 	if (c->ndetails)
 		return reply_validation(c);
-	if ((rc = lock_owner(c, user, with_user)) != STEP_GO_ON)
+	if ((rc = lock_owner_or_reply(c, user, with_user)) != STEP_GO_ON)
 		return rc;
 	char token[TOKEN_LEN + 1];
 	unsigned char hash[SHA256_LEN];
@@ -310,7 +310,7 @@ int h_tokens_create(struct ctx *c)
 	int rc;
 	/* A token minted for a deactivated user would come to life if they were reactivated,
 	 * which deactivation rules out (API §5: for good): mint_token checks under the lock. */
-	if ((rc = find_param(c, &r, SQL_USER, &user)) != STEP_GO_ON)
+	if ((rc = find_param_or_reply(c, &r, SQL_USER, &user)) != STEP_GO_ON)
 		return rc;
 	return mint_token(c, user, true);
 }
@@ -340,7 +340,7 @@ int h_tokens_revoke(struct ctx *c)
 	struct dbres r;
 	int rc;
 	/* Filtered by organisation before the lock, never while waiting for it (lock.h). */
-	if ((rc = find_param(c, &r, SQL_TOKEN_FIND, &id)) != STEP_GO_ON)
+	if ((rc = find_param_or_reply(c, &r, SQL_TOKEN_FIND, &id)) != STEP_GO_ON)
 		return rc;
 	if (db_query(c->db, c->a, &r, SQL_TOKEN_LOCK, "i", id) < 0)
 		return STEP_DB_ERROR;
@@ -401,7 +401,7 @@ int h_users_patch(struct ctx *c)
 	long long id;
 	struct dbres r;
 	int rc;
-	if ((rc = find_param(c, &r, SQL_USER_LOCK, &id)) != STEP_GO_ON)
+	if ((rc = find_param_or_reply(c, &r, SQL_USER_LOCK, &id)) != STEP_GO_ON)
 		return rc;
 	struct user_patch p;
 	parse_patch(c, &p);

@@ -145,10 +145,10 @@ int h_webhooks_list(struct ctx *c)
 
 /* The route's endpoint of the caller's organisation, for a request that takes no query:
  * STEP_GO_ON with its row in *r, or the reply's status. */
-static int find_endpoint(struct ctx *c, struct dbres *r, long long *id)
+static int find_endpoint_or_reply(struct ctx *c, struct dbres *r, long long *id)
 {
 	static const char *const none[] = { NULL };
-	int rc = find_param(c, r, SQL_ENDPOINT, id);
+	int rc = find_param_or_reply(c, r, SQL_ENDPOINT, id);
 	if (rc != STEP_GO_ON)
 		return rc;
 	q_parse(c, none);
@@ -160,7 +160,7 @@ int h_webhooks_get(struct ctx *c)
 	long long id;
 	struct dbres r;
 	int rc;
-	if ((rc = find_endpoint(c, &r, &id)) != STEP_GO_ON)
+	if ((rc = find_endpoint_or_reply(c, &r, &id)) != STEP_GO_ON)
 		return rc;
 	write_endpoint(reply_data(c, 200), &r, 0, NULL);
 	return reply_done(c);
@@ -172,7 +172,7 @@ int h_webhooks_delete(struct ctx *c)
 	long long id;
 	struct dbres r;
 	int rc;
-	if ((rc = find_endpoint(c, &r, &id)) != STEP_GO_ON)
+	if ((rc = find_endpoint_or_reply(c, &r, &id)) != STEP_GO_ON)
 		return rc;
 	/* Waits for a deliverer sending to it: after the 204, nothing more is sent. */
 	if (db_query(c->db, c->a, &r, SQL_ENDPOINT_LOCK, "i", id) < 0)
@@ -207,7 +207,7 @@ int h_webhooks_deliveries(struct ctx *c)
 	long long id;
 	struct dbres r;
 	int rc;
-	if ((rc = find_param(c, &r, SQL_ENDPOINT, &id)) != STEP_GO_ON)
+	if ((rc = find_param_or_reply(c, &r, SQL_ENDPOINT, &id)) != STEP_GO_ON)
 		return rc;
 	return page_list(c, SQL_DELIVERIES, id, delivery_item);
 }

@@ -107,7 +107,7 @@ struct ctx {
 };
 
 /* The pipeline's return vocabulary (HACKING: "Return values"). A handler (h_*), a reply
- * helper (reply_*, refuse*: always answers) and every step that may answer for the handler
+ * helper (reply_*, *_reply, refuse*: answers) and every step that may answer for the handler
  * (*_or_reply: auth_authenticate_or_reply, http_body_parse_or_reply, check_if_match_or_reply,
  * the lock helpers of domain/lock.h, the lifecycle checks) return an int that is either the
  * HTTP status (100..599) of the reply it wrote, or one of these two STEP_ values, which are no

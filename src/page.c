@@ -55,7 +55,7 @@ int page_reply(struct ctx *c, const struct page *p, const struct dbres *r, page_
 	return reply_list_done(c, i < r->nrows ? last : 0);
 }
 
-int page_list(struct ctx *c, const char *sql, long long owner, page_item_fn item)
+int page_list_reply(struct ctx *c, const char *sql, long long owner, page_item_fn item)
 {
 	static const char *const allowed[] = { "limit", "cursor", NULL };
 	struct page p;
@@ -68,7 +68,7 @@ int page_list(struct ctx *c, const char *sql, long long owner, page_item_fn item
 	return page_reply(c, &p, &r, item);
 }
 
-int page_empty(struct ctx *c)
+int page_empty_reply(struct ctx *c)
 {
 	reply_list(c);
 	return reply_list_done(c, 0);

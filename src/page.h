@@ -48,7 +48,7 @@ int page_reply(struct ctx *c, const struct page *p, const struct dbres *r, page_
 
 /* The whole of a list that takes only limit and cursor: `sql` selects the page with three
  * placeholders, the owner's id (`owner`), the cursor and the row count. */
-int page_list(struct ctx *c, const char *sql, long long owner, page_item_fn item);
+int page_list_reply(struct ctx *c, const char *sql, long long owner, page_item_fn item);
 
 /* At most this many rows in one CSV export (API §10). */
 #define CSV_MAX_ROWS 100000
@@ -64,6 +64,6 @@ int page_reply_csv(struct ctx *c, const struct page *p, const struct dbres *r, p
 	const char *const cols[], const char *filename);
 
 /* Answers an empty last page (a filter that can match nothing). */
-int page_empty(struct ctx *c);
+int page_empty_reply(struct ctx *c);
 
 #endif

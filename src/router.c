@@ -156,7 +156,7 @@ int router_serve(struct ctx *c, struct FCGX_Request *fr)
 	const char *path = c->rq.path;
 	bool api = strncmp(path, "/api/v1", 7) == 0 && (path[7] == '\0' || path[7] == '/');
 	if (tx_connect(c) < 0 && (api || strcmp(path, "/healthz") == 0))
-		return tx_db_failure(c);
+		return reply_db_failure(c);
 	char allow[64];
 	int i = router_match(c->rq.method, path, c->params, allow, sizeof allow);
 	metrics_route(i);
@@ -169,7 +169,7 @@ int router_serve(struct ctx *c, struct FCGX_Request *fr)
 		if (a == STEP_DB_ERROR && !db_connected(c->db) && tx_connect(c) == 0)
 			a = auth_authenticate_or_reply(c, &seen);
 		if (a == STEP_DB_ERROR)
-			return tx_db_failure(c);
+			return reply_db_failure(c);
 		if (a != STEP_GO_ON)
 			return a;
 		if (seen.key)
@@ -189,7 +189,7 @@ int router_serve(struct ctx *c, struct FCGX_Request *fr)
 		c->params[p] = arena_strndup(c->a, c->params[p], strcspn(c->params[p], "/"));
 	int rc;   /* enum step or the status answered */
 	if (r->roles != ROLE_NONE && currencies_load(c) < 0)
-		return tx_db_failure(c);
+		return reply_db_failure(c);
 	const struct body *b = r->flags & B_MASK ? &bodies[(r->flags & B_MASK) >> 8] : NULL;
 	if (r->flags & (R_TX | R_BODY) &&
 	    (rc = http_body_parse_or_reply(c, fr, b ? b->media : MT_JSON,
@@ -200,5 +200,5 @@ int router_serve(struct ctx *c, struct FCGX_Request *fr)
 	if (r->flags & R_TX)
 		return tx_run(c, r->handler, r->flags & R_IDEM);
 	rc = r->handler(c);
-	return rc == STEP_DB_ERROR ? tx_db_failure(c) : rc;
+	return rc == STEP_DB_ERROR ? reply_db_failure(c) : rc;
 }

@@ -27,7 +27,7 @@ static int reply_unavailable(struct ctx *c)
  * retries, is the client's to retry (503); anything else is our bug (500). Neither changed
  * anything the client cannot resolve with its key: the transaction rolled back, or the
  * COMMIT's outcome is the key's to tell. */
-int tx_db_failure(struct ctx *c)
+int reply_db_failure(struct ctx *c)
 {
 	c->ndetails = 0;
 	if (db_err_unavailable(c->db))
@@ -222,7 +222,7 @@ int tx_run(struct ctx *c, handler_fn handler, bool idem)
 		db_rollback(c->db);
 		if (!may_retry(c, at.n++, at_commit)) {
 			http_reset_response(c);
-			return tx_db_failure(c);
+			return reply_db_failure(c);
 		}
 	}
 }

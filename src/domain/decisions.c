@@ -93,7 +93,7 @@ static int refuse_filed(struct ctx *c, long long id)
 
 /* Approve or reject: validation, then the state, then separation of duties, then one
  * decision per approver (the UNIQUE key decisions_once is the arbiter). */
-static int decide(struct ctx *c, bool approve)
+static int decide_reply(struct ctx *c, bool approve)
 {
 	static const char *const known[] = { "comment", NULL };
 	struct batch_row b;
@@ -143,8 +143,8 @@ static int decide(struct ctx *c, bool approve)
 	return reply_request(c, 200, q.id, true);
 }
 
-int h_requests_approve(struct ctx *c) { return decide(c, true); }
-int h_requests_reject(struct ctx *c) { return decide(c, false); }
+int h_requests_approve(struct ctx *c) { return decide_reply(c, true); }
+int h_requests_reject(struct ctx *c) { return decide_reply(c, false); }
 
 int h_requests_mark_paid(struct ctx *c)
 {
@@ -277,7 +277,7 @@ static struct item *items_valid(struct ctx *c, size_t *n)
 
 /* Runs one item as its own call, its reply written to `g` instead of the response, and
  * keeps its status and envelope's value. STEP_GO_ON, or STEP_DB_ERROR. */
-static int run_item(struct ctx *c, yajl_gen g, struct item *it)
+static int run_item_or_reply(struct ctx *c, yajl_gen g, struct item *it)
 {
 	yajl_gen outer = c->rs.gen;
 	struct jv *body = c->body;   /* kept for a re-run of the whole transaction (tx.c) */
@@ -290,7 +290,7 @@ static int run_item(struct ctx *c, yajl_gen g, struct item *it)
 	c->params[0] = it->request_id;
 	c->body = it->body;
 	c->ndetails = 0;
-	it->status = decide(c, it->approve);
+	it->status = decide_reply(c, it->approve);
 	c->rs.gen = outer;
 	c->rs.etag = 0;
 	c->body = body;
@@ -339,7 +339,7 @@ int h_decisions(struct ctx *c)
 		abort();
 	yajl_gen_config(g, yajl_gen_validate_utf8, 1);
 	for (size_t i = 0; i < n && rc == STEP_GO_ON; i++)
-		rc = run_item(c, g, &it[i]);
+		rc = run_item_or_reply(c, g, &it[i]);
 	yajl_gen_free(g);
 	return rc == STEP_GO_ON ? reply_results(c, it, n) : rc;
 }

@@ -185,7 +185,7 @@ static int insert_chunk(struct ctx *c, long long batch, const struct request_fie
 }
 
 /* Adds the rows, their audit events, and answers 201 with their ids in input order. */
-static int add_all(struct ctx *c, long long batch, const struct request_fields *f, size_t n)
+static int add_all_reply(struct ctx *c, long long batch, const struct request_fields *f, size_t n)
 {
 	long long first = 0;
 	struct dbres r;
@@ -236,5 +236,5 @@ int h_requests_import(struct ctx *c)
 	struct request_fields *f = arena_alloc(c->a, (rows.n ? rows.n : 1) * sizeof *f);
 	validate_rows(c, &rows, f);
 	int rc = request_batch_ready(c, batch, (long long)rows.n);
-	return rc ? rc : add_all(c, batch, f, rows.n);
+	return rc ? rc : add_all_reply(c, batch, f, rows.n);
 }

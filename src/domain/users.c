@@ -140,7 +140,7 @@ static size_t user_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t
 
 int h_users_list(struct ctx *c)
 {
-	return page_list(c, SQL_USERS, c->me.org_id, user_item);
+	return page_list_reply(c, SQL_USERS, c->me.org_id, user_item);
 }
 
 /* Members (API §10): how every screen names people, so any user may list them; without
@@ -164,7 +164,7 @@ static size_t member_item(struct ctx *c, yajl_gen g, const struct dbres *r, size
 
 int h_members_list(struct ctx *c)
 {
-	return page_list(c, SQL_MEMBERS, c->me.org_id, member_item);
+	return page_list_reply(c, SQL_MEMBERS, c->me.org_id, member_item);
 }
 
 /* `roles`: a non-empty array of role names → bit set; 0 after recording an error. */
@@ -265,7 +265,7 @@ static int lock_owner_or_reply(struct ctx *c, long long user, bool with_user)
 
 /* Mints an API token for `user` from the body {name?}: 201 {id, token, [userId,] name,
  * createdAt}. `with_user`: the ADMIN route also names the owner. */
-static int mint_token(struct ctx *c, long long user, bool with_user)
+static int mint_token_reply(struct ctx *c, long long user, bool with_user)
 {
 	static const char *const known[] = { "name", NULL };
 	static const char *const none[] = { NULL };
@@ -309,15 +309,15 @@ int h_tokens_create(struct ctx *c)
 	struct dbres r;
 	int rc;
 	/* A token minted for a deactivated user would come to life if they were reactivated,
-	 * which deactivation rules out (API §5: for good): mint_token checks under the lock. */
+	 * which deactivation rules out (API §5: for good): mint_token_reply checks under the lock. */
 	if ((rc = find_param_or_reply(c, &r, SQL_USER, &user)) != STEP_GO_ON)
 		return rc;
-	return mint_token(c, user, true);
+	return mint_token_reply(c, user, true);
 }
 
 int h_me_tokens_create(struct ctx *c)
 {
-	return mint_token(c, c->me.user_id, false);
+	return mint_token_reply(c, c->me.user_id, false);
 }
 
 static size_t token_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t i)
@@ -330,7 +330,7 @@ static size_t token_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_
 
 int h_me_tokens_list(struct ctx *c)
 {
-	return page_list(c, SQL_MY_TOKENS, c->me.user_id, token_item);
+	return page_list_reply(c, SQL_MY_TOKENS, c->me.user_id, token_item);
 }
 
 int h_tokens_revoke(struct ctx *c)

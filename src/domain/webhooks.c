@@ -140,7 +140,7 @@ int h_webhooks_create(struct ctx *c)
 
 int h_webhooks_list(struct ctx *c)
 {
-	return page_list(c, SQL_ENDPOINTS, c->me.org_id, endpoint_item);
+	return page_list_reply(c, SQL_ENDPOINTS, c->me.org_id, endpoint_item);
 }
 
 /* The route's endpoint of the caller's organisation, for a request that takes no query:
@@ -209,5 +209,5 @@ int h_webhooks_deliveries(struct ctx *c)
 	int rc;
 	if ((rc = find_param_or_reply(c, &r, SQL_ENDPOINT, &id)) != STEP_GO_ON)
 		return rc;
-	return page_list(c, SQL_DELIVERIES, id, delivery_item);
+	return page_list_reply(c, SQL_DELIVERIES, id, delivery_item);
 }

@@ -188,7 +188,7 @@ int h_payment_files_void(struct ctx *c)
 }
 
 /* A download, exactly the bytes stored when the file was made. */
-static int download(struct ctx *c, const char *sql, const char *type, const char *ext)
+static int download_reply(struct ctx *c, const char *sql, const char *type, const char *ext)
 {
 	struct dbres r;
 	long long id;
@@ -213,10 +213,10 @@ static int download(struct ctx *c, const char *sql, const char *type, const char
 
 int h_payment_files_pain001(struct ctx *c)
 {
-	return download(c, SQL_PAIN, "application/xml; charset=utf-8", "xml");
+	return download_reply(c, SQL_PAIN, "application/xml; charset=utf-8", "xml");
 }
 
 int h_payment_files_csv(struct ctx *c)
 {
-	return download(c, SQL_CSV, "text/csv; charset=utf-8", "csv");
+	return download_reply(c, SQL_CSV, "text/csv; charset=utf-8", "csv");
 }

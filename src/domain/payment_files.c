@@ -369,7 +369,7 @@ static void v_request_ids(struct ctx *c, struct create *k)
 }
 
 /* 404 naming every id that is no request of the caller's organisation. */
-static int find_requests(struct ctx *c, struct create *k)
+static int find_requests_or_reply(struct ctx *c, struct create *k)
 {
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_FIND, "si", k->ids_text, c->me.org_id) < 0)
@@ -441,7 +441,7 @@ static int refuse(struct ctx *c, int status, const char *code, const char *reaso
 }
 
 /* 409 NOT_APPROVED, IN_PAYMENT_FILE, MIXED_CURRENCIES, in that order (§9). */
-static int check_requests(struct ctx *c, struct create *k)
+static int check_requests_or_reply(struct ctx *c, struct create *k)
 {
 	const char **bad = arena_alloc(c->a, k->n * sizeof *bad);
 	size_t nbad = 0;
@@ -470,7 +470,7 @@ static int check_requests(struct ctx *c, struct create *k)
 }
 
 /* 409 NO_DEBTOR_ACCOUNT, then 403 SELF_PAYMENT_FORBIDDEN. */
-static int check_debtor_and_makers(struct ctx *c, struct create *k)
+static int check_debtor_and_makers_or_reply(struct ctx *c, struct create *k)
 {
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_DEBTOR, "is", c->me.org_id, k->currency) < 0)
@@ -624,7 +624,7 @@ static const char *items_json(struct ctx *c, struct create *k)
 	return jw_finish(c->a, g);
 }
 
-static int write_file_rows(struct ctx *c, struct create *k)
+static int write_file_rows_or_reply(struct ctx *c, struct create *k)
 {
 	k->total = sum_text(c, k);
 	if (db_exec(c->db, SQL_FILE_INSERT, "isisssssi", c->me.org_id, k->currency,
@@ -677,13 +677,13 @@ int h_payment_files_create(struct ctx *c)
 	v_no_unknown(c, known);
 	if (c->ndetails)
 		return reply_validation(c);
-	if ((rc = find_requests(c, &k)) || (rc = lock_requests(c, &k)) ||
-	    (rc = check_requests(c, &k)) || (rc = check_debtor_and_makers(c, &k)))
+	if ((rc = find_requests_or_reply(c, &k)) || (rc = lock_requests(c, &k)) ||
+	    (rc = check_requests_or_reply(c, &k)) || (rc = check_debtor_and_makers_or_reply(c, &k)))
 		return rc;
 	k.minor = currency_minor(c, k.currency);
 	if (k.minor < 0)
 		return STEP_DB_ERROR;
-	if ((rc = write_file_rows(c, &k)))
+	if ((rc = write_file_rows_or_reply(c, &k)))
 		return rc;
 	audit_created(c, &k);
 	return reply_payment_file(c, 201, k.file_id);

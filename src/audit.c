@@ -30,12 +30,16 @@ static const char SQL_APPEND_MANY[] = "CALL audit_append_many(?, ?, ?, ?, ?, ?, 
 /* Every organisation, not only those with a head: events without a head are a break, and the
  * pool's account could once move a head to another organisation (issue 23). */
 static const char SQL_ORGS[] = "SELECT id FROM orgs ORDER BY id";
+enum { ORG_ID };
 static const char SQL_HEAD[] = "SELECT seq, hash FROM audit_heads WHERE org_id = ?";
+enum { HEAD_SEQ, HEAD_HASH };
 static const char SQL_CHAIN[] =
 	"SELECT id, seq, DATE_FORMAT(at, '%Y-%m-%d %H:%i:%s.%f'), actor_id, action, object_type,"
 	" object_id, idempotency_key, correlation_id, data, hash, prev_hash,"
 	" cred_kind, cred_id, cred_minted_by"
 	" FROM audit_events WHERE org_id = ? AND seq > ? ORDER BY seq LIMIT 500";
+enum { CH_ID, CH_SEQ, CH_AT, CH_ACTOR, CH_ACTION, CH_TYPE, CH_OBJECT, CH_KEY, CH_CORR, CH_DATA,
+	CH_HASH, CH_PREV, CH_CRED_KIND, CH_CRED_ID, CH_CRED_MINTED };
 
 /* Applies to the next transaction only: the verifier's snapshot, whatever the server's
  * default isolation level. */
@@ -204,18 +208,20 @@ static int verify_chain(struct db *db, long long org, long long head_seq, const 
 		if (r.nrows == 0)
 			break;
 		for (size_t i = 0; i < r.nrows; i++) {
-			long long id = db_i(&r, i, 0);
+			long long id = db_i(&r, i, CH_ID);
 			char at[24];
-			snprintf(at, sizeof at, "%s", db_s(&r, i, 2));   /* microseconds → milliseconds */
-			struct link l = { prev, org, db_i(&r, i, 1), db_i(&r, i, 3), db_i(&r, i, 6), at,
-				db_s(&r, i, 4), db_s(&r, i, 5), db_s(&r, i, 7), db_s(&r, i, 8), db_s(&r, i, 9),
-				db_s(&r, i, 12), db_s(&r, i, 13), db_s(&r, i, 14) };
+			snprintf(at, sizeof at, "%s", db_s(&r, i, CH_AT));   /* microseconds → milliseconds */
+			struct link l = { prev, org, db_i(&r, i, CH_SEQ), db_i(&r, i, CH_ACTOR),
+				db_i(&r, i, CH_OBJECT), at, db_s(&r, i, CH_ACTION), db_s(&r, i, CH_TYPE),
+				db_s(&r, i, CH_KEY), db_s(&r, i, CH_CORR), db_s(&r, i, CH_DATA),
+				db_s(&r, i, CH_CRED_KIND), db_s(&r, i, CH_CRED_ID),
+				db_s(&r, i, CH_CRED_MINTED) };
 			const char *why = NULL;
 			if (l.seq != seq + 1)
 				why = "sequence gap";
-			else if (strcmp(db_s(&r, i, 11), prev) != 0)
+			else if (strcmp(db_s(&r, i, CH_PREV), prev) != 0)
 				why = "prevHash does not match the previous event's hash";
-			else if (link_hash(&l, hash), strcmp(hash, db_s(&r, i, 10)) != 0)
+			else if (link_hash(&l, hash), strcmp(hash, db_s(&r, i, CH_HASH)) != 0)
 				why = "hash does not match the event's contents";
 			if (why) {
 				fprintf(stderr, "audit chain of organisation %lld broken at event %lld (seq %lld): %s\n",
@@ -262,7 +268,8 @@ static int verify_org(struct db *db, long long org)
 	if (db_query(db, &a, &head, SQL_HEAD, "i", org) < 0)
 		goto out;
 	/* No head (-1): any event of the organisation is then a break. */
-	rc = head.nrows == 1 ? verify_chain(db, org, db_i(&head, 0, 0), db_s(&head, 0, 1))
+	rc = head.nrows == 1
+		? verify_chain(db, org, db_i(&head, 0, HEAD_SEQ), db_s(&head, 0, HEAD_HASH))
 		: verify_chain(db, org, -1, GENESIS);
 	if (rc >= 0 && db_commit(db) < 0)
 		rc = -1;
@@ -282,7 +289,7 @@ int audit_verify(struct db *db)
 		goto out;
 	rc = 0;
 	for (size_t i = 0; i < orgs.nrows; i++) {
-		int v = verify_org(db, db_i(&orgs, i, 0));
+		int v = verify_org(db, db_i(&orgs, i, ORG_ID));
 		if (v < 0) {
 			rc = -1;
 			goto out;

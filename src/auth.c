@@ -16,6 +16,9 @@ static const char SQL_TOKEN[] =
 	" FROM tokens t JOIN users u ON u.id = t.user_id"
 	" WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.active = 1"
 	" AND (t.expires_at IS NULL OR t.expires_at > NOW(3))";
+/* Columns of SQL_TOKEN, and of SQL_TOKEN_KEY, which selects the same seven first. */
+enum { TOK_ID, TOK_USER, TOK_ORG, TOK_ROLES, TOK_KIND, TOK_EXPIRES, TOK_MINTED_BY,
+	TOK_FINGERPRINT, TOK_STATUS, TOK_ETAG, TOK_BODY };
 /* A POST that carries a key also reads the answer stored under it, if a live one was
  * committed: a replay then costs this one statement (idem_answer_seen). The row of an
  * attempt still running is not visible to this consistent read, nor is an expired one: both
@@ -30,22 +33,22 @@ static const char SQL_TOKEN_KEY[] =
 	" WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.active = 1"
 	" AND (t.expires_at IS NULL OR t.expires_at > NOW(3))";
 
-static int unauthenticated(struct ctx *c)
+static int reply_unauthenticated(struct ctx *c)
 {
 	c->rs.www_authenticate = true;
 	return reply_error(c, 401, "UNAUTHENTICATED", "a valid bearer token is required");
 }
 
-int auth_authenticate(struct ctx *c, struct idem_seen *seen)
+int auth_authenticate_or_reply(struct ctx *c, struct idem_seen *seen)
 {
 	const char *h = c->rq.authorization;
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-		return unauthenticated(c);
+		return reply_unauthenticated(c);
 	const char *tok = h + 7;
 	tok += strspn(tok, " ");
 	size_t n = strlen(tok);
 	if (n != TOKEN_LEN || strncmp(tok, TOKEN_PREFIX, 4) != 0)
-		return unauthenticated(c);
+		return reply_unauthenticated(c);
 	unsigned char hash[SHA256_LEN];
 	sha256(tok, n, hash);
 	/* The router parses and checks the header again before any use of what is read here. */
@@ -59,19 +62,20 @@ int auth_authenticate(struct ctx *c, struct idem_seen *seen)
 	struct dbres r;
 	if ((key ? db_query(c->db, c->a, &r, SQL_TOKEN_KEY, "sb", key, hash, sizeof hash)
 		 : db_query(c->db, c->a, &r, SQL_TOKEN, "b", hash, sizeof hash)) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (r.nrows == 0)
-		return unauthenticated(c);
-	c->me.token_id = db_i(&r, 0, 0);
-	c->me.user_id = db_i(&r, 0, 1);
-	c->me.org_id = db_i(&r, 0, 2);
-	c->me.roles = (unsigned)db_i(&r, 0, 3);
-	c->me.session = strcmp(db_s(&r, 0, 4), "session") == 0;
-	c->me.expires_at = db_s(&r, 0, 5);
-	c->me.minted_by = db_i(&r, 0, 6);
-	if (key && db_s(&r, 0, 7) && db_s(&r, 0, 8)) {
-		*seen = (struct idem_seen){ key, db_s(&r, 0, 7), db_len(&r, 0, 7),
-			(int)db_i(&r, 0, 8), db_i(&r, 0, 9), db_s(&r, 0, 10), db_len(&r, 0, 10) };
+		return reply_unauthenticated(c);
+	c->me.token_id = db_i(&r, 0, TOK_ID);
+	c->me.user_id = db_i(&r, 0, TOK_USER);
+	c->me.org_id = db_i(&r, 0, TOK_ORG);
+	c->me.roles = (unsigned)db_i(&r, 0, TOK_ROLES);
+	c->me.session = strcmp(db_s(&r, 0, TOK_KIND), "session") == 0;
+	c->me.expires_at = db_s(&r, 0, TOK_EXPIRES);
+	c->me.minted_by = db_i(&r, 0, TOK_MINTED_BY);
+	if (key && db_s(&r, 0, TOK_FINGERPRINT) && db_s(&r, 0, TOK_STATUS)) {
+		*seen = (struct idem_seen){ key, db_s(&r, 0, TOK_FINGERPRINT),
+			db_len(&r, 0, TOK_FINGERPRINT), (int)db_i(&r, 0, TOK_STATUS),
+			db_i(&r, 0, TOK_ETAG), db_s(&r, 0, TOK_BODY), db_len(&r, 0, TOK_BODY) };
 	}
 	return STEP_GO_ON;
 }

@@ -9,10 +9,10 @@
 
 struct idem_seen;
 
-/* Resolves the request's bearer token into c->me: 0, 401 (reply written) or HANDLER_DB_ERROR.
+/* Resolves the request's bearer token into c->me: 0, 401 (reply written) or STEP_DB_ERROR.
  * A POST with an Idempotency-Key also gets the answer stored under it into `seen` (its key
  * stays NULL when there is none): the caller hands it to idem, auth calls nothing there. */
-int auth_authenticate(struct ctx *c, struct idem_seen *seen);
+int auth_authenticate_or_reply(struct ctx *c, struct idem_seen *seen);
 
 /* A fresh token (256 bits from the kernel) and its hash. */
 void auth_new_token(char token[TOKEN_LEN + 1], unsigned char hash[SHA256_LEN]);

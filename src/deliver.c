@@ -25,6 +25,7 @@ static const char SQL_DUE[] =
 	"SELECT e.id FROM webhook_endpoints e JOIN audit_heads h ON h.org_id = e.org_id"
 	" WHERE e.active = 1 AND e.next_at <= NOW(3) AND h.seq > e.cursor_seq"
 	" ORDER BY e.next_at LIMIT 100";
+enum { DUE_ID };
 /* The claim: the endpoint's row, locked until the attempt is recorded. SKIP LOCKED: another
  * deliverer holding it is sending to it now, and this one moves on to the next. */
 static const char SQL_CLAIM[] =
@@ -32,9 +33,11 @@ static const char SQL_CLAIM[] =
 	" COALESCE(TIMESTAMPDIFF(MICROSECOND, failing_since, NOW(3)) DIV 1000, 0)"
 	" FROM webhook_endpoints WHERE id = ? AND active = 1 AND next_at <= NOW(3)"
 	" FOR UPDATE SKIP LOCKED";
+enum { CL_ORG, CL_URL, CL_EVENTS, CL_SECRET, CL_CURSOR, CL_FAILURES, CL_CREATOR, CL_FAILING_MS };
 static const char SQL_NEXT_EVENTS[] =
 	"SELECT " AUDIT_EVENT_COLUMNS ", seq FROM audit_events WHERE org_id = ? AND seq > ?"
 	" ORDER BY seq LIMIT 100";
+enum { EV_SEQ = AUDIT_EVENT_NCOLS };
 static const char SQL_SKIP[] =
 	"UPDATE webhook_endpoints SET cursor_seq = GREATEST(cursor_seq, ?) WHERE id = ?";
 static const char SQL_ATTEMPT[] =
@@ -82,9 +85,9 @@ static const char *payload(struct ctx *c, const struct dbres *r, size_t i)
 {
 	yajl_gen g = jw_new();
 	jw_open(g, NULL);
-	jw_id(g, "id", db_i(r, i, 0));
-	jw_str(g, "type", db_s(r, i, 3));
-	jw_time(g, "createdAt", db_s(r, i, 1));
+	jw_id(g, "id", db_i(r, i, AE_ID));
+	jw_str(g, "type", db_s(r, i, AE_ACTION));
+	jw_time(g, "createdAt", db_s(r, i, AE_AT));
 	jw_key(g, "data");
 	audit_event_item(c, g, r, i);
 	jw_close(g);
@@ -138,9 +141,10 @@ static int claim(struct ctx *c, long long id, struct claim *e)
 		return -1;
 	if (r.nrows == 0)
 		return 0;
-	*e = (struct claim){ .id = id, .org = db_i(&r, 0, 0), .url = db_s(&r, 0, 1),
-		.events = db_s(&r, 0, 2), .secret = db_s(&r, 0, 3), .cursor = db_i(&r, 0, 4),
-		.failures = db_i(&r, 0, 5), .creator = db_i(&r, 0, 6), .failing_ms = db_i(&r, 0, 7) };
+	*e = (struct claim){ .id = id, .org = db_i(&r, 0, CL_ORG), .url = db_s(&r, 0, CL_URL),
+		.events = db_s(&r, 0, CL_EVENTS), .secret = db_s(&r, 0, CL_SECRET),
+		.cursor = db_i(&r, 0, CL_CURSOR), .failures = db_i(&r, 0, CL_FAILURES),
+		.creator = db_i(&r, 0, CL_CREATOR), .failing_ms = db_i(&r, 0, CL_FAILING_MS) };
 	return 1;
 }
 
@@ -153,22 +157,22 @@ static int send_run(struct ctx *c, struct claim *e, const struct dbres *r)
 	long start = (long)time(NULL);
 	int sent = 0;
 	for (size_t i = 0; i < r->nrows; i++) {
-		if (!wants(e->events, db_s(r, i, 3)))
+		if (!wants(e->events, db_s(r, i, AE_ACTION)))
 			continue;
 		if (sent == BATCH_MAX || (long)time(NULL) - start >= BATCH_S)
 			return 0;
 		struct webhook_result res;
 		const char *body = payload(c, r, i);
-		webhook_post(c->cfg, e->url, e->secret, db_s(r, i, 0), body, strlen(body), &res);
+		webhook_post(c->cfg, e->url, e->secret, db_s(r, i, AE_ID), body, strlen(body), &res);
 		sent++;
-		if (record(c, e, db_i(r, i, 0), db_i(r, i, AUDIT_EVENT_NCOLS), &res) < 0)
+		if (record(c, e, db_i(r, i, AE_ID), db_i(r, i, EV_SEQ), &res) < 0)
 			return -1;
 		if (res.error[0])
 			return 0;
 		e->failures = 0;
 	}
 	/* Everything read went out or was not wanted: the cursor moves past all of it. */
-	return r->nrows ? db_exec(c->db, SQL_SKIP, "ii", db_i(r, r->nrows - 1, AUDIT_EVENT_NCOLS), e->id) : 0;
+	return r->nrows ? db_exec(c->db, SQL_SKIP, "ii", db_i(r, r->nrows - 1, EV_SEQ), e->id) : 0;
 }
 
 /* Sends endpoint `id` its next wanted events, in one transaction that holds the endpoint's
@@ -204,7 +208,7 @@ static int pass(struct ctx *c)
 	if (db_query(c->db, c->a, &due, SQL_DUE, "") < 0)
 		return -1;
 	for (size_t i = 0; i < due.nrows && !stopping; i++) {
-		int rc = deliver_one(c, db_i(&due, i, 0));
+		int rc = deliver_one(c, db_i(&due, i, DUE_ID));
 		if (rc < 0)
 			return -1;
 		worked += rc;

@@ -57,7 +57,7 @@ bool http_param_repeated(FCGX_Request *fr, const char *name)
 }
 
 /* 415 naming the media types the route takes. */
-static int unsupported(struct ctx *c, unsigned accepted)
+static int reply_unsupported(struct ctx *c, unsigned accepted)
 {
 	char names[128] = "";
 	for (unsigned m = 1; m <= MT_XML; m <<= 1)
@@ -73,13 +73,13 @@ static int unsupported(struct ctx *c, unsigned accepted)
  * {}); a DELETE's body must be JSON too (§1: any request with a body) but means nothing. Two
  * Content-Type lines are one value "a, b" (RFC 9110 §5.3), which is no media type: checking
  * the first alone would let "application/json" then "text/plain" through. */
-int http_body_parse(struct ctx *c, FCGX_Request *fr, unsigned accepted, long max)
+int http_body_parse_or_reply(struct ctx *c, FCGX_Request *fr, unsigned accepted, long max)
 {
 	static struct jv empty = { .t = J_OBJ };
 	bool has_body = c->rq.content_length > 0;
 	unsigned media = http_media_of(c->rq.content_type);
 	if (has_body && (!(media & accepted) || http_param_repeated(fr, "HTTP_CONTENT_TYPE")))
-		return unsupported(c, accepted);
+		return reply_unsupported(c, accepted);
 	if (http_read_body(c, fr, max) < 0)
 		return reply_error(c, 413, "PAYLOAD_TOO_LARGE", arena_printf(c->a,
 			"the body is larger than the %ld bytes this resource accepts", max));
@@ -100,7 +100,7 @@ int http_body_parse(struct ctx *c, FCGX_Request *fr, unsigned accepted, long max
 }
 
 /* The Idempotency-Key header: present, one line, 1..255 visible ASCII characters. */
-int http_idem_key(struct ctx *c, FCGX_Request *fr)
+int http_idem_key_or_reply(struct ctx *c, FCGX_Request *fr)
 {
 	const char *h = c->rq.idem_header;
 	if (!h)

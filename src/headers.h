@@ -18,10 +18,10 @@ bool http_param_repeated(struct FCGX_Request *fr, const char *name);
 /* Reads the body, in one of the `accepted` media types (enum media) and at most `max` bytes:
  * JSON into c->body, any other type as bytes in c->rq.body (415, 413, 400 MALFORMED_JSON).
  * STEP_GO_ON, or the status answered. */
-int http_body_parse(struct ctx *c, struct FCGX_Request *fr, unsigned accepted, long max);
+int http_body_parse_or_reply(struct ctx *c, struct FCGX_Request *fr, unsigned accepted, long max);
 
 /* Parses the Idempotency-Key header into c's idempotency state (400 when missing or
  * invalid). STEP_GO_ON, or the status answered. */
-int http_idem_key(struct ctx *c, struct FCGX_Request *fr);
+int http_idem_key_or_reply(struct ctx *c, struct FCGX_Request *fr);
 
 #endif

@@ -257,7 +257,7 @@ int reply_validation(struct ctx *c)
 	return reply_error(c, 400, "VALIDATION_ERROR", "the request has invalid fields");
 }
 
-int check_if_match(struct ctx *c, long long version)
+int check_if_match_or_reply(struct ctx *c, long long version)
 {
 	const char *h = c->rq.if_match;
 	if (!h || if_match_ok(h, strlen(h), version))

@@ -106,17 +106,20 @@ struct ctx {
 	const struct signals *signals;         /* of the page of requests being written */
 };
 
-/* The pipeline's return vocabulary. A handler, a reply helper, and every step that may answer
- * for the handler (auth_authenticate, http_body_parse, http_idem_key, check_if_match, the
- * lock helpers of domain/lock.h) return an int that is either the HTTP status (100..599) of
- * the reply it wrote, or one of these two, which are no status. A handler's status decides
- * its transaction (tx.c): only a 2xx commits. The other conventions in src/: functions that
- * only succeed or fail return 0 or -1 (the db layer, audit_flush); validators
- * return enum v_result (valid.h); the claim of a key returns enum idem_claim (idem.h). */
+/* The pipeline's return vocabulary (HACKING: "Return values"). A handler (h_*), a reply
+ * helper (reply_*, *_reply, refuse*: answers) and every step that may answer for the handler
+ * (*_or_reply: auth_authenticate_or_reply, http_body_parse_or_reply, check_if_match_or_reply,
+ * the lock helpers of domain/lock.h, the lifecycle checks) return an int that is either the
+ * HTTP status (100..599) of the reply it wrote, or one of these two STEP_ values, which are no
+ * status. A handler's status decides its transaction (tx.c): only a 2xx commits. A function
+ * whose name says neither never writes a reply. The other conventions in src/: functions that
+ * only succeed or fail return 0 or -1 (the db layer, audit_flush); predicates return bool
+ * (batch_may); validators return enum v_result (valid.h); the claim of a key returns enum
+ * idem_claim (idem.h). */
 enum step {
-	STEP_GO_ON = 0,          /* nothing answered, nothing failed: the caller goes on */
-	HANDLER_DB_ERROR = -1,   /* a database call failed: roll back, then retry (deadlock,
-				  * lock wait timeout) or answer 503/500 (tx.c) */
+	STEP_GO_ON = 0,       /* nothing answered, nothing failed: the caller goes on */
+	STEP_DB_ERROR = -1,   /* a database call failed: roll back, then retry (deadlock,
+			       * lock wait timeout) or answer 503/500 (tx.c) */
 };
 typedef int (*handler_fn)(struct ctx *c);
 
@@ -144,7 +147,7 @@ int reply_validation(struct ctx *c);   /* 400 VALIDATION_ERROR with the collecte
 
 /* If-Match check for a mutation of an object at `version`: STEP_GO_ON when absent or
  * matching, else the 412 reply's status. */
-int check_if_match(struct ctx *c, long long version);
+int check_if_match_or_reply(struct ctx *c, long long version);
 
 /* True when the client's Accept names text/csv (API §10: a list as CSV). */
 bool http_wants_csv(const struct ctx *c);

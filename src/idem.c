@@ -12,9 +12,11 @@ static const char SQL_CLAIM[] =
 	" VALUES (?, ?, ?, NOW(3) + INTERVAL ? SECOND)";
 /* START TRANSACTION, then SQL_CLAIM; answers with the row's id (sql/migrations/0005). */
 static const char SQL_BEGIN_CLAIM[] = "CALL tx_claim(?, ?, ?, ?)";
+enum { BC_ID };
 static const char SQL_FIND[] =
 	"SELECT id, fingerprint, status, etag, body, expires_at <= NOW(3)"
 	" FROM idempotency_keys WHERE user_id = ? AND idem_key = ?";
+enum { K_ID, K_FINGERPRINT, K_STATUS, K_ETAG, K_BODY, K_EXPIRED };
 static const char SQL_HELD[] = "SELECT 1 FROM idempotency_keys WHERE id = ?";
 static const char SQL_DROP_EXPIRED[] =
 	"DELETE FROM idempotency_keys WHERE id = ? AND expires_at <= NOW(3)";
@@ -28,6 +30,7 @@ static const char SQL_DROP_EXPIRED_IN[] =
 	" AND TIMESTAMPDIFF(MICROSECOND, expires_at, NOW(3)) >= 0";
 static const char SQL_EXPIRED[] =
 	"SELECT id FROM idempotency_keys WHERE expires_at <= NOW(3) ORDER BY expires_at LIMIT ?";
+enum { EXP_ID };
 
 /* SHA-256 of method, path and the body: its canonical JSON (members sorted, no white space),
  * or for any other media type (API §3) the type's name and the exact bytes. The body is
@@ -106,13 +109,14 @@ static enum idem_claim existing(struct ctx *c, const unsigned char fp[SHA256_LEN
 		return IDEM_DB_ERROR;
 	if (r.nrows == 0)
 		return IDEM_RECLAIM;   /* purged in between: the key is new again */
-	if (db_i(&r, 0, 5)) {
-		if (db_exec(c->db, SQL_DROP_EXPIRED, "i", db_i(&r, 0, 0)) < 0)
+	if (db_i(&r, 0, K_EXPIRED)) {
+		if (db_exec(c->db, SQL_DROP_EXPIRED, "i", db_i(&r, 0, K_ID)) < 0)
 			return IDEM_DB_ERROR;
 		return IDEM_RECLAIM;   /* expired: a new key */
 	}
-	answer(c, fp, db_s(&r, 0, 1), db_len(&r, 0, 1), (int)db_i(&r, 0, 2), db_i(&r, 0, 3),
-		db_s(&r, 0, 4), db_len(&r, 0, 4));
+	answer(c, fp, db_s(&r, 0, K_FINGERPRINT), db_len(&r, 0, K_FINGERPRINT),
+		(int)db_i(&r, 0, K_STATUS), db_i(&r, 0, K_ETAG), db_s(&r, 0, K_BODY),
+		db_len(&r, 0, K_BODY));
 	return IDEM_DONE;
 }
 
@@ -125,7 +129,7 @@ bool idem_held(struct ctx *c)
 	return false;
 }
 
-int idem_in_progress(struct ctx *c)
+int reply_idem_in_progress(struct ctx *c)
 {
 	metrics_key_outcome(MK_IN_PROGRESS);
 	c->ndetails = 0;
@@ -148,11 +152,11 @@ static int insert(struct ctx *c, const unsigned char fp[SHA256_LEN], bool begin)
 	if (db_query(c->db, c->a, &r, SQL_BEGIN_CLAIM, "isbi", user, c->idem->key, fp, SHA256_LEN,
 			retention) < 0)
 		return -1;
-	if (r.nrows != 1 || db_i(&r, 0, 0) <= 0) {   /* no row to store the answer in: never commit */
+	if (r.nrows != 1 || db_i(&r, 0, BC_ID) <= 0) {   /* no row to store the answer in: never commit */
 		db_set_error(c->db, DB_INTERNAL, "tx_claim answered no key row");
 		return -1;
 	}
-	c->idem->row = db_i(&r, 0, 0);
+	c->idem->row = db_i(&r, 0, BC_ID);
 	return 0;
 }
 
@@ -165,7 +169,7 @@ enum idem_claim idem_claim(struct ctx *c, bool begin)
 	unsigned err = db_errno(c->db);
 	db_rollback(c->db);
 	if (err == DB_LOCK_WAIT_TIMEOUT) {   /* the first attempt still holds the key */
-		idem_in_progress(c);
+		reply_idem_in_progress(c);
 		return IDEM_DONE;
 	}
 	if (err == DB_DEADLOCK)
@@ -192,7 +196,7 @@ static long purge_batch(struct db *db, struct arena *a, int batch, long *deleted
 	for (size_t k = 0; k < r.nrows; k += PURGE_IN) {
 		long long id[PURGE_IN];
 		for (size_t j = 0; j < PURGE_IN; j++)   /* the last batch repeats its last id */
-			id[j] = db_i(&r, k + j < r.nrows ? k + j : r.nrows - 1, 0);
+			id[j] = db_i(&r, k + j < r.nrows ? k + j : r.nrows - 1, EXP_ID);
 		if (db_exec(db, SQL_DROP_EXPIRED_IN, "iiiiiiiiiiiiiiii", id[0], id[1], id[2], id[3],
 				id[4], id[5], id[6], id[7], id[8], id[9], id[10], id[11], id[12], id[13],
 				id[14], id[15]) < 0)

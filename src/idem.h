@@ -48,7 +48,7 @@ enum idem_claim idem_claim(struct ctx *c, bool begin);
 
 /* Answers 409 IDEMPOTENCY_KEY_IN_PROGRESS (Retry-After: 1): the key's first attempt is still
  * running after the wait. Returns the status. */
-int idem_in_progress(struct ctx *c);
+int reply_idem_in_progress(struct ctx *c);
 
 /* Deletes expired keys in batches of `batch` rows, each its own short transaction, until
  * none is left or `max_batches` ran. Returns the number deleted, or -1. */

@@ -14,17 +14,21 @@
 static const char SQL_NEW_ORGS[] =
 	"SELECT h.org_id FROM audit_heads h LEFT JOIN mail_cursors m ON m.org_id = h.org_id"
 	" WHERE m.org_id IS NULL LIMIT 100";
+enum { NEW_ORG };
 static const char SQL_ADD_ORG[] =
 	"INSERT IGNORE INTO mail_cursors (org_id, cursor_seq) VALUES (?, 0)";
 static const char SQL_DUE[] =
 	"SELECT m.org_id FROM mail_cursors m JOIN audit_heads h ON h.org_id = m.org_id"
 	" WHERE h.seq > m.cursor_seq AND m.next_at <= NOW(3) ORDER BY m.next_at LIMIT 100";
+enum { DUE_ORG };
 static const char SQL_CLAIM[] =
 	"SELECT cursor_seq, failures FROM mail_cursors WHERE org_id = ? AND next_at <= NOW(3)"
 	" FOR UPDATE SKIP LOCKED";
+enum { CL_CURSOR, CL_FAILURES };
 static const char SQL_EVENTS[] =
 	"SELECT id, seq, action, actor_id, object_id FROM audit_events WHERE org_id = ? AND seq > ?"
 	" ORDER BY seq LIMIT 20";
+enum { EV_ID, EV_SEQ, EV_ACTION, EV_ACTOR, EV_OBJECT };
 static const char SQL_MOVED[] =
 	"UPDATE mail_cursors SET cursor_seq = ?, failures = 0, next_at = NOW(3) WHERE org_id = ?";
 static const char SQL_FAILED[] =
@@ -35,6 +39,9 @@ static const char SQL_INVITED[] =
 	" WHERE u.id = ? AND u.org_id = ?";
 static const char SQL_INVITED_DONE[] =
 	"DELETE FROM invitation_mails WHERE user_id = ? AND token = ?";
+/* SQL_INVITED, SQL_APPROVERS and SQL_CREATOR answer rows of these columns (mail_rows); the
+ * last is the invitation's token, or a name for the notice's text. */
+enum { TO_ID, TO_EMAIL, TO_NAME, TO_WHAT };
 /* The APPROVERs (role bit 4) who may decide: active, and not the one who submitted. */
 static const char SQL_APPROVERS[] =
 	"SELECT u.id, u.email, u.name, b.name FROM users u JOIN batches b ON b.id = ?"
@@ -154,9 +161,9 @@ static int send_one(struct ctx *c, const struct letter *l)
 static int mail_rows(struct ctx *c, const struct dbres *r, struct letter *l)
 {
 	for (size_t i = 0; i < r->nrows; i++) {
-		l->user = db_i(r, i, 0);
-		l->to = db_s(r, i, 1);
-		l->name = db_s(r, i, 2);
+		l->user = db_i(r, i, TO_ID);
+		l->to = db_s(r, i, TO_EMAIL);
+		l->name = db_s(r, i, TO_NAME);
 		if (send_one(c, l) < 0)
 			return 1;
 	}
@@ -166,9 +173,9 @@ static int mail_rows(struct ctx *c, const struct dbres *r, struct letter *l)
 /* The mails event row `i` calls for. 0 done (or none), 1 a mail failed, -1 database. */
 static int mail_event(struct ctx *c, long long org, const struct dbres *ev, size_t i)
 {
-	const char *action = db_s(ev, i, 2), *base = c->cfg->public_url;
-	long long object = db_i(ev, i, 4);
-	struct letter l = { .event = db_i(ev, i, 0), .link = base };
+	const char *action = db_s(ev, i, EV_ACTION), *base = c->cfg->public_url;
+	long long object = db_i(ev, i, EV_OBJECT);
+	struct letter l = { .event = db_i(ev, i, EV_ID), .link = base };
 	struct dbres r;
 	if (strcmp(action, "user.invited") == 0) {
 		if (db_query(c->db, c->a, &r, SQL_INVITED, "ii", object, org) < 0)
@@ -177,18 +184,18 @@ static int mail_event(struct ctx *c, long long org, const struct dbres *ev, size
 			return 0;   /* mailed already, or made before smtp_url was set */
 		l.subject = "Your invitation to remit";
 		l.text = "You are invited to remit. Open this link to choose your password:";
-		l.link = arena_printf(c->a, "%s/#/accept?token=%s", base, db_s(&r, 0, 3));
+		l.link = arena_printf(c->a, "%s/#/accept?token=%s", base, db_s(&r, 0, TO_WHAT));
 		int rc = mail_rows(c, &r, &l);
-		return rc ? rc : db_exec(c->db, SQL_INVITED_DONE, "is", object, db_s(&r, 0, 3));
+		return rc ? rc : db_exec(c->db, SQL_INVITED_DONE, "is", object, db_s(&r, 0, TO_WHAT));
 	}
 	for (size_t n = 0; n < sizeof notices / sizeof *notices; n++) {
 		const struct notice *no = &notices[n];
 		if (strcmp(action, no->action) != 0)
 			continue;
-		if (db_query(c->db, c->a, &r, no->sql, "iii", object, org, db_i(ev, i, 3)) < 0)
+		if (db_query(c->db, c->a, &r, no->sql, "iii", object, org, db_i(ev, i, EV_ACTOR)) < 0)
 			return -1;
 		l.subject = no->subject;
-		l.text = r.nrows ? arena_printf(c->a, no->text, db_s(&r, 0, 3)) : "";
+		l.text = r.nrows ? arena_printf(c->a, no->text, db_s(&r, 0, TO_WHAT)) : "";
 		l.link = arena_printf(c->a, no->link, base, object);
 		return mail_rows(c, &r, &l);
 	}
@@ -208,13 +215,13 @@ static int mail_org(struct ctx *c, long long org)
 		rc = 0;
 		goto out;
 	}
-	long long failures = db_i(&r, 0, 1), done = db_i(&r, 0, 0);
+	long long failures = db_i(&r, 0, CL_FAILURES), done = db_i(&r, 0, CL_CURSOR);
 	if (db_query(c->db, c->a, &ev, SQL_EVENTS, "ii", org, done) < 0)
 		goto out;
 	int sent = 0;
 	for (size_t i = 0; i < ev.nrows && sent == 0; i++) {
 		if ((sent = mail_event(c, org, &ev, i)) == 0)
-			done = db_i(&ev, i, 1);
+			done = db_i(&ev, i, EV_SEQ);
 	}
 	if (sent < 0 || (sent == 0 && db_exec(c->db, SQL_MOVED, "ii", done, org) < 0))
 		goto out;
@@ -235,12 +242,12 @@ int mail_pass(struct ctx *c)
 	if (db_query(c->db, c->a, &r, SQL_NEW_ORGS, "") < 0)
 		return -1;
 	for (size_t i = 0; i < r.nrows; i++)
-		if (db_exec(c->db, SQL_ADD_ORG, "i", db_i(&r, i, 0)) < 0)
+		if (db_exec(c->db, SQL_ADD_ORG, "i", db_i(&r, i, NEW_ORG)) < 0)
 			return -1;
 	if (db_query(c->db, c->a, &r, SQL_DUE, "") < 0)
 		return -1;
 	for (size_t i = 0; i < r.nrows; i++) {
-		int rc = mail_org(c, db_i(&r, i, 0));
+		int rc = mail_org(c, db_i(&r, i, DUE_ORG));
 		if (rc < 0)
 			return -1;
 		worked += rc;

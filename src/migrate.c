@@ -17,6 +17,7 @@ static const char SQL_RECORD[] = "INSERT INTO schema_migrations (name) VALUES (?
 static const char SQL_CHARSET[] =
 	"SELECT DATABASE(), DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA"
 	" WHERE SCHEMA_NAME = DATABASE()";
+enum { CS_DATABASE, CS_CHARSET };
 
 /* Text is full UTF-8 (API §1): a column that inherits latin1 or utf8mb3 from its database
  * would accept the migration and then fail on the first emoji. Refuse before creating
@@ -26,10 +27,10 @@ static int check_charset(struct db *db, struct arena *a)
 	struct dbres r;
 	if (db_query(db, a, &r, SQL_CHARSET, "") < 0)
 		return -1;
-	const char *cs = r.nrows ? db_s(&r, 0, 1) : NULL;
+	const char *cs = r.nrows ? db_s(&r, 0, CS_CHARSET) : NULL;
 	if (cs && strcmp(cs, "utf8mb4") == 0)
 		return 0;
-	const char *name = r.nrows ? db_s(&r, 0, 0) : "(none)";
+	const char *name = r.nrows ? db_s(&r, 0, CS_DATABASE) : "(none)";
 	fprintf(stderr, "remit: migrate: database %s has character set %s, remit needs utf8mb4:"
 		" ALTER DATABASE %s CHARACTER SET utf8mb4 (and convert any tables) first\n",
 		name, cs ? cs : "(unknown)", name);

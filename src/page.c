@@ -34,7 +34,7 @@ void page_parse(struct ctx *c, const char *const allowed[], const char *const st
 	p->fetch = (long long)p->limit + 1;
 }
 
-int page_begin(struct ctx *c, const char *const allowed[], const char *const statuses[],
+int page_begin_or_reply(struct ctx *c, const char *const allowed[], const char *const statuses[],
 	const char **status, struct page *p)
 {
 	page_parse(c, allowed, statuses, status, p);
@@ -48,27 +48,27 @@ int page_reply(struct ctx *c, const struct page *p, const struct dbres *r, page_
 	int n = 0;
 	size_t i = 0;
 	while (i < r->nrows && n < p->limit) {
-		last = db_i(r, i, 0);
+		last = db_i(r, i, PAGE_ID);
 		i = item(c, g, r, i);
 		n++;
 	}
 	return reply_list_done(c, i < r->nrows ? last : 0);
 }
 
-int page_list(struct ctx *c, const char *sql, long long owner, page_item_fn item)
+int page_list_reply(struct ctx *c, const char *sql, long long owner, page_item_fn item)
 {
 	static const char *const allowed[] = { "limit", "cursor", NULL };
 	struct page p;
 	struct dbres r;
-	int rc = page_begin(c, allowed, NULL, NULL, &p);
+	int rc = page_begin_or_reply(c, allowed, NULL, NULL, &p);
 	if (rc != STEP_GO_ON)
 		return rc;
 	if (db_query(c->db, c->a, &r, sql, "iii", owner, p.before, p.fetch) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	return page_reply(c, &p, &r, item);
 }
 
-int page_empty(struct ctx *c)
+int page_empty_reply(struct ctx *c)
 {
 	reply_list(c);
 	return reply_list_done(c, 0);

@@ -17,7 +17,8 @@ struct page {
 
 /* Writes the item that starts at row `row` of `r` and returns the row after it (items of
  * more than one row, such as a batch with one row per currency, return more than row + 1).
- * Column 0 of an item's first row is its id: the cursor. */
+ * Column PAGE_ID of an item's first row is its id: the cursor. */
+enum { PAGE_ID = 0 };   /* every list's SELECT names the id first */
 typedef size_t (*page_item_fn)(struct ctx *c, yajl_gen g, const struct dbres *r, size_t row);
 
 /* A column of a row written as a JSON member, for items that are their row's columns. */
@@ -39,7 +40,7 @@ void page_parse(struct ctx *c, const char *const allowed[], const char *const st
 
 /* page_parse, then STEP_GO_ON, or the status of the 400 VALIDATION_ERROR reply with every
  * problem found. */
-int page_begin(struct ctx *c, const char *const allowed[], const char *const statuses[],
+int page_begin_or_reply(struct ctx *c, const char *const allowed[], const char *const statuses[],
 	const char **status, struct page *p);
 
 /* Answers {"data":[…],"nextCursor"} with the items of `r` up to the page's limit. */
@@ -47,7 +48,7 @@ int page_reply(struct ctx *c, const struct page *p, const struct dbres *r, page_
 
 /* The whole of a list that takes only limit and cursor: `sql` selects the page with three
  * placeholders, the owner's id (`owner`), the cursor and the row count. */
-int page_list(struct ctx *c, const char *sql, long long owner, page_item_fn item);
+int page_list_reply(struct ctx *c, const char *sql, long long owner, page_item_fn item);
 
 /* At most this many rows in one CSV export (API §10). */
 #define CSV_MAX_ROWS 100000
@@ -63,6 +64,6 @@ int page_reply_csv(struct ctx *c, const struct page *p, const struct dbres *r, p
 	const char *const cols[], const char *filename);
 
 /* Answers an empty last page (a filter that can match nothing). */
-int page_empty(struct ctx *c);
+int page_empty_reply(struct ctx *c);
 
 #endif

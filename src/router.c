@@ -156,7 +156,7 @@ int router_serve(struct ctx *c, struct FCGX_Request *fr)
 	const char *path = c->rq.path;
 	bool api = strncmp(path, "/api/v1", 7) == 0 && (path[7] == '\0' || path[7] == '/');
 	if (tx_connect(c) < 0 && (api || strcmp(path, "/healthz") == 0))
-		return tx_db_failure(c);
+		return reply_db_failure(c);
 	char allow[64];
 	int i = router_match(c->rq.method, path, c->params, allow, sizeof allow);
 	metrics_route(i);
@@ -164,12 +164,12 @@ int router_serve(struct ctx *c, struct FCGX_Request *fr)
 	 * those methods on those paths; any other method there needs a token first. */
 	if (api && !(i >= 0 && routes[i].roles == ROLE_NONE)) {
 		struct idem_seen seen = { 0 };
-		int a = auth_authenticate(c, &seen);
+		int a = auth_authenticate_or_reply(c, &seen);
 		/* The first statement is where a connection the server dropped is found out. */
-		if (a == HANDLER_DB_ERROR && !db_connected(c->db) && tx_connect(c) == 0)
-			a = auth_authenticate(c, &seen);
-		if (a == HANDLER_DB_ERROR)
-			return tx_db_failure(c);
+		if (a == STEP_DB_ERROR && !db_connected(c->db) && tx_connect(c) == 0)
+			a = auth_authenticate_or_reply(c, &seen);
+		if (a == STEP_DB_ERROR)
+			return reply_db_failure(c);
 		if (a != STEP_GO_ON)
 			return a;
 		if (seen.key)
@@ -189,15 +189,16 @@ int router_serve(struct ctx *c, struct FCGX_Request *fr)
 		c->params[p] = arena_strndup(c->a, c->params[p], strcspn(c->params[p], "/"));
 	int rc;   /* enum step or the status answered */
 	if (r->roles != ROLE_NONE && currencies_load(c) < 0)
-		return tx_db_failure(c);
+		return reply_db_failure(c);
 	const struct body *b = r->flags & B_MASK ? &bodies[(r->flags & B_MASK) >> 8] : NULL;
-	if (r->flags & (R_TX | R_BODY) && (rc = http_body_parse(c, fr, b ? b->media : MT_JSON,
+	if (r->flags & (R_TX | R_BODY) &&
+	    (rc = http_body_parse_or_reply(c, fr, b ? b->media : MT_JSON,
 			b ? b->max : c->cfg->max_body)) != STEP_GO_ON)
 		return rc;
-	if (r->flags & R_IDEM && (rc = http_idem_key(c, fr)) != STEP_GO_ON)
+	if (r->flags & R_IDEM && (rc = http_idem_key_or_reply(c, fr)) != STEP_GO_ON)
 		return rc;
 	if (r->flags & R_TX)
 		return tx_run(c, r->handler, r->flags & R_IDEM);
 	rc = r->handler(c);
-	return rc == HANDLER_DB_ERROR ? tx_db_failure(c) : rc;
+	return rc == STEP_DB_ERROR ? reply_db_failure(c) : rc;
 }

@@ -42,13 +42,13 @@ long shed_waited_ms(FCGX_Request *fr)
 	return waited < 0 ? 0 : (long)waited;
 }
 
-int shed_check(struct ctx *c, FCGX_Request *fr)
+int shed_check_or_reply(struct ctx *c, FCGX_Request *fr)
 {
 	if (c->cfg->shed_after_ms <= 0)
-		return 0;
+		return STEP_GO_ON;
 	long waited = shed_waited_ms(fr);
 	if (waited <= c->cfg->shed_after_ms)
-		return 0;
+		return STEP_GO_ON;
 	log_write(LOG_DEBUG, "request shed", "\"rid\":\"%s\",\"waited_ms\":%ld", c->request_id, waited);
 	c->rs.retry_after = true;
 	return reply_error(c, 503, "SERVICE_UNAVAILABLE", "overloaded: the request waited too long "

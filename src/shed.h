@@ -11,9 +11,9 @@ struct FCGX_Request;
  * sets to $msec) and now, in milliseconds; -1 when nginx sent no usable start time. */
 long shed_waited_ms(struct FCGX_Request *fr);
 
-/* 0 when the request is to be served; else it has been answered 503 SERVICE_UNAVAILABLE
+/* STEP_GO_ON when the request is to be served; else it has been answered 503 SERVICE_UNAVAILABLE
  * with Retry-After, because it waited longer than the config's shed_after_ms, and the
  * status is returned. */
-int shed_check(struct ctx *c, struct FCGX_Request *fr);
+int shed_check_or_reply(struct ctx *c, struct FCGX_Request *fr);
 
 #endif

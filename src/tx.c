@@ -15,7 +15,7 @@
 #include "metrics.h"
 
 /* 503 with Retry-After: nothing changed, the client may retry. */
-static int unavailable(struct ctx *c)
+static int reply_unavailable(struct ctx *c)
 {
 	metrics_db_error(MD_UNAVAILABLE);
 	c->ndetails = 0;
@@ -27,11 +27,11 @@ static int unavailable(struct ctx *c)
  * retries, is the client's to retry (503); anything else is our bug (500). Neither changed
  * anything the client cannot resolve with its key: the transaction rolled back, or the
  * COMMIT's outcome is the key's to tell. */
-int tx_db_failure(struct ctx *c)
+int reply_db_failure(struct ctx *c)
 {
 	c->ndetails = 0;
 	if (db_err_unavailable(c->db))
-		return unavailable(c);
+		return reply_unavailable(c);
 	char msg[512];
 	log_escape(msg, sizeof msg, db_error(c->db), strlen(db_error(c->db)));
 	log_write(LOG_ERROR, "database error", "\"rid\":\"%s\",\"errno\":%u,\"error\":\"%s\"",
@@ -127,7 +127,7 @@ static enum claim_next claim_key(struct ctx *c, struct attempts *at, bool begin)
 		if (at->n++ < c->cfg->tx_retries)
 			return CLAIM_RERUN;
 		db_rollback(c->db);
-		unavailable(c);   /* contention on the key outlasted the retries */
+		reply_unavailable(c);   /* contention on the key outlasted the retries */
 		return CLAIM_ANSWERED;
 	}
 	/* Twins queued on the key deadlock among themselves when its holder rolls back:
@@ -136,7 +136,7 @@ static enum claim_next claim_key(struct ctx *c, struct attempts *at, bool begin)
 		struct timespec t1;
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		if (t1.tv_sec - at->t0.tv_sec >= c->cfg->idem_wait) {
-			idem_in_progress(c);
+			reply_idem_in_progress(c);
 			return CLAIM_ANSWERED;
 		}
 		tx_backoff(at->twin_waits++);
@@ -204,7 +204,7 @@ int tx_run(struct ctx *c, handler_fn handler, bool idem)
 			goto failed;
 		opened = true;
 		int status = handler(c);
-		if (status == HANDLER_DB_ERROR)
+		if (status == STEP_DB_ERROR)
 			goto failed;
 		if (status < 200 || status > 299) {
 			if (tx_lost(c, idem))
@@ -222,7 +222,7 @@ int tx_run(struct ctx *c, handler_fn handler, bool idem)
 		db_rollback(c->db);
 		if (!may_retry(c, at.n++, at_commit)) {
 			http_reset_response(c);
-			return tx_db_failure(c);
+			return reply_db_failure(c);
 		}
 	}
 }

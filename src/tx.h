@@ -14,7 +14,7 @@ int tx_run(struct ctx *c, handler_fn handler, bool idem);
 /* Answers a database failure that is final: 503 SERVICE_UNAVAILABLE (Retry-After) for a lost
  * connection or contention that outlasted the retries, 500 INTERNAL_ERROR (logged) for
  * anything else. Returns the status. */
-int tx_db_failure(struct ctx *c);
+int reply_db_failure(struct ctx *c);
 
 /* db_connect for a request: 0 or -1, a move to another node counted in /metrics. */
 int tx_connect(struct ctx *c);

@@ -7,6 +7,7 @@
 #include "text.h"
 
 static const char SQL_CURRENCIES[] = "SELECT code, minor_unit FROM currencies";
+enum { CUR_CODE, CUR_MINOR };
 
 /* Currencies change only with a migration (and a restart): each worker reads them once,
  * before its first request that may need them (router.c), so that a failure to read them is
@@ -25,8 +26,8 @@ int currencies_load(struct ctx *c)
 	if (db_query(c->db, c->a, &r, SQL_CURRENCIES, "") < 0)
 		return -1;
 	for (size_t i = 0; i < r.nrows && i < 256; i++) {
-		snprintf(currencies[i].code, 4, "%s", db_s(&r, i, 0));
-		currencies[i].minor = (int)db_i(&r, i, 1);
+		snprintf(currencies[i].code, 4, "%s", db_s(&r, i, CUR_CODE));
+		currencies[i].minor = (int)db_i(&r, i, CUR_MINOR);
 	}
 	ncurrencies = r.nrows < 256 ? (int)r.nrows : 256;
 	return 0;

@@ -91,7 +91,7 @@ int worker_serve(struct ctx *c, FCGX_Request *fr)
 	c->request_id = request_id(c->a, fr);
 	http_read_request(c, fr);
 	arm_fault(c, fr);
-	int status = shed_check(c, fr);
+	int status = shed_check_or_reply(c, fr);
 	if (!status)
 		status = router_serve(c, fr);
 	http_write_response(c, fr);

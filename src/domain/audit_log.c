@@ -46,22 +46,22 @@ static void write_data(struct ctx *c, yajl_gen g, const char *text, size_t len)
 size_t audit_event_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t i)
 {
 	jw_open(g, NULL);
-	jw_id(g, "id", db_i(r, i, 0));
-	jw_time(g, "at", db_s(r, i, 1));
-	jw_id(g, "actorId", db_i(r, i, 2));
-	jw_str(g, "action", db_s(r, i, 3));
-	jw_str(g, "objectType", db_s(r, i, 4));
-	jw_id(g, "objectId", db_i(r, i, 5));
-	jw_str(g, "idempotencyKey", db_s(r, i, 6));
-	jw_str(g, "correlationId", db_s(r, i, 7));
-	write_data(c, g, db_s(r, i, 8), db_len(r, i, 8));
-	jw_str(g, "hash", db_s(r, i, 9));
-	jw_str(g, "prevHash", db_s(r, i, 10));
-	if (db_s(r, i, 11)) {   /* API §7 v1.2: who made the credential shows who really acted */
+	jw_id(g, "id", db_i(r, i, AE_ID));
+	jw_time(g, "at", db_s(r, i, AE_AT));
+	jw_id(g, "actorId", db_i(r, i, AE_ACTOR));
+	jw_str(g, "action", db_s(r, i, AE_ACTION));
+	jw_str(g, "objectType", db_s(r, i, AE_TYPE));
+	jw_id(g, "objectId", db_i(r, i, AE_OBJECT));
+	jw_str(g, "idempotencyKey", db_s(r, i, AE_KEY));
+	jw_str(g, "correlationId", db_s(r, i, AE_CORR));
+	write_data(c, g, db_s(r, i, AE_DATA), db_len(r, i, AE_DATA));
+	jw_str(g, "hash", db_s(r, i, AE_HASH));
+	jw_str(g, "prevHash", db_s(r, i, AE_PREV));
+	if (db_s(r, i, AE_CRED_KIND)) {   /* API §7 v1.2: who made the credential shows who really acted */
 		jw_open(g, "credential");
-		jw_str(g, "kind", db_s(r, i, 11));
-		jw_id(g, "id", db_i(r, i, 12));
-		jw_id(g, "mintedBy", db_i(r, i, 13));
+		jw_str(g, "kind", db_s(r, i, AE_CRED_KIND));
+		jw_id(g, "id", db_i(r, i, AE_CRED_ID));
+		jw_id(g, "mintedBy", db_i(r, i, AE_CRED_MINTED));
 		jw_close(g);
 	} else {
 		jw_null(g, "credential");
@@ -92,7 +92,7 @@ int h_audit_list(struct ctx *c)
 		: db_query(c->db, c->a, &r, SQL_EVENTS, "issiissii", c->me.org_id, type, type, actor,
 			actor, action, action, p.before, p.fetch);
 	if (rc < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	return csv ? page_reply_csv(c, &p, &r, audit_event_item, event_cols, "audit.csv")
 		: page_reply(c, &p, &r, audit_event_item);
 }

@@ -13,8 +13,10 @@ static const char SQL_BATCH_INSERT[] =
 static const char SQL_BATCH_REQUESTS_LOCK[] =
 	"SELECT id, status, amount, currency, beneficiary_name, beneficiary_account, purpose"
 	" FROM payment_requests WHERE batch_id = ? ORDER BY id FOR UPDATE";
+enum { BR_ID, BR_STATUS, BR_AMOUNT, BR_CURRENCY, BR_NAME, BR_ACCOUNT, BR_PURPOSE };
 static const char SQL_RULES_FOR_SUBMIT[] =
 	"SELECT currency, min_amount, approvals FROM approval_rules WHERE org_id = ? LOCK IN SHARE MODE";
+enum { RS_CURRENCY, RS_MIN, RS_APPROVALS };
 static const char SQL_REQUEST_SUBMIT[] =
 	"UPDATE payment_requests SET status = 'PENDING_APPROVAL', required_approvals = ?,"
 	" snapshot = ?, version = version + 1, updated_at = NOW(3) WHERE id = ?";
@@ -42,7 +44,7 @@ int h_batches_create(struct ctx *c)
 		return reply_validation(c);
 	if (db_exec(c->db, SQL_BATCH_INSERT, "issi", c->me.org_id, name, description,
 			c->me.user_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	long long id = db_insert_id(c->db);
 	yajl_gen g = jw_new();
 	jw_open(g, NULL);
@@ -58,7 +60,7 @@ int h_batches_list(struct ctx *c)
 	static const char *const allowed[] = { "status", "limit", "cursor", NULL };
 	struct page p;
 	const char *status;
-	int rc = page_begin(c, allowed, batch_statuses, &status, &p);
+	int rc = page_begin_or_reply(c, allowed, batch_statuses, &status, &p);
 	if (rc != STEP_GO_ON)
 		return rc;
 	return reply_batch_page(c, status, &p);
@@ -74,17 +76,17 @@ int h_batches_get(struct ctx *c)
 }
 
 /* The start of submit and cancel: 404, 412, then a body and query that must be empty. */
-static int lock_for_action(struct ctx *c, struct batch_row *b)
+static int lock_for_action_or_reply(struct ctx *c, struct batch_row *b)
 {
 	long long id = param_id(c, 0);
 	int rc;
 	if (!id)
 		return reply_not_found(c);
-	if ((rc = batch_lock(c, id, b)) || (rc = check_if_match(c, b->version)))
+	if ((rc = batch_lock_or_reply(c, id, b)) || (rc = check_if_match_or_reply(c, b->version)))
 		return rc;
 	q_parse(c, no_params);
 	v_no_unknown(c, no_params);
-	return c->ndetails ? reply_validation(c) : 0;
+	return c->ndetails ? reply_validation(c) : STEP_GO_ON;
 }
 
 /* The highest `approvals` among the rules for this currency whose minimum the amount
@@ -93,9 +95,9 @@ static int required_approvals(const struct dbres *rules, const char *currency, l
 {
 	long long need = 1;
 	for (size_t i = 0; i < rules->nrows; i++)
-		if (strcmp(db_s(rules, i, 0), currency) == 0 && amount >= db_i(rules, i, 1) &&
-		    db_i(rules, i, 2) > need)
-			need = db_i(rules, i, 2);
+		if (strcmp(db_s(rules, i, RS_CURRENCY), currency) == 0 &&
+		    amount >= db_i(rules, i, RS_MIN) && db_i(rules, i, RS_APPROVALS) > need)
+			need = db_i(rules, i, RS_APPROVALS);
 	return (int)need;
 }
 
@@ -104,12 +106,12 @@ int h_batches_submit(struct ctx *c)
 	struct batch_row b;
 	struct dbres reqs, rules;
 	int rc;
-	if ((rc = lock_for_action(c, &b)))
+	if ((rc = lock_for_action_or_reply(c, &b)))
 		return rc;
-	if ((rc = batch_check(c, BA_SUBMIT, b.status)))
+	if ((rc = batch_check_or_reply(c, BA_SUBMIT, b.status)))
 		return rc;
 	if (db_query(c->db, c->a, &reqs, SQL_BATCH_REQUESTS_LOCK, "i", b.id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (reqs.nrows == 0) {
 		c->ndetails = 0;
 		detail_str(c, "status", batch_statuses[b.status]);
@@ -118,26 +120,27 @@ int h_batches_submit(struct ctx *c)
 	/* Read after the batch lock, with a locking read (the snapshot predates the lock,
 	 * lock.h): the rules in force when the batch is frozen. */
 	if (db_query(c->db, c->a, &rules, SQL_RULES_FOR_SUBMIT, "i", c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	audit_add(c, "batch.submitted", "batch", b.id,
 		arena_printf(c->a, "{\"status\":\"SUBMITTED\",\"requests\":%zu}", reqs.nrows));
 	for (size_t i = 0; i < reqs.nrows; i++) {
-		long long id = db_i(&reqs, i, 0), amount = db_i(&reqs, i, 2);
-		const char *currency = db_s(&reqs, i, 3);
+		long long id = db_i(&reqs, i, BR_ID), amount = db_i(&reqs, i, BR_AMOUNT);
+		const char *currency = db_s(&reqs, i, BR_CURRENCY);
 		int minor = currency_minor(c, currency);
 		if (minor < 0)
-			return HANDLER_DB_ERROR;
+			return STEP_DB_ERROR;
 		int need = required_approvals(&rules, currency, amount);
 		const char *snapshot = request_snapshot(c->a, amount, minor, currency,
-			db_s(&reqs, i, 4), db_s(&reqs, i, 5), db_s(&reqs, i, 6), need);
+			db_s(&reqs, i, BR_NAME), db_s(&reqs, i, BR_ACCOUNT), db_s(&reqs, i, BR_PURPOSE),
+			need);
 		if (db_exec(c->db, SQL_REQUEST_SUBMIT, "isi", (long long)need, snapshot, id) < 0)
-			return HANDLER_DB_ERROR;
+			return STEP_DB_ERROR;
 		audit_add(c, "request.submitted", "request", id, arena_printf(c->a,
 			"{\"status\":\"PENDING_APPROVAL\",\"requiredApprovals\":%d,\"snapshot\":%s}",
 			need, snapshot));
 	}
 	if (db_exec(c->db, SQL_BATCH_SUBMIT, "ii", c->me.user_id, b.id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if ((rc = makers_add_batch(c, b.id)))
 		return rc;
 	return reply_batch(c, 200, b.id);
@@ -148,15 +151,15 @@ int h_batches_cancel(struct ctx *c)
 	struct batch_row b;
 	struct dbres reqs;
 	int rc;
-	if ((rc = lock_for_action(c, &b)))
+	if ((rc = lock_for_action_or_reply(c, &b)))
 		return rc;
-	if ((rc = batch_check(c, BA_CANCEL, b.status)))
+	if ((rc = batch_check_or_reply(c, BA_CANCEL, b.status)))
 		return rc;
 	if (db_query(c->db, c->a, &reqs, SQL_BATCH_REQUESTS_LOCK, "i", b.id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	size_t changed = 0;
 	for (size_t i = 0; i < reqs.nrows; i++) {
-		enum cancel_effect e = request_on_cancel(request_status_of(db_s(&reqs, i, 1)));
+		enum cancel_effect e = request_on_cancel(request_status_of(db_s(&reqs, i, BR_STATUS)));
 		if (e == CANCEL_REFUSED) {
 			c->ndetails = 0;
 			detail_str(c, "status", batch_statuses[b.status]);
@@ -167,14 +170,14 @@ int h_batches_cancel(struct ctx *c)
 	}
 	if (db_exec(c->db, SQL_REQUESTS_CANCEL, "i", b.id) < 0 ||
 	    db_exec(c->db, SQL_BATCH_CANCEL, "i", b.id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	audit_add(c, "batch.cancelled", "batch", b.id, arena_printf(c->a,
 		"{\"from\":\"%s\",\"status\":\"CANCELLED\",\"requests\":%zu}", batch_statuses[b.status],
 		changed));
 	for (size_t i = 0; i < reqs.nrows; i++) {
-		const char *s = db_s(&reqs, i, 1);
+		const char *s = db_s(&reqs, i, BR_STATUS);
 		if (request_on_cancel(request_status_of(s)) == CANCEL_CANCELS)
-			audit_add(c, "request.cancelled", "request", db_i(&reqs, i, 0), arena_printf(c->a,
+			audit_add(c, "request.cancelled", "request", db_i(&reqs, i, BR_ID), arena_printf(c->a,
 				"{\"from\":\"%s\",\"status\":\"CANCELLED\"}", s));
 	}
 	return reply_batch(c, 200, b.id);

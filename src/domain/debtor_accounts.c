@@ -13,6 +13,7 @@
 
 static const char SQL_ACCOUNTS[] =
 	"SELECT currency, name, iban, bic FROM debtor_accounts WHERE org_id = ? ORDER BY position";
+enum { DA_CURRENCY, DA_NAME, DA_IBAN, DA_BIC };
 static const char SQL_ACCOUNTS_DELETE[] = "DELETE FROM debtor_accounts WHERE org_id = ?";
 static const char SQL_ACCOUNT_INSERT[] =
 	"INSERT INTO debtor_accounts (org_id, currency, position, name, iban, bic)"
@@ -28,10 +29,10 @@ static void write_accounts(yajl_gen g, const struct dbres *r)
 	jw_array(g, "accounts");
 	for (size_t i = 0; i < r->nrows; i++) {
 		jw_open(g, NULL);
-		jw_str(g, "currency", db_s(r, i, 0));
-		jw_str(g, "name", db_s(r, i, 1));
-		jw_str(g, "iban", db_s(r, i, 2));
-		jw_str(g, "bic", db_s(r, i, 3));
+		jw_str(g, "currency", db_s(r, i, DA_CURRENCY));
+		jw_str(g, "name", db_s(r, i, DA_NAME));
+		jw_str(g, "iban", db_s(r, i, DA_IBAN));
+		jw_str(g, "bic", db_s(r, i, DA_BIC));
 		jw_close(g);
 	}
 	jw_array_close(g);
@@ -46,7 +47,7 @@ int h_debtor_accounts_get(struct ctx *c)
 	if (c->ndetails)
 		return reply_validation(c);
 	if (db_query(c->db, c->a, &r, SQL_ACCOUNTS, "i", c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	write_accounts(reply_data(c, 200), &r);
 	return reply_done(c);
 }
@@ -148,14 +149,14 @@ int h_debtor_accounts_put(struct ctx *c)
 
 	/* Replace-all: concurrent PUTs serialise on the rows (and gap) this DELETE locks. */
 	if (db_exec(c->db, SQL_ACCOUNTS_DELETE, "i", c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	for (size_t i = 0; i < list->n; i++)
 		if (db_exec(c->db, SQL_ACCOUNT_INSERT, "isisss", c->me.org_id, acc[i].currency,
 				(long long)i, acc[i].name, acc[i].iban, acc[i].bic) < 0)
-			return HANDLER_DB_ERROR;
+			return STEP_DB_ERROR;
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_ACCOUNTS, "i", c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	yajl_gen g = jw_new();
 	write_accounts(g, &r);
 	audit_add(c, "debtor_accounts.replaced", "debtor_accounts", c->me.org_id,

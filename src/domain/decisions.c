@@ -31,41 +31,43 @@ static const char SQL_LEDGER_INSERT[] =
 static const char SQL_REQUEST_FILED[] =
 	"SELECT file_id FROM payment_file_items WHERE live_request_id = ? AND status = 'INCLUDED'"
 	" LOCK IN SHARE MODE";
+enum { FILED_FILE };
 static const char SQL_REQUEST_EXISTS[] =
 	"SELECT id FROM payment_requests WHERE id = ? AND org_id = ?";
 static const char SQL_DECISIONS[] =
 	"SELECT id, approver_id, decision, comment, created_at FROM decisions"
 	" WHERE request_id = ? AND org_id = ? AND id < ? ORDER BY id DESC LIMIT ?";
+enum { D_ID, D_APPROVER, D_DECISION, D_COMMENT, D_CREATED_AT };
 
 static const char *const no_params[] = { NULL };
 
 /* 404, then 412 against the request's version. */
-static int lock_request(struct ctx *c, struct batch_row *b, struct request_row *q)
+static int lock_request_or_reply(struct ctx *c, struct batch_row *b, struct request_row *q)
 {
 	long long id = param_id(c, 0);
 	int rc;
 	if (!id)
 		return reply_not_found(c);
-	if ((rc = request_lock(c, id, b, q)))
+	if ((rc = request_lock_or_reply(c, id, b, q)))
 		return rc;
-	return check_if_match(c, q->version);
+	return check_if_match_or_reply(c, q->version);
 }
 
 static int ledger_add(struct ctx *c, const struct request_row *q, const char *type)
 {
 	return db_exec(c->db, SQL_LEDGER_INSERT, "iiisis", c->me.org_id, q->id, q->batch_id, type,
-		q->amount, q->currency) < 0 ? HANDLER_DB_ERROR : 0;
+		q->amount, q->currency) < 0 ? STEP_DB_ERROR : STEP_GO_ON;
 }
 
 /* 403 SELF_APPROVAL_FORBIDDEN (SELF_PAYMENT_FORBIDDEN with `pay`) when the caller is a
- * maker of request `id` (makers.h), naming what made them one; else 0. */
+ * maker of request `id` (makers.h), naming what made them one; else STEP_GO_ON. */
 static int refuse_maker(struct ctx *c, long long id, bool pay)
 {
 	int made = maker_of(c, id);
 	if (made < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (!made)
-		return 0;
+		return STEP_GO_ON;
 	const char *why = made & MADE_CREATED ? "you created"
 		: made & MADE_CHANGED ? "you changed" : "whose batch you submitted";
 	return reply_error(c, 403, pay ? "SELF_PAYMENT_FORBIDDEN" : "SELF_APPROVAL_FORBIDDEN",
@@ -79,25 +81,25 @@ static int refuse_filed(struct ctx *c, long long id)
 {
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_REQUEST_FILED, "i", id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (r.nrows == 0)
 		return STEP_GO_ON;
 	c->ndetails = 0;
 	detail_str(c, "reason", "IN_PAYMENT_FILE");
-	detail_str(c, "paymentFileId", db_s(&r, 0, 0));
+	detail_str(c, "paymentFileId", db_s(&r, 0, FILED_FILE));
 	return reply_error(c, 409, "INVALID_STATE",
 		"the request is in a payment file: confirm or void the file instead");
 }
 
 /* Approve or reject: validation, then the state, then separation of duties, then one
  * decision per approver (the UNIQUE key decisions_once is the arbiter). */
-static int decide(struct ctx *c, bool approve)
+static int decide_reply(struct ctx *c, bool approve)
 {
 	static const char *const known[] = { "comment", NULL };
 	struct batch_row b;
 	struct request_row q;
 	int rc;
-	if ((rc = lock_request(c, &b, &q)))
+	if ((rc = lock_request_or_reply(c, &b, &q)))
 		return rc;
 	const char *comment = NULL;
 	q_parse(c, no_params);
@@ -105,7 +107,7 @@ static int decide(struct ctx *c, bool approve)
 	v_no_unknown(c, known);
 	if (c->ndetails)
 		return reply_validation(c);
-	if ((rc = request_check(c, RA_DECIDE, q.status)))
+	if ((rc = request_check_or_reply(c, RA_DECIDE, q.status)))
 		return rc;
 	if ((rc = refuse_maker(c, q.id, false)))
 		return rc;
@@ -114,7 +116,7 @@ static int decide(struct ctx *c, bool approve)
 	if (db_exec(c->db, SQL_DECISION_INSERT, "iiiss", c->me.org_id, q.id, c->me.user_id,
 			decision, comment) < 0) {
 		if (db_errno(c->db) != DB_DUP_ENTRY)
-			return HANDLER_DB_ERROR;
+			return STEP_DB_ERROR;
 		return reply_error(c, 409, "ALREADY_DECIDED", "you have already decided on this request");
 	}
 	long long count = q.approval_count + approve;
@@ -122,7 +124,7 @@ static int decide(struct ctx *c, bool approve)
 		: count >= q.required_approvals ? RS_APPROVED : RS_PENDING_APPROVAL;
 	const char *status = request_statuses[to];
 	if (db_exec(c->db, SQL_REQUEST_DECIDE, "sii", status, count, q.id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (to == RS_APPROVED && (rc = ledger_add(c, &q, "OBLIGATION")))
 		return rc;
 
@@ -141,8 +143,8 @@ static int decide(struct ctx *c, bool approve)
 	return reply_request(c, 200, q.id, true);
 }
 
-int h_requests_approve(struct ctx *c) { return decide(c, true); }
-int h_requests_reject(struct ctx *c) { return decide(c, false); }
+int h_requests_approve(struct ctx *c) { return decide_reply(c, true); }
+int h_requests_reject(struct ctx *c) { return decide_reply(c, false); }
 
 int h_requests_mark_paid(struct ctx *c)
 {
@@ -150,7 +152,7 @@ int h_requests_mark_paid(struct ctx *c)
 	struct batch_row b;
 	struct request_row q;
 	int rc;
-	if ((rc = lock_request(c, &b, &q)))
+	if ((rc = lock_request_or_reply(c, &b, &q)))
 		return rc;
 	const char *reference = NULL;
 	q_parse(c, no_params);
@@ -158,14 +160,14 @@ int h_requests_mark_paid(struct ctx *c)
 	v_no_unknown(c, known);
 	if (c->ndetails)
 		return reply_validation(c);
-	if ((rc = request_check(c, RA_PAY, q.status)) || (rc = refuse_filed(c, q.id)))
+	if ((rc = request_check_or_reply(c, RA_PAY, q.status)) || (rc = refuse_filed(c, q.id)))
 		return rc;
 	/* Only makers are barred: a treasurer who approved the request may pay it. */
 	if ((rc = refuse_maker(c, q.id, true)))
 		return rc;
 
 	if (db_exec(c->db, SQL_REQUEST_PAY, "isi", c->me.user_id, reference, q.id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if ((rc = ledger_add(c, &q, "SETTLEMENT")))
 		return rc;
 	yajl_gen g = jw_new();
@@ -181,8 +183,9 @@ int h_requests_mark_paid(struct ctx *c)
 
 static size_t decision_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t i)
 {
-	static const struct column cols[] = { { "id", 'i', 0 }, { "approverId", 'i', 1 },
-		{ "decision", 's', 2 }, { "comment", 's', 3 }, { "createdAt", 't', 4 }, { NULL } };
+	static const struct column cols[] = { { "id", 'i', D_ID }, { "approverId", 'i', D_APPROVER },
+		{ "decision", 's', D_DECISION }, { "comment", 's', D_COMMENT },
+		{ "createdAt", 't', D_CREATED_AT }, { NULL } };
 	write_columns(g, r, i, cols);
 	return i + 1;
 }
@@ -194,12 +197,12 @@ int h_approvals_list(struct ctx *c)
 	struct dbres r;
 	struct page p;
 	int rc;
-	if ((rc = find_param(c, &r, SQL_REQUEST_EXISTS, &id)) != STEP_GO_ON ||
-	    (rc = page_begin(c, allowed, NULL, NULL, &p)) != STEP_GO_ON)
+	if ((rc = find_param_or_reply(c, &r, SQL_REQUEST_EXISTS, &id)) != STEP_GO_ON ||
+	    (rc = page_begin_or_reply(c, allowed, NULL, NULL, &p)) != STEP_GO_ON)
 		return rc;
 	if (db_query(c->db, c->a, &r, SQL_DECISIONS, "iiii", id, c->me.org_id, p.before,
 			p.fetch) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	return page_reply(c, &p, &r, decision_item);
 }
 
@@ -273,8 +276,8 @@ static struct item *items_valid(struct ctx *c, size_t *n)
 }
 
 /* Runs one item as its own call, its reply written to `g` instead of the response, and
- * keeps its status and envelope's value. STEP_GO_ON, or HANDLER_DB_ERROR. */
-static int run_item(struct ctx *c, yajl_gen g, struct item *it)
+ * keeps its status and envelope's value. STEP_GO_ON, or STEP_DB_ERROR. */
+static int run_item_or_reply(struct ctx *c, yajl_gen g, struct item *it)
 {
 	yajl_gen outer = c->rs.gen;
 	struct jv *body = c->body;   /* kept for a re-run of the whole transaction (tx.c) */
@@ -287,17 +290,17 @@ static int run_item(struct ctx *c, yajl_gen g, struct item *it)
 	c->params[0] = it->request_id;
 	c->body = it->body;
 	c->ndetails = 0;
-	it->status = decide(c, it->approve);
+	it->status = decide_reply(c, it->approve);
 	c->rs.gen = outer;
 	c->rs.etag = 0;
 	c->body = body;
 	c->params[0] = NULL;
-	if (it->status == HANDLER_DB_ERROR)
-		return HANDLER_DB_ERROR;
+	if (it->status == STEP_DB_ERROR)
+		return STEP_DB_ERROR;
 	yajl_gen_get_buf(g, &buf, &len);
 	if (json_parse(c->a, (const char *)buf, len, &doc) < 0 || doc->t != J_OBJ || doc->n != 1) {
 		db_set_error(c->db, DB_INTERNAL, "a decision's answer is no envelope");
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	}
 	it->answer = doc->m[0].val;
 	return STEP_GO_ON;
@@ -336,7 +339,7 @@ int h_decisions(struct ctx *c)
 		abort();
 	yajl_gen_config(g, yajl_gen_validate_utf8, 1);
 	for (size_t i = 0; i < n && rc == STEP_GO_ON; i++)
-		rc = run_item(c, g, &it[i]);
+		rc = run_item_or_reply(c, g, &it[i]);
 	yajl_gen_free(g);
 	return rc == STEP_GO_ON ? reply_results(c, it, n) : rc;
 }

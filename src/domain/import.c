@@ -34,6 +34,7 @@ static const char SQL_IMPORT[] =
  * this import added, in input order (ids follow the SELECT's order). */
 static const char SQL_IMPORTED[] =
 	"SELECT id FROM payment_requests WHERE batch_id = ? AND org_id = ? AND id >= ? ORDER BY id";
+enum { IMPORTED_ID };
 
 static const char *const no_params[] = { NULL };
 
@@ -177,14 +178,14 @@ static int insert_chunk(struct ctx *c, long long batch, const struct request_fie
 	jw_array_close(g);
 	if (db_exec(c->db, SQL_IMPORT, "iiis", c->me.org_id, batch, c->me.user_id,
 			jw_finish(c->a, g)) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (!*first)
 		*first = db_insert_id(c->db);
 	return STEP_GO_ON;
 }
 
 /* Adds the rows, their audit events, and answers 201 with their ids in input order. */
-static int add_all(struct ctx *c, long long batch, const struct request_fields *f, size_t n)
+static int add_all_reply(struct ctx *c, long long batch, const struct request_fields *f, size_t n)
 {
 	long long first = 0;
 	struct dbres r;
@@ -194,10 +195,10 @@ static int add_all(struct ctx *c, long long batch, const struct request_fields *
 				&first)))
 			return rc;
 	if (db_query(c->db, c->a, &r, SQL_IMPORTED, "iii", batch, c->me.org_id, first) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (r.nrows != n) {
 		db_set_error(c->db, DB_INTERNAL, "an import read back another number of requests");
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	}
 	for (size_t i = 0; i < n; i++) {
 		yajl_gen g = jw_new();
@@ -205,7 +206,7 @@ static int add_all(struct ctx *c, long long batch, const struct request_fields *
 		jw_id(g, "batchId", batch);
 		request_fields_audit(g, &f[i]);
 		jw_close(g);
-		audit_add(c, "request.created", "request", db_i(&r, i, 0), jw_finish(c->a, g));
+		audit_add(c, "request.created", "request", db_i(&r, i, IMPORTED_ID), jw_finish(c->a, g));
 	}
 	if ((rc = batch_touch(c, batch, false)))
 		return rc;
@@ -215,7 +216,7 @@ static int add_all(struct ctx *c, long long batch, const struct request_fields *
 	jw_int(g, "count", (long long)n);
 	jw_array(g, "requestIds");
 	for (size_t i = 0; i < n; i++)
-		jw_id(g, NULL, db_i(&r, i, 0));
+		jw_id(g, NULL, db_i(&r, i, IMPORTED_ID));
 	jw_array_close(g);
 	jw_close(g);
 	return reply_done(c);
@@ -235,5 +236,5 @@ int h_requests_import(struct ctx *c)
 	struct request_fields *f = arena_alloc(c->a, (rows.n ? rows.n : 1) * sizeof *f);
 	validate_rows(c, &rows, f);
 	int rc = request_batch_ready(c, batch, (long long)rows.n);
-	return rc ? rc : add_all(c, batch, f, rows.n);
+	return rc ? rc : add_all_reply(c, batch, f, rows.n);
 }

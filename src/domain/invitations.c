@@ -17,8 +17,10 @@ static const char SQL_INSERT[] =
 	"INSERT INTO invitations (org_id, user_id, token_hash, expires_at)"
 	" VALUES (?, ?, ?, NOW(3) + INTERVAL 72 HOUR)";
 static const char SQL_EXPIRES[] = "SELECT expires_at FROM invitations WHERE id = ?";
+enum { EX_EXPIRES_AT };
 static const char SQL_USER_LOCK[] =
 	"SELECT active FROM users WHERE id = ? AND org_id = ? FOR UPDATE";
+enum { UL_ACTIVE };
 /* Only a live invitation of an active user; the lock makes two accepts of one secret run
  * one after the other, and the second finds it used. */
 static const char SQL_FIND[] =
@@ -26,6 +28,7 @@ static const char SQL_FIND[] =
 	" JOIN users u ON u.id = i.user_id"
 	" WHERE i.token_hash = ? AND i.used_at IS NULL AND i.voided_at IS NULL"
 	" AND i.expires_at > NOW(3) AND u.active = 1 FOR UPDATE";
+enum { F_ID, F_USER, F_ORG, F_EMAIL_KEY };
 static const char SQL_SET_PASSWORD[] = "UPDATE users SET password_hash = ? WHERE id = ?";
 static const char SQL_USED[] = "UPDATE invitations SET used_at = NOW(3) WHERE id = ?";
 static const char SQL_END_SESSIONS[] =
@@ -49,7 +52,7 @@ int invitation_issue(struct ctx *c, long long user_id, char token[TOKEN_LEN + 1]
 	    db_exec(c->db, SQL_INSERT, "iib", c->me.org_id, user_id, hash, sizeof hash) < 0 ||
 	    db_query(c->db, c->a, &r, SQL_EXPIRES, "i", db_insert_id(c->db)) < 0)
 		return -1;
-	*expires_at = db_s(&r, 0, 0);
+	*expires_at = db_s(&r, 0, EX_EXPIRES_AT);
 	/* For the mail (src/deliver.c), only when one will be sent; deleted once it is. */
 	if (c->cfg->smtp_url[0] && db_exec(c->db, SQL_MAIL_TOKEN, "is", user_id, token) < 0)
 		return -1;
@@ -67,21 +70,21 @@ int h_invitations_create(struct ctx *c)
 	long long user;
 	struct dbres r;
 	int rc;
-	if ((rc = find_param(c, &r, SQL_USER_LOCK, &user)) != STEP_GO_ON)
+	if ((rc = find_param_or_reply(c, &r, SQL_USER_LOCK, &user)) != STEP_GO_ON)
 		return rc;
 	q_parse(c, known);
 	v_no_unknown(c, known);
 	if (c->ndetails)
 		return reply_validation(c);
 	/* A deactivated user may not come back through an invitation (API §5: for good). */
-	if (!db_i(&r, 0, 0)) {
+	if (!db_i(&r, 0, UL_ACTIVE)) {
 		detail_str(c, "reason", "USER_INACTIVE");
 		return reply_error(c, 409, "INVALID_STATE", "the user is deactivated");
 	}
 	char token[TOKEN_LEN + 1];
 	const char *expires;
 	if (invitation_issue(c, user, token, &expires) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	yajl_gen g = reply_data(c, 201);
 	jw_open(g, NULL);
 	jw_str(g, "token", token);
@@ -135,13 +138,13 @@ int h_invitations_accept(struct ctx *c)
 	sha256(tok->s, tok->len, hash);
 	if (tok->len == TOKEN_LEN && memcmp(tok->s, INVITATION_PREFIX, 4) == 0 &&
 	    db_query(c->db, c->a, &r, SQL_FIND, "b", hash, sizeof hash) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (r.nrows == 0)
 		return reply_error(c, 400, "INVITATION_INVALID",
 			"the invitation is unknown, used or expired");
-	long long id = db_i(&r, 0, 0), user = db_i(&r, 0, 1);
-	const char *email_key = db_s(&r, 0, 3);
-	c->me.org_id = db_i(&r, 0, 2);
+	long long id = db_i(&r, 0, F_ID), user = db_i(&r, 0, F_USER);
+	const char *email_key = db_s(&r, 0, F_EMAIL_KEY);
+	c->me.org_id = db_i(&r, 0, F_ORG);
 	c->me.user_id = user;   /* the audit's actor: the person setting their password */
 	if (!password_ok(c, pw, email_key))
 		return reply_validation(c);
@@ -158,13 +161,13 @@ int h_invitations_accept(struct ctx *c)
 	if (db_exec(c->db, SQL_SET_PASSWORD, "si", stored, user) < 0 ||
 	    db_exec(c->db, SQL_USED, "i", id) < 0 ||
 	    db_exec(c->db, SQL_END_SESSIONS, "i", user) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	unsigned long long ended = db_affected(c->db);
 	if (db_exec(c->db, SQL_END_OWN_TOKENS, "i", user) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	unsigned long long tokens = db_affected(c->db);
 	if (throttle_clear(c, hash) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	audit_add(c, "user.password_set", "user", user,
 		arena_printf(c->a, "{\"sessionsEnded\":%llu,\"tokensEnded\":%llu}", ended, tokens));
 	return reply_user(c, 200, user);

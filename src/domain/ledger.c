@@ -8,6 +8,7 @@
 	"SELECT l.id, l.request_id, l.batch_id, l.type, l.amount, l.currency, l.created_at," \
 	" cu.minor_unit FROM ledger_entries l JOIN currencies cu ON cu.code = l.currency" \
 	" WHERE l.org_id = ?"
+enum { E_ID, E_REQUEST, E_BATCH, E_TYPE, E_AMOUNT, E_CURRENCY, E_CREATED_AT, E_MINOR };
 static const char SQL_ENTRIES[] = ENTRY_FROM " AND l.id < ? ORDER BY l.id DESC LIMIT ?";
 static const char SQL_ENTRIES_REQUEST[] =
 	ENTRY_FROM " AND l.request_id = ? AND l.id < ? ORDER BY l.id DESC LIMIT ?";
@@ -19,6 +20,7 @@ static const char SQL_BALANCES[] =
 	" SUM(CASE WHEN l.type = 'OBLIGATION' THEN l.amount ELSE -l.amount END)"
 	" FROM ledger_entries l JOIN currencies cu ON cu.code = l.currency"
 	" WHERE l.org_id = ? GROUP BY l.currency, cu.minor_unit ORDER BY l.currency";
+enum { BAL_CURRENCY, BAL_MINOR, BAL_OBLIGATED, BAL_SETTLED, BAL_OUTSTANDING };
 
 
 static const char *const entry_cols[] = { "id", "requestId", "batchId", "type", "amount",
@@ -27,15 +29,15 @@ static const char *const entry_cols[] = { "id", "requestId", "batchId", "type", 
 static size_t entry_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t i)
 {
 	char money[MONEY_FMT_MAX];
-	money_format(db_i(r, i, 4), (int)db_i(r, i, 7), money);
+	money_format(db_i(r, i, E_AMOUNT), (int)db_i(r, i, E_MINOR), money);
 	jw_open(g, NULL);
-	jw_id(g, "id", db_i(r, i, 0));
-	jw_id(g, "requestId", db_i(r, i, 1));
-	jw_id(g, "batchId", db_i(r, i, 2));
-	jw_str(g, "type", db_s(r, i, 3));
+	jw_id(g, "id", db_i(r, i, E_ID));
+	jw_id(g, "requestId", db_i(r, i, E_REQUEST));
+	jw_id(g, "batchId", db_i(r, i, E_BATCH));
+	jw_str(g, "type", db_s(r, i, E_TYPE));
 	jw_str(g, "amount", money);
-	jw_str(g, "currency", db_s(r, i, 5));
-	jw_time(g, "createdAt", db_s(r, i, 6));
+	jw_str(g, "currency", db_s(r, i, E_CURRENCY));
+	jw_time(g, "createdAt", db_s(r, i, E_CREATED_AT));
 	jw_close(g);
 	return i + 1;
 }
@@ -44,7 +46,7 @@ int h_ledger_entries(struct ctx *c)
 {
 	static const char *const allowed[] = { "requestId", "limit", "cursor", NULL };
 	struct page p;
-	int rc = page_begin(c, allowed, NULL, NULL, &p);
+	int rc = page_begin_or_reply(c, allowed, NULL, NULL, &p);
 	if (rc != STEP_GO_ON)
 		return rc;
 	bool csv = page_export(c, &p);
@@ -56,7 +58,7 @@ int h_ledger_entries(struct ctx *c)
 			request, p.before, p.fetch)
 		: db_query(c->db, c->a, &r, SQL_ENTRIES, "iii", c->me.org_id, p.before, p.fetch);
 	if (rc < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	return csv ? page_reply_csv(c, &p, &r, entry_item, entry_cols, "ledger-entries.csv")
 		: page_reply(c, &p, &r, entry_item);
 }
@@ -71,15 +73,15 @@ int h_ledger_balances(struct ctx *c)
 		return reply_validation(c);
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_BALANCES, "i", c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	yajl_gen g = reply_list(c);
 	for (size_t i = 0; i < r.nrows; i++) {
-		int minor = (int)db_i(&r, i, 1);
+		int minor = (int)db_i(&r, i, BAL_MINOR);
 		jw_open(g, NULL);
-		jw_str(g, "currency", db_s(&r, i, 0));
-		jw_str(g, "obligated", decimal_minor(c->a, db_s(&r, i, 2), minor));
-		jw_str(g, "settled", decimal_minor(c->a, db_s(&r, i, 3), minor));
-		jw_str(g, "outstanding", decimal_minor(c->a, db_s(&r, i, 4), minor));
+		jw_str(g, "currency", db_s(&r, i, BAL_CURRENCY));
+		jw_str(g, "obligated", decimal_minor(c->a, db_s(&r, i, BAL_OBLIGATED), minor));
+		jw_str(g, "settled", decimal_minor(c->a, db_s(&r, i, BAL_SETTLED), minor));
+		jw_str(g, "outstanding", decimal_minor(c->a, db_s(&r, i, BAL_OUTSTANDING), minor));
 		jw_close(g);
 	}
 	return reply_list_done(c, 0);

@@ -70,12 +70,12 @@ bool request_may(enum request_action action, enum request_status s)
 	return s < RS_COUNT && (request_from[action] & B(s));
 }
 
-int batch_check(struct ctx *c, enum batch_action action, enum batch_status s)
+int batch_check_or_reply(struct ctx *c, enum batch_action action, enum batch_status s)
 {
 	return batch_may(action, s) ? STEP_GO_ON : reply_invalid_state(c, batch_statuses[s]);
 }
 
-int request_check(struct ctx *c, enum request_action action, enum request_status s)
+int request_check_or_reply(struct ctx *c, enum request_action action, enum request_status s)
 {
 	return request_may(action, s) ? STEP_GO_ON : reply_invalid_state(c, request_statuses[s]);
 }

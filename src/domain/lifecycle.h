@@ -64,8 +64,8 @@ bool request_may(enum request_action action, enum request_status s);
 
 /* STEP_GO_ON when `action` is allowed from `s`, else the status of the 409 INVALID_STATE reply
  * (details.status: the current status). */
-int batch_check(struct ctx *c, enum batch_action action, enum batch_status s);
-int request_check(struct ctx *c, enum request_action action, enum request_status s);
+int batch_check_or_reply(struct ctx *c, enum batch_action action, enum batch_status s);
+int request_check_or_reply(struct ctx *c, enum request_action action, enum request_status s);
 
 /* What cancelling a batch does to one of its requests. */
 enum cancel_effect {

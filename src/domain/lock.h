@@ -33,26 +33,27 @@ struct request_row {
 };
 
 /* Reads with `sql`, whose two placeholders are an id and the caller's organisation, into `r`:
- * STEP_GO_ON when it found a row, else the 404 reply's status, or HANDLER_DB_ERROR. The
+ * STEP_GO_ON when it found a row, else the 404 reply's status, or STEP_DB_ERROR. The
  * plain read that comes before any lock (see above). */
-int find_own(struct ctx *c, struct dbres *r, const char *sql, long long id);
+int find_own_or_reply(struct ctx *c, struct dbres *r, const char *sql, long long id);
 
-/* find_own for the id in the route's first path parameter (*id, 0 and 404 when it is none). */
-int find_param(struct ctx *c, struct dbres *r, const char *sql, long long *id);
+/* find_own_or_reply for the id in the route's first path parameter (*id, 0 and 404 when it
+ * is none). */
+int find_param_or_reply(struct ctx *c, struct dbres *r, const char *sql, long long *id);
 
 /* Each returns STEP_GO_ON with the rows locked (SELECT … FOR UPDATE), or the status of the reply it
  * made (404 for an id of no batch or request of the caller's organisation), or
- * HANDLER_DB_ERROR. */
-int batch_lock(struct ctx *c, long long id, struct batch_row *b);
+ * STEP_DB_ERROR. */
+int batch_lock_or_reply(struct ctx *c, long long id, struct batch_row *b);
 /* STEP_GO_ON when batch `id` belongs to the caller's organisation (a plain read, no lock), else the
- * 404 reply's status or HANDLER_DB_ERROR. */
-int batch_find(struct ctx *c, long long id);
+ * 404 reply's status or STEP_DB_ERROR. */
+int batch_find_or_reply(struct ctx *c, long long id);
 /* Locks the request's batch, then the request. */
-int request_lock(struct ctx *c, long long id, struct batch_row *b, struct request_row *r);
+int request_lock_or_reply(struct ctx *c, long long id, struct batch_row *b, struct request_row *r);
 
 /* Records that one of the batch's requests changed: bumps the batch's version. With
  * `settle`, a batch whose every request is REJECTED, PAID or CANCELLED becomes COMPLETED
- * (with its audit event). STEP_GO_ON or HANDLER_DB_ERROR. */
+ * (with its audit event). STEP_GO_ON or STEP_DB_ERROR. */
 int batch_touch(struct ctx *c, long long batch_id, bool settle);
 
 #endif

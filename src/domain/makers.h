@@ -15,9 +15,10 @@ enum {
 	MADE_SUBMITTED = 4,
 };
 
-/* Records the caller as a maker of request `id`. 0 or HANDLER_DB_ERROR. */
+/* Records the caller as a maker of request `id`. STEP_GO_ON or STEP_DB_ERROR. */
 int maker_add(struct ctx *c, long long id, int made);
-/* Records the caller as a submitter of every request of batch `batch`. */
+/* Records the caller as a submitter of every request of batch `batch`. STEP_GO_ON or
+ * STEP_DB_ERROR. */
 int makers_add_batch(struct ctx *c, long long batch);
 /* What made the caller a maker of request `id` (0: nothing), read with a locking read so a
  * maker committed after the transaction's snapshot counts; -1 on a database error. */

@@ -18,6 +18,7 @@ static const char SQL_TOKEN[] =
 	"INSERT INTO tokens (org_id, user_id, name, token_hash) VALUES (?, ?, 'bootstrap', ?)";
 static const char SQL_INVITEE[] =
 	"SELECT id, active FROM users WHERE org_id = ? AND email_key = ? FOR UPDATE";
+enum { INV_ID, INV_ACTIVE };
 
 static bool text_ok(const char *s, long max)
 {
@@ -156,16 +157,16 @@ int org_invite(struct db *db, const struct config *cfg, const char *org, const c
 	if (db_begin(db) < 0 || db_query(db, &a, &r, SQL_INVITEE, "is", org_id,
 			lower_az(&a, email, strlen(email))) < 0)
 		goto out;
-	if (r.nrows == 0 || !db_i(&r, 0, 1)) {
+	if (r.nrows == 0 || !db_i(&r, 0, INV_ACTIVE)) {
 		why = r.nrows ? "the user is deactivated" : "no such user in that organisation";
 		goto out;
 	}
-	if (invitation_issue(&c, db_i(&r, 0, 0), token, &expires) < 0 || audit_flush(&c) < 0 ||
+	if (invitation_issue(&c, db_i(&r, 0, INV_ID), token, &expires) < 0 || audit_flush(&c) < 0 ||
 	    db_commit(db) < 0)
 		goto out;
 	/* DATETIME(3) "2026-12-09 05:07:22.718" → RFC 3339 "2026-12-09T05:07:22.718Z" */
 	printf("{\"orgId\":\"%lld\",\"userId\":\"%lld\",\"invitation\":\"%s\","
-		"\"expiresAt\":\"%.10sT%sZ\"}\n", org_id, db_i(&r, 0, 0), token, expires, expires + 11);
+		"\"expiresAt\":\"%.10sT%sZ\"}\n", org_id, db_i(&r, 0, INV_ID), token, expires, expires + 11);
 	rc = 0;
 out:
 	if (rc) {

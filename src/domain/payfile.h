@@ -16,7 +16,7 @@ const char *ids_json(struct arena *a, const long long *ids, size_t n);
 
 /* Locks, in the lock order (lock.h), the batches `batch_ids` and then the requests `ids`
  * with locking reads. Both arrays are sorted and made unique in place (*nb and *n become
- * their new lengths). STEP_GO_ON or HANDLER_DB_ERROR; *locked gets the locked requests'
+ * their new lengths). STEP_GO_ON or STEP_DB_ERROR; *locked gets the locked requests'
  * rows in id order (columns of PAYFILE_REQUEST). */
 #define PAYFILE_REQUEST \
 	"r.id, r.status, r.currency, r.amount, r.beneficiary_name, r.beneficiary_account," \

@@ -13,11 +13,13 @@
 static const char SQL_FILE_FIND[] = "SELECT id FROM payment_files WHERE id = ? AND org_id = ?";
 static const char SQL_FILE_LOCK[] =
 	"SELECT status, version, reports_applied FROM payment_files WHERE id = ? FOR UPDATE";
+enum { FL_STATUS, FL_VERSION, FL_REPORTS };
 /* A file's items change only under its row's lock, which the caller holds; shared locks
  * read them as committed whatever the transaction's snapshot. */
 static const char SQL_INCLUDED[] =
 	"SELECT request_id, batch_id FROM payment_file_items WHERE file_id = ?"
 	" AND status = 'INCLUDED' ORDER BY position LOCK IN SHARE MODE";
+enum { IN_REQUEST, IN_BATCH };
 static const char SQL_ITEMS_PAY[] =
 	"UPDATE payment_file_items SET status = 'PAID', final_at = NOW(3)"
 	" WHERE file_id = ? AND status = 'INCLUDED'";
@@ -48,6 +50,7 @@ static const char SQL_PAIN[] =
 	"SELECT message_id, pain_001 FROM payment_files WHERE id = ? AND org_id = ?";
 static const char SQL_CSV[] =
 	"SELECT message_id, csv FROM payment_files WHERE id = ? AND org_id = ?";
+enum { DOC_MESSAGE, DOC_BYTES };   /* of SQL_PAIN and SQL_CSV */
 
 static const char *const no_params[] = { NULL };
 
@@ -61,18 +64,18 @@ struct locked_file {
 };
 
 /* 404, the file's lock, 412. */
-static int lock_file(struct ctx *c, struct locked_file *f)
+static int lock_file_or_reply(struct ctx *c, struct locked_file *f)
 {
 	struct dbres r;
 	int rc;
-	if ((rc = find_param(c, &r, SQL_FILE_FIND, &f->id)) != STEP_GO_ON)
+	if ((rc = find_param_or_reply(c, &r, SQL_FILE_FIND, &f->id)) != STEP_GO_ON)
 		return rc;
 	if (db_query(c->db, c->a, &r, SQL_FILE_LOCK, "i", f->id) < 0 || r.nrows != 1)
-		return HANDLER_DB_ERROR;
-	f->status = db_s(&r, 0, 0);
-	f->version = db_i(&r, 0, 1);
-	f->reports = db_i(&r, 0, 2);
-	return check_if_match(c, f->version);
+		return STEP_DB_ERROR;
+	f->status = db_s(&r, 0, FL_STATUS);
+	f->version = db_i(&r, 0, FL_VERSION);
+	f->reports = db_i(&r, 0, FL_REPORTS);
+	return check_if_match_or_reply(c, f->version);
 }
 
 /* The INCLUDED items' batches, then their requests, locked in the lock order (lock.h). */
@@ -80,13 +83,13 @@ static int lock_items(struct ctx *c, struct locked_file *f)
 {
 	struct dbres r, locked;
 	if (db_query(c->db, c->a, &r, SQL_INCLUDED, "i", f->id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	f->n = r.nrows;
 	f->requests = arena_alloc(c->a, (f->n + 1) * sizeof *f->requests);
 	f->batches = arena_alloc(c->a, (f->n + 1) * sizeof *f->batches);
 	for (size_t i = 0; i < f->n; i++) {
-		f->requests[i] = db_i(&r, i, 0);
-		f->batches[i] = db_i(&r, i, 1);
+		f->requests[i] = db_i(&r, i, IN_REQUEST);
+		f->batches[i] = db_i(&r, i, IN_BATCH);
 	}
 	f->ids_text = ids_json(c->a, f->requests, f->n);
 	f->nbatches = f->n;
@@ -100,7 +103,7 @@ static int refuse_makers(struct ctx *c, const struct locked_file *f)
 	size_t n;
 	const char **mine = payfile_makers(c, f->ids_text, &n);
 	if (!mine)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (!n)
 		return STEP_GO_ON;
 	c->ndetails = 0;
@@ -126,7 +129,7 @@ int h_payment_files_confirm(struct ctx *c)
 {
 	struct locked_file f = { 0 };
 	int rc;
-	if ((rc = lock_file(c, &f)))
+	if ((rc = lock_file_or_reply(c, &f)))
 		return rc;
 	q_parse(c, no_params);
 	v_no_unknown(c, no_params);
@@ -140,7 +143,7 @@ int h_payment_files_confirm(struct ctx *c)
 	    db_exec(c->db, SQL_REQUESTS_PAY, "ii", c->me.user_id, f.id) < 0 ||
 	    db_exec(c->db, SQL_SETTLEMENTS, "is", c->me.org_id, f.ids_text) < 0 ||
 	    db_exec(c->db, SQL_FILE_SETTLE, "i", f.id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if ((rc = paid_events(c, &f)))
 		return rc;
 	audit_add(c, "payment_file.settled", "payment_file", f.id,
@@ -154,7 +157,7 @@ int h_payment_files_void(struct ctx *c)
 	struct locked_file f = { 0 };
 	const char *reason = NULL;
 	int rc;
-	if ((rc = lock_file(c, &f)))
+	if ((rc = lock_file_or_reply(c, &f)))
 		return rc;
 	q_parse(c, no_params);
 	v_text(c, "reason", true, 1, VOID_REASON_MAX, &reason);
@@ -174,7 +177,7 @@ int h_payment_files_void(struct ctx *c)
 	if (db_exec(c->db, SQL_ITEMS_VOID, "i", f.id) < 0 ||
 	    db_exec(c->db, SQL_REQUESTS_BUMP, "s", f.ids_text) < 0 ||
 	    db_exec(c->db, SQL_FILE_VOID, "isi", c->me.user_id, reason, f.id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	yajl_gen g = jw_new();
 	jw_open(g, NULL);
 	jw_str(g, "reason", reason);
@@ -185,35 +188,35 @@ int h_payment_files_void(struct ctx *c)
 }
 
 /* A download, exactly the bytes stored when the file was made. */
-static int download(struct ctx *c, const char *sql, const char *type, const char *ext)
+static int download_reply(struct ctx *c, const char *sql, const char *type, const char *ext)
 {
 	struct dbres r;
 	long long id;
 	int rc;
-	if ((rc = find_param(c, &r, sql, &id)) != STEP_GO_ON)
+	if ((rc = find_param_or_reply(c, &r, sql, &id)) != STEP_GO_ON)
 		return rc;
 	q_parse(c, no_params);
 	if (c->ndetails)
 		return reply_validation(c);
-	if (!db_s(&r, 0, 1)) {
+	if (!db_s(&r, 0, DOC_BYTES)) {
 		detail_str(c, "reason", "NOT_SEPA");
 		return reply_error(c, 409, "INVALID_STATE", "a pain.001 is made only for EUR files"
 			" of IBANs with every amount at most 999,999,999.99");
 	}
 	c->rs.status = 200;
-	c->rs.body = db_s(&r, 0, 1);
-	c->rs.body_len = db_len(&r, 0, 1);
+	c->rs.body = db_s(&r, 0, DOC_BYTES);
+	c->rs.body_len = db_len(&r, 0, DOC_BYTES);
 	c->rs.content_type = type;
-	c->rs.attachment = arena_printf(c->a, "%s.%s", db_s(&r, 0, 0), ext);
+	c->rs.attachment = arena_printf(c->a, "%s.%s", db_s(&r, 0, DOC_MESSAGE), ext);
 	return 200;
 }
 
 int h_payment_files_pain001(struct ctx *c)
 {
-	return download(c, SQL_PAIN, "application/xml; charset=utf-8", "xml");
+	return download_reply(c, SQL_PAIN, "application/xml; charset=utf-8", "xml");
 }
 
 int h_payment_files_csv(struct ctx *c)
 {
-	return download(c, SQL_CSV, "text/csv; charset=utf-8", "csv");
+	return download_reply(c, SQL_CSV, "text/csv; charset=utf-8", "csv");
 }

@@ -57,6 +57,7 @@ static const char SQL_PAGE_ITEMS_STATUS[] =
 static const char SQL_FIND[] =
 	"SELECT j.id, r.batch_id FROM " IDS_TABLE
 	" LEFT JOIN payment_requests r ON r.id = j.id AND r.org_id = ? ORDER BY j.pos";
+enum { FIND_ID, FIND_BATCH };
 static const char SQL_LOCK_BATCHES[] =
 	"SELECT b.id FROM " IDS_TABLE " JOIN batches b ON b.id = j.id ORDER BY j.pos FOR UPDATE";
 static const char SQL_LOCK_REQUESTS[] =
@@ -65,18 +66,22 @@ static const char SQL_LOCK_REQUESTS[] =
 static const char SQL_LIVE[] =
 	"SELECT i.live_request_id FROM " IDS_TABLE
 	" JOIN payment_file_items i ON i.live_request_id = j.id LOCK IN SHARE MODE";
+enum { LIVE_REQUEST };
 static const char SQL_MAKERS[] =
 	"SELECT DISTINCT m.request_id FROM " IDS_TABLE
 	" JOIN request_makers m ON m.request_id = j.id AND m.user_id = ? LOCK IN SHARE MODE";
+enum { MK_REQUEST };
 static const char SQL_DEBTOR[] =
 	"SELECT name, iban, bic FROM debtor_accounts WHERE org_id = ? AND currency = ?"
 	" LOCK IN SHARE MODE";
+enum { DEB_NAME, DEB_IBAN, DEB_BIC };
 static const char SQL_FILE_INSERT[] =
 	"INSERT INTO payment_files (org_id, currency, item_count, total, execution_date,"
 	" debtor_name, debtor_iban, debtor_bic, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_FILE_MESSAGE[] =
 	"UPDATE payment_files SET message_id = ? WHERE id = ?";
 static const char SQL_FILE_CREATED[] = "SELECT created_at FROM payment_files WHERE id = ?";
+enum { FC_CREATED_AT };
 static const char SQL_ITEMS_INSERT[] =
 	"INSERT INTO payment_file_items (org_id, file_id, position, request_id, live_request_id,"
 	" batch_id, end_to_end_id, amount, currency, beneficiary_name, name_in_file,"
@@ -153,12 +158,12 @@ int reply_payment_file(struct ctx *c, int status, long long id)
 {
 	struct dbres r, items;
 	int rc;
-	if ((rc = find_own(c, &r, SQL_FILE, id)) != STEP_GO_ON)
+	if ((rc = find_own_or_reply(c, &r, SQL_FILE, id)) != STEP_GO_ON)
 		return rc;
 	if (c->ndetails)
 		return reply_validation(c);
 	if (db_query(c->db, c->a, &items, SQL_ITEMS, "i", id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	size_t row = 0;
 	write_file(c, reply_data(c, status), &r, 0, &items, &row);
 	c->rs.etag = db_i(&r, 0, F_VERSION);
@@ -193,21 +198,21 @@ int h_payment_files_list(struct ctx *c)
 	const char *status;
 	struct dbres r, items;
 	int rc;
-	if ((rc = page_begin(c, allowed, file_statuses, &status, &p)) != STEP_GO_ON)
+	if ((rc = page_begin_or_reply(c, allowed, file_statuses, &status, &p)) != STEP_GO_ON)
 		return rc;
 	rc = status
 		? db_query(c->db, c->a, &r, SQL_FILES_STATUS, "isii", c->me.org_id, status, p.before,
 			p.fetch)
 		: db_query(c->db, c->a, &r, SQL_FILES, "iii", c->me.org_id, p.before, p.fetch);
 	if (rc < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	rc = status
 		? db_query(c->db, c->a, &items, SQL_PAGE_ITEMS_STATUS, "isii", c->me.org_id, status,
 			p.before, (long long)p.limit)
 		: db_query(c->db, c->a, &items, SQL_PAGE_ITEMS, "iii", c->me.org_id, p.before,
 			(long long)p.limit);
 	if (rc < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	page_items = &items;
 	page_row = 0;
 	return page_reply(c, &p, &r, file_item);
@@ -251,7 +256,7 @@ int payfile_lock(struct ctx *c, long long *batch_ids, size_t *nb, long long *ids
 	*n = sort_unique(ids, *n);
 	if (db_query(c->db, c->a, &r, SQL_LOCK_BATCHES, "s", ids_json(c->a, batch_ids, *nb)) < 0 ||
 	    db_query(c->db, c->a, locked, SQL_LOCK_REQUESTS, "s", ids_json(c->a, ids, *n)) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	return STEP_GO_ON;
 }
 
@@ -264,7 +269,7 @@ const char **payfile_makers(struct ctx *c, const char *ids_text, size_t *nout)
 	}
 	const char **out = arena_alloc(c->a, (r.nrows + 1) * sizeof *out);
 	for (size_t i = 0; i < r.nrows; i++)
-		out[i] = db_s(&r, i, 0);
+		out[i] = db_s(&r, i, MK_REQUEST);
 	*nout = r.nrows;
 	return out;
 }
@@ -364,19 +369,19 @@ static void v_request_ids(struct ctx *c, struct create *k)
 }
 
 /* 404 naming every id that is no request of the caller's organisation. */
-static int find_requests(struct ctx *c, struct create *k)
+static int find_requests_or_reply(struct ctx *c, struct create *k)
 {
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_FIND, "si", k->ids_text, c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (r.nrows != k->n)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	const char **unknown = arena_alloc(c->a, k->n * sizeof *unknown);
 	size_t nu = 0;
 	for (size_t i = 0; i < k->n; i++) {
-		if (!db_s(&r, i, 1))
+		if (!db_s(&r, i, FIND_BATCH))
 			unknown[nu++] = k->e[i].raw;
-		k->e[i].batch_id = db_i(&r, i, 1);
+		k->e[i].batch_id = db_i(&r, i, FIND_BATCH);
 	}
 	if (!nu)
 		return STEP_GO_ON;
@@ -405,7 +410,7 @@ static int lock_requests(struct ctx *c, struct create *k)
 	if (rc)
 		return rc;
 	if (k->locked.nrows != k->n)
-		return HANDLER_DB_ERROR;   /* a request deleted since the read: only DRAFTs can be */
+		return STEP_DB_ERROR;   /* a request deleted since the read: only DRAFTs can be */
 	/* The rows come in id order, each row's first cell its id: a binary search finds one. */
 	struct dbcell *firsts = arena_alloc(c->a, k->n * sizeof *firsts);
 	for (size_t i = 0; i < k->n; i++)
@@ -413,7 +418,7 @@ static int lock_requests(struct ctx *c, struct create *k)
 	for (size_t i = 0; i < k->n; i++) {
 		struct dbcell *hit = bsearch(&k->e[i].id, firsts, k->n, sizeof *firsts, row_cmp);
 		if (!hit)
-			return HANDLER_DB_ERROR;
+			return STEP_DB_ERROR;
 		k->e[i].row = (size_t)(hit - firsts);
 	}
 	return STEP_GO_ON;
@@ -436,7 +441,7 @@ static int refuse(struct ctx *c, int status, const char *code, const char *reaso
 }
 
 /* 409 NOT_APPROVED, IN_PAYMENT_FILE, MIXED_CURRENCIES, in that order (§9). */
-static int check_requests(struct ctx *c, struct create *k)
+static int check_requests_or_reply(struct ctx *c, struct create *k)
 {
 	const char **bad = arena_alloc(c->a, k->n * sizeof *bad);
 	size_t nbad = 0;
@@ -448,10 +453,10 @@ static int check_requests(struct ctx *c, struct create *k)
 			"only APPROVED requests go into a payment file");
 	struct dbres live;
 	if (db_query(c->db, c->a, &live, SQL_LIVE, "s", k->ids_text) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	for (size_t i = 0; i < k->n; i++)
 		for (size_t j = 0; j < live.nrows; j++)
-			if (db_i(&live, j, 0) == k->e[i].id)
+			if (db_i(&live, j, LIVE_REQUEST) == k->e[i].id)
 				bad[nbad++] = k->e[i].raw;
 	if (nbad)
 		return refuse(c, 409, "INVALID_STATE", "IN_PAYMENT_FILE", bad, nbad,
@@ -465,21 +470,21 @@ static int check_requests(struct ctx *c, struct create *k)
 }
 
 /* 409 NO_DEBTOR_ACCOUNT, then 403 SELF_PAYMENT_FORBIDDEN. */
-static int check_debtor_and_makers(struct ctx *c, struct create *k)
+static int check_debtor_and_makers_or_reply(struct ctx *c, struct create *k)
 {
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_DEBTOR, "is", c->me.org_id, k->currency) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (r.nrows == 0)
 		return refuse(c, 409, "INVALID_STATE", "NO_DEBTOR_ACCOUNT", NULL, 0,
 			"no debtor account for this currency (PUT /api/v1/debtor-accounts)");
-	k->debtor_name = db_s(&r, 0, 0);
-	k->debtor_iban = db_s(&r, 0, 1);
-	k->debtor_bic = db_s(&r, 0, 2);
+	k->debtor_name = db_s(&r, 0, DEB_NAME);
+	k->debtor_iban = db_s(&r, 0, DEB_IBAN);
+	k->debtor_bic = db_s(&r, 0, DEB_BIC);
 	size_t n;
 	const char **mine = payfile_makers(c, k->ids_text, &n);
 	if (!mine)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (n)
 		return refuse(c, 403, "SELF_PAYMENT_FORBIDDEN", NULL, mine, n,
 			"you may not pay a request you created, changed or whose batch you submitted");
@@ -583,11 +588,11 @@ static int store_downloads(struct ctx *c, const struct create *k)
 {
 	struct dbres r;
 	struct csv w;
-	int rc = HANDLER_DB_ERROR;
+	int rc = STEP_DB_ERROR;
 	csv_init(&w, c->a);
 	if (db_query(c->db, c->a, &r, SQL_FILE_CREATED, "i", k->file_id) < 0 || r.nrows != 1)
 		goto done;
-	((struct create *)k)->created_at = db_s(&r, 0, 0);
+	((struct create *)k)->created_at = db_s(&r, 0, FC_CREATED_AT);
 	csv_bytes(c, k, &w);
 	size_t plen = 0;
 	const char *pain = is_sepa(k) ? pain_bytes(c, k, &plen) : NULL;
@@ -619,27 +624,27 @@ static const char *items_json(struct ctx *c, struct create *k)
 	return jw_finish(c->a, g);
 }
 
-static int write_file_rows(struct ctx *c, struct create *k)
+static int write_file_rows_or_reply(struct ctx *c, struct create *k)
 {
 	k->total = sum_text(c, k);
 	if (db_exec(c->db, SQL_FILE_INSERT, "isisssssi", c->me.org_id, k->currency,
 			(long long)k->n, k->total, k->date, k->debtor_name, k->debtor_iban, k->debtor_bic,
 			c->me.user_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	k->file_id = db_insert_id(c->db);
 	k->message_id = arena_printf(c->a, "REMIT-%lld", k->file_id);
 	if (db_exec(c->db, SQL_FILE_MESSAGE, "si", k->message_id, k->file_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (db_exec(c->db, SQL_ITEMS_INSERT, "iiss", c->me.org_id, k->file_id, k->message_id,
 			items_json(c, k)) < 0) {
 		if (db_errno(c->db) != DB_DUP_ENTRY)
-			return HANDLER_DB_ERROR;
+			return STEP_DB_ERROR;
 		/* Cannot happen past the checks under the locks; the key decides anyway. */
 		return refuse(c, 409, "INVALID_STATE", "IN_PAYMENT_FILE", NULL, 0,
 			"a request is already in a live payment file");
 	}
 	if (db_exec(c->db, SQL_REQUESTS_BUMP, "s", k->ids_text) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	return store_downloads(c, k);
 }
 
@@ -672,13 +677,13 @@ int h_payment_files_create(struct ctx *c)
 	v_no_unknown(c, known);
 	if (c->ndetails)
 		return reply_validation(c);
-	if ((rc = find_requests(c, &k)) || (rc = lock_requests(c, &k)) ||
-	    (rc = check_requests(c, &k)) || (rc = check_debtor_and_makers(c, &k)))
+	if ((rc = find_requests_or_reply(c, &k)) || (rc = lock_requests(c, &k)) ||
+	    (rc = check_requests_or_reply(c, &k)) || (rc = check_debtor_and_makers_or_reply(c, &k)))
 		return rc;
 	k.minor = currency_minor(c, k.currency);
 	if (k.minor < 0)
-		return HANDLER_DB_ERROR;
-	if ((rc = write_file_rows(c, &k)))
+		return STEP_DB_ERROR;
+	if ((rc = write_file_rows_or_reply(c, &k)))
 		return rc;
 	audit_created(c, &k);
 	return reply_payment_file(c, 201, k.file_id);

@@ -8,6 +8,7 @@
 
 /* A user's columns in the order write_user reads them, from `users`. */
 #define USER_COLS "id, email, name, roles, org_id, created_at, active"
+enum { U_ID, U_EMAIL, U_NAME, U_ROLES, U_ORG, U_CREATED_AT, U_ACTIVE };
 
 /* Writes the user in row `row` of a result selected with USER_COLS. */
 void write_user(yajl_gen g, const struct dbres *r, size_t row);

@@ -125,6 +125,6 @@ int h_requests_queue(struct ctx *c)
 			f.q, f.q, f.q, f.q, f.currency, f.currency, (long long)f.min, (long long)f.max,
 			f.signal, f.signal, f.signal, f.signal, p.fetch);
 	if (rc < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	return reply_request_page(c, &p, &r, csv);
 }

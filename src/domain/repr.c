@@ -8,10 +8,8 @@
 
 #define NREQUEST_STATUSES RS_COUNT
 
-/* REQUEST_COLS, by position. */
-enum { R_ID, R_BATCH, R_STATUS, R_AMOUNT, R_CURRENCY, R_NAME, R_ACCOUNT, R_PURPOSE, R_CREATED_BY,
-	R_CREATED_AT, R_UPDATED_AT, R_VERSION, R_REQUIRED, R_APPROVALS, R_SNAPSHOT, R_PAID_AT,
-	R_PAID_BY, R_REFERENCE, R_MINOR, R_FILE, R_RETURN_FILE, R_RETURN_REASON, R_RETURN_AT };
+
+_Static_assert((int)R_ID == (int)SIGNALS_ROW_ID, "signals_load reads a request row's id");
 
 #define REQUEST_FROM \
 	"SELECT " REQUEST_COLS " FROM payment_requests r JOIN currencies cu ON cu.code = r.currency" \
@@ -176,7 +174,7 @@ int reply_request_page(struct ctx *c, const struct page *p, const struct dbres *
 {
 	struct signals s;
 	if (signals_load(c, r, &s) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	c->signals = &s;
 	int rc = csv ? page_reply_csv(c, p, r, request_item, request_cols, "requests.csv")
 		: page_reply(c, p, r, request_item);
@@ -189,7 +187,7 @@ int reply_request(struct ctx *c, int status, long long id, bool latest)
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, latest ? SQL_REQUEST_LATEST : SQL_REQUEST, "ii", id,
 			c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (r.nrows == 0)
 		return reply_not_found(c);
 	if (c->ndetails)   /* a GET's query parameters: only a 404 goes before them */
@@ -201,7 +199,7 @@ int reply_request_row(struct ctx *c, int status, const struct dbres *r)
 {
 	struct signals s;
 	if (signals_load(c, r, &s) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	write_request(c->a, reply_data(c, status), r, 0, &s);
 	c->rs.etag = db_i(r, 0, R_VERSION);
 	return reply_done(c);
@@ -251,7 +249,7 @@ int reply_batch(struct ctx *c, int status, long long id)
 {
 	struct dbres r;
 	int rc;
-	if ((rc = find_own(c, &r, SQL_BATCH, id)) != STEP_GO_ON)
+	if ((rc = find_own_or_reply(c, &r, SQL_BATCH, id)) != STEP_GO_ON)
 		return rc;
 	if (c->ndetails)
 		return reply_validation(c);
@@ -268,6 +266,6 @@ int reply_batch_page(struct ctx *c, const char *status, const struct page *p)
 			p->before, p->fetch)
 		: db_query(c->db, c->a, &r, SQL_BATCH_PAGE, "iii", c->me.org_id, p->before, p->fetch);
 	if (rc < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	return page_reply(c, p, &r, write_batch);
 }

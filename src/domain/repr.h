@@ -18,6 +18,10 @@
 	" r.beneficiary_account, r.purpose, r.created_by, r.created_at, r.updated_at, r.version," \
 	" r.required_approvals, r.approval_count, r.snapshot, r.paid_at, r.paid_by," \
 	" r.payment_reference, cu.minor_unit" REQUEST_FILE_COLS
+/* REQUEST_COLS (and REQUEST_FILE_COLS after them), by position. */
+enum { R_ID, R_BATCH, R_STATUS, R_AMOUNT, R_CURRENCY, R_NAME, R_ACCOUNT, R_PURPOSE, R_CREATED_BY,
+	R_CREATED_AT, R_UPDATED_AT, R_VERSION, R_REQUIRED, R_APPROVALS, R_SNAPSHOT, R_PAID_AT,
+	R_PAID_BY, R_REFERENCE, R_MINOR, R_FILE, R_RETURN_FILE, R_RETURN_REASON, R_RETURN_AT };
 /* Its payment file (API §9): the live one's id, then the latest RETURNED item's file, reason
  * and time (lastReturn). The procedure request_add answers without them (a new request is
  * in no file), and write_request writes null then. */
@@ -44,7 +48,9 @@ int reply_request_page(struct ctx *c, const struct page *p, const struct dbres *
  * AUDIT_EVENT_COLUMNS; also the `data` of a webhook's payload (src/deliver.c). */
 #define AUDIT_EVENT_COLUMNS "id, at, actor_id, action, object_type, object_id," \
 	" idempotency_key, correlation_id, data, hash, prev_hash, cred_kind, cred_id, cred_minted_by"
-enum { AUDIT_EVENT_NCOLS = 14 };   /* a column selected after them is number AUDIT_EVENT_NCOLS */
+enum { AE_ID, AE_AT, AE_ACTOR, AE_ACTION, AE_TYPE, AE_OBJECT, AE_KEY, AE_CORR, AE_DATA, AE_HASH,
+	AE_PREV, AE_CRED_KIND, AE_CRED_ID, AE_CRED_MINTED,
+	AUDIT_EVENT_NCOLS };   /* a column selected after them is number AUDIT_EVENT_NCOLS */
 size_t audit_event_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t row);
 
 /* Replies with one request of the caller's organisation as `data` (ETag: its version); 404

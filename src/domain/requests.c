@@ -65,11 +65,11 @@ void request_fields_audit(yajl_gen g, const struct request_fields *f)
 }
 
 /* 409 BATCH_FULL when the locked batch has no room for `n` more requests (its request_count,
- * kept by the database's triggers: sql/migrations/0005); else 0. */
-static int batch_room(struct ctx *c, const struct batch_row *b, long long n)
+ * kept by the database's triggers: sql/migrations/0005); else STEP_GO_ON. */
+static int batch_room_or_reply(struct ctx *c, const struct batch_row *b, long long n)
 {
 	if (b->requests + n <= BATCH_MAX_REQUESTS)
-		return 0;
+		return STEP_GO_ON;
 	c->ndetails = 0;
 	detail_str(c, "limit", arena_printf(c->a, "%d", BATCH_MAX_REQUESTS));
 	return reply_error(c, 409, "BATCH_FULL", arena_printf(c->a,
@@ -80,11 +80,13 @@ int request_batch_ready(struct ctx *c, long long batch, long long n)
 {
 	struct batch_row b;
 	int rc;
-	if ((rc = batch_lock(c, batch, &b)) || (rc = check_if_match(c, b.version)))
+	if ((rc = batch_lock_or_reply(c, batch, &b)) ||
+	    (rc = check_if_match_or_reply(c, b.version)))
 		return rc;
 	if (c->ndetails)
 		return reply_validation(c);
-	if ((rc = batch_check(c, BA_EDIT, b.status)) || (rc = batch_room(c, &b, n)))
+	if ((rc = batch_check_or_reply(c, BA_EDIT, b.status)) ||
+	    (rc = batch_room_or_reply(c, &b, n)))
 		return rc;
 	return STEP_GO_ON;
 }
@@ -96,7 +98,7 @@ static int add(struct ctx *c, long long batch, const struct request_fields *f, s
 {
 	return db_query(c->db, c->a, r, SQL_REQUEST_ADD, "iiiissssi", c->me.org_id, batch,
 		(long long)BATCH_MAX_REQUESTS, (long long)f->amount, f->currency, f->name, f->account,
-		f->purpose, c->me.user_id) < 0 ? HANDLER_DB_ERROR : STEP_GO_ON;
+		f->purpose, c->me.user_id) < 0 ? STEP_DB_ERROR : STEP_GO_ON;
 }
 
 void request_fields_valid(struct ctx *c, struct request_fields *f)
@@ -129,8 +131,8 @@ int h_requests_create(struct ctx *c)
 	if (r.nrows == 0 && ((rc = request_batch_ready(c, batch, 1)) || (rc = add(c, batch, &f, &r))))
 		return rc;
 	if (r.nrows == 0)
-		return HANDLER_DB_ERROR;   /* cannot happen: the batch is locked and was checked */
-	long long id = db_i(&r, 0, 0);   /* its creator is a maker: a trigger records it */
+		return STEP_DB_ERROR;   /* cannot happen: the batch is locked and was checked */
+	long long id = db_i(&r, 0, R_ID);   /* its creator is a maker: a trigger records it */
 	yajl_gen g = jw_new();
 	jw_open(g, NULL);
 	jw_id(g, "batchId", batch);
@@ -148,8 +150,8 @@ int h_requests_list(struct ctx *c)
 	struct page p;
 	const char *status;
 	int rc;
-	if ((rc = find_param(c, &r, SQL_BATCH_EXISTS, &batch)) != STEP_GO_ON ||
-	    (rc = page_begin(c, allowed, request_statuses, &status, &p)) != STEP_GO_ON)
+	if ((rc = find_param_or_reply(c, &r, SQL_BATCH_EXISTS, &batch)) != STEP_GO_ON ||
+	    (rc = page_begin_or_reply(c, allowed, request_statuses, &status, &p)) != STEP_GO_ON)
 		return rc;
 	rc = status
 		? db_query(c->db, c->a, &r, SQL_REQUESTS_STATUS, "iisii", batch, c->me.org_id, status,
@@ -157,7 +159,7 @@ int h_requests_list(struct ctx *c)
 		: db_query(c->db, c->a, &r, SQL_REQUESTS, "iiii", batch, c->me.org_id, p.before,
 			p.fetch);
 	if (rc < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	return reply_request_page(c, &p, &r, false);
 }
 
@@ -200,13 +202,14 @@ static void audit_change(yajl_gen g, const char *field, const char *from, const 
 }
 
 /* The start of PATCH and DELETE: the request and its batch locked (404), If-Match (412). */
-static int lock_for_edit(struct ctx *c, struct batch_row *b, struct request_row *q)
+static int lock_for_edit_or_reply(struct ctx *c, struct batch_row *b, struct request_row *q)
 {
 	long long id = param_id(c, 0);
 	int rc;
 	if (!id)
 		return reply_not_found(c);
-	if ((rc = request_lock(c, id, b, q)) || (rc = check_if_match(c, q->version)))
+	if ((rc = request_lock_or_reply(c, id, b, q)) ||
+	    (rc = check_if_match_or_reply(c, q->version)))
 		return rc;
 	return STEP_GO_ON;
 }
@@ -245,7 +248,7 @@ int h_requests_patch(struct ctx *c)
 	struct batch_row b;
 	struct request_row q;
 	int rc;
-	if ((rc = lock_for_edit(c, &b, &q)))
+	if ((rc = lock_for_edit_or_reply(c, &b, &q)))
 		return rc;
 	long long id = q.id;
 
@@ -253,7 +256,7 @@ int h_requests_patch(struct ctx *c)
 	 * request will have, and a new currency alone must fit the amount it already has. */
 	int old_minor = currency_minor(c, q.currency);
 	if (old_minor < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	struct request_fields f = { q.amount, q.currency, q.name, q.account, q.purpose, old_minor };
 	q_parse(c, no_params);
 	enum v_result cur = v_currency(c, "currency", false, &f.currency, &f.minor);
@@ -266,7 +269,7 @@ int h_requests_patch(struct ctx *c)
 	v_no_unknown(c, request_known_fields);
 	if (c->ndetails)
 		return reply_validation(c);
-	if ((rc = request_check(c, RA_EDIT, q.status)))
+	if ((rc = request_check_or_reply(c, RA_EDIT, q.status)))
 		return rc;
 
 	const char *data = changes(c, &q, &f, old_minor);
@@ -275,7 +278,7 @@ int h_requests_patch(struct ctx *c)
 
 	if (db_exec(c->db, SQL_REQUEST_UPDATE, "issssi", (long long)f.amount, f.currency, f.name,
 			f.account, f.purpose, id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if ((rc = maker_add(c, id, MADE_CHANGED)) || (rc = batch_touch(c, b.id, false)))
 		return rc;
 	audit_add(c, "request.updated", "request", id, data);
@@ -287,15 +290,15 @@ int h_requests_delete(struct ctx *c)
 	struct batch_row b;
 	struct request_row q;
 	int rc;
-	if ((rc = lock_for_edit(c, &b, &q)))
+	if ((rc = lock_for_edit_or_reply(c, &b, &q)))
 		return rc;
 	q_parse(c, no_params);
 	if (c->ndetails)
 		return reply_validation(c);
-	if ((rc = request_check(c, RA_EDIT, q.status)))
+	if ((rc = request_check_or_reply(c, RA_EDIT, q.status)))
 		return rc;
 	if (db_exec(c->db, SQL_REQUEST_DELETE, "i", q.id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if ((rc = batch_touch(c, b.id, false)))
 		return rc;
 	audit_add(c, "request.deleted", "request", q.id,

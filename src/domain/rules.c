@@ -12,6 +12,7 @@
 static const char SQL_RULES[] =
 	"SELECT ar.currency, ar.min_amount, ar.approvals, cu.minor_unit FROM approval_rules ar"
 	" JOIN currencies cu ON cu.code = ar.currency WHERE ar.org_id = ? ORDER BY ar.position";
+enum { RU_CURRENCY, RU_MIN, RU_APPROVALS, RU_MINOR };
 static const char SQL_RULES_DELETE[] = "DELETE FROM approval_rules WHERE org_id = ?";
 static const char SQL_RULE_INSERT[] =
 	"INSERT INTO approval_rules (org_id, position, currency, min_amount, approvals)"
@@ -30,11 +31,11 @@ static void write_rules(yajl_gen g, const struct dbres *r)
 	jw_array(g, "rules");
 	for (size_t i = 0; i < r->nrows; i++) {
 		char money[MONEY_FMT_MAX];
-		money_format(db_i(r, i, 1), (int)db_i(r, i, 3), money);
+		money_format(db_i(r, i, RU_MIN), (int)db_i(r, i, RU_MINOR), money);
 		jw_open(g, NULL);
-		jw_str(g, "currency", db_s(r, i, 0));
+		jw_str(g, "currency", db_s(r, i, RU_CURRENCY));
 		jw_str(g, "minAmount", money);
-		jw_int(g, "approvals", db_i(r, i, 2));
+		jw_int(g, "approvals", db_i(r, i, RU_APPROVALS));
 		jw_close(g);
 	}
 	jw_array_close(g);
@@ -45,7 +46,7 @@ static int reply_rules(struct ctx *c)
 {
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_RULES, "i", c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	write_rules(reply_data(c, 200), &r);
 	return reply_done(c);
 }
@@ -128,16 +129,16 @@ int h_rules_put(struct ctx *c)
 
 	/* Replace-all: concurrent PUTs serialise on the rows (and gap) this DELETE locks. */
 	if (db_exec(c->db, SQL_RULES_DELETE, "i", c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	for (size_t i = 0; i < list->n; i++)
 		if (db_exec(c->db, SQL_RULE_INSERT, "iisii", c->me.org_id, (long long)i,
 				rules[i].currency, (long long)rules[i].min_amount,
 				(long long)rules[i].approvals) < 0)
-			return HANDLER_DB_ERROR;
+			return STEP_DB_ERROR;
 
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_RULES, "i", c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	yajl_gen g = jw_new();
 	write_rules(g, &r);
 	audit_add(c, "approval_rules.replaced", "approval_rules", c->me.org_id, jw_finish(c->a, g));

@@ -26,6 +26,7 @@ static const char SQL_READ_COMMITTED[] = "SET TRANSACTION ISOLATION LEVEL READ C
 static const char SQL_THROTTLE_READ[] =
 	"SELECT failures, CEILING(TIMESTAMPDIFF(MICROSECOND, NOW(3), locked_until) / 1000000)"
 	" FROM sign_in_throttle WHERE key_hash = ? FOR UPDATE";
+enum { TH_FAILURES, TH_LEFT_S };
 static const char SQL_THROTTLE_FIRST[] =
 	"INSERT INTO sign_in_throttle (key_hash, failures) VALUES (?, 1)";
 static const char SQL_THROTTLE_COUNT[] =
@@ -38,12 +39,15 @@ static const char SQL_THROTTLE_RESTAMP[] =
 static const char SQL_THROTTLE_CLEAR[] = "DELETE FROM sign_in_throttle WHERE key_hash = ?";
 static const char SQL_SIGNIN_USER[] =
 	"SELECT id, password_hash, active FROM users WHERE org_id = ? AND email_key = ?";
+enum { SI_ID, SI_HASH, SI_ACTIVE };
 static const char SQL_USER_RECHECK[] =
 	"SELECT password_hash FROM users WHERE id = ? AND active = 1 FOR UPDATE";
+enum { RC_HASH };
 static const char SQL_SESSION_INSERT[] =
 	"INSERT INTO tokens (org_id, user_id, token_hash, kind, expires_at)"
 	" VALUES (?, ?, ?, 'session', NOW(3) + INTERVAL 12 HOUR)";
 static const char SQL_SESSION_EXPIRES[] = "SELECT expires_at FROM tokens WHERE id = ?";
+enum { SE_EXPIRES_AT };
 static const char SQL_REHASH[] = "UPDATE users SET password_hash = ? WHERE id = ?";
 /* Rows of keys left alone for a day, and not locked now: the table stays as small as the
  * recent failures. */
@@ -52,6 +56,7 @@ static const char SQL_THROTTLE_PURGE[] =
 	" AND (locked_until IS NULL OR locked_until < NOW(3)) LIMIT 1000";
 /* Sessions expired a day ago (sql/migrations/0006: the pool may not DELETE from tokens). */
 static const char SQL_SESSIONS_PURGE[] = "CALL sessions_purge_expired()";
+enum { SP_PURGED };   /* its one row: how many it deleted */
 static const char SQL_USER_ROW[] = "SELECT " USER_COLS " FROM users WHERE id = ?";
 static const char SQL_SESSION_END[] =
 	"UPDATE tokens SET revoked_at = NOW(3) WHERE id = ? AND revoked_at IS NULL";
@@ -102,7 +107,7 @@ static long throttle_tx(struct ctx *c, const unsigned char key[SHA256_LEN], long
 	    db_begin(c->db) < 0 ||
 	    db_query(c->db, c->a, &r, SQL_THROTTLE_READ, "b", key, SHA256_LEN) < 0)
 		return -1;
-	long left = r.nrows ? (long)db_i(&r, 0, 1) : 0;
+	long left = r.nrows ? (long)db_i(&r, 0, TH_LEFT_S) : 0;
 	if (left > 0) {
 		db_rollback(c->db);
 		return left;
@@ -111,7 +116,7 @@ static long throttle_tx(struct ctx *c, const unsigned char key[SHA256_LEN], long
 		db_rollback(c->db);
 		return THROTTLE_BUSY;
 	}
-	*n = r.nrows ? (long)db_i(&r, 0, 0) + 1 : 1;
+	*n = r.nrows ? (long)db_i(&r, 0, TH_FAILURES) + 1 : 1;
 	long lock = lock_seconds(*n);
 	if ((r.nrows ? db_exec(c->db, SQL_THROTTLE_COUNT, "iiib", (long long)*n, (long long)lock,
 			(long long)lock, key, SHA256_LEN)
@@ -137,7 +142,7 @@ static long throttle_enter(struct ctx *c, const unsigned char key[SHA256_LEN], l
 	}
 }
 
-static int invalid_credentials(struct ctx *c, long long user, const char *why)
+static int reply_invalid_credentials(struct ctx *c, long long user, const char *why)
 {
 	log_write(LOG_INFO, "sign-in failed", "\"rid\":\"%s\",\"user\":%lld,\"reason\":\"%s\"",
 		c->request_id, user, why);
@@ -147,17 +152,17 @@ static int invalid_credentials(struct ctx *c, long long user, const char *why)
 /* The session's transaction: the user is still active with the password just verified (a
  * deactivation or a new password may have committed while the hash ran), the count is
  * cleared, the session stored and audited. Returns the status, or -1 (to roll back). */
-static int session_tx(struct ctx *c, const unsigned char key[SHA256_LEN], const char *verified,
-	const char *rehashed)
+static int session_tx_or_reply(struct ctx *c, const unsigned char key[SHA256_LEN],
+	const char *verified, const char *rehashed)
 {
 	char token[TOKEN_LEN + 1];
 	unsigned char hash[SHA256_LEN];
 	struct dbres r, e;
 	if (db_begin(c->db) < 0 || db_query(c->db, c->a, &r, SQL_USER_RECHECK, "i", c->me.user_id) < 0)
 		return -1;
-	if (r.nrows == 0 || !db_s(&r, 0, 0) || strcmp(db_s(&r, 0, 0), verified) != 0) {
+	if (r.nrows == 0 || !db_s(&r, 0, RC_HASH) || strcmp(db_s(&r, 0, RC_HASH), verified) != 0) {
 		db_rollback(c->db);
-		return invalid_credentials(c, c->me.user_id, "changed while checking");
+		return reply_invalid_credentials(c, c->me.user_id, "changed while checking");
 	}
 	auth_new_token(token, hash);
 	if ((rehashed && db_exec(c->db, SQL_REHASH, "si", rehashed, c->me.user_id) < 0) ||
@@ -167,7 +172,7 @@ static int session_tx(struct ctx *c, const unsigned char key[SHA256_LEN], const 
 	long long id = db_insert_id(c->db);
 	if (db_query(c->db, c->a, &e, SQL_SESSION_EXPIRES, "i", id) < 0)
 		return -1;
-	const char *expires = db_s(&e, 0, 0);
+	const char *expires = db_s(&e, 0, SE_EXPIRES_AT);
 	yajl_gen g = jw_new();
 	jw_open(g, NULL);
 	jw_time(g, "expiresAt", expires);
@@ -199,13 +204,13 @@ static int start_session(struct ctx *c, const unsigned char key[SHA256_LEN], con
 		rehashed = fresh;
 	for (int attempt = 0;; attempt++) {
 		http_reset_response(c);
-		int rc = session_tx(c, key, verified, rehashed);
+		int rc = session_tx_or_reply(c, key, verified, rehashed);
 		if (rc >= 0)
 			return rc;
 		db_rollback(c->db);
 		if (!db_err_retryable(c->db) || attempt >= c->cfg->tx_retries) {
 			http_reset_response(c);
-			return HANDLER_DB_ERROR;
+			return STEP_DB_ERROR;
 		}
 	}
 }
@@ -226,22 +231,23 @@ static const struct jv *want_str(struct ctx *c, const char *field)
 /* The attempt, counted: one Argon2id verification (of a dummy hash when there is no usable
  * one) and, when it matches, the session. Every way to fail runs the same statements and
  * answers the same body. */
-static int check(struct ctx *c, const struct jv *org, const char *ekey, size_t elen,
+static int check_or_reply(struct ctx *c, const struct jv *org, const char *ekey, size_t elen,
 	const struct jv *pw, const unsigned char key[SHA256_LEN], long n)
 {
 	struct dbres r;
 	long long org_id = org->len == strlen(org->s) ? id_parse(org->s) : 0;
 	if (db_query(c->db, c->a, &r, SQL_SIGNIN_USER, "iS", org_id, ekey, elen) < 0)
-		return HANDLER_DB_ERROR;
-	const char *stored = r.nrows && db_i(&r, 0, 2) ? db_s(&r, 0, 1) : NULL;
-	long long user = r.nrows ? db_i(&r, 0, 0) : 0;
+		return STEP_DB_ERROR;
+	const char *stored = r.nrows && db_i(&r, 0, SI_ACTIVE) ? db_s(&r, 0, SI_HASH) : NULL;
+	long long user = r.nrows ? db_i(&r, 0, SI_ID) : 0;
 	if (!password_verify(c->cfg, stored, pw->s, pw->len)) {
 		long lock = lock_seconds(n);
 		if (lock && db_exec(c->db, SQL_THROTTLE_RESTAMP, "ibi", (long long)lock, key, SHA256_LEN,
 				(long long)n) < 0)
-			return HANDLER_DB_ERROR;
-		return invalid_credentials(c, user, !r.nrows ? "unknown" : !db_i(&r, 0, 2) ? "inactive"
-			: !stored ? "no password" : "wrong password");
+			return STEP_DB_ERROR;
+		return reply_invalid_credentials(c, user, !r.nrows ? "unknown"
+			: !db_i(&r, 0, SI_ACTIVE) ? "inactive" : !stored ? "no password"
+			: "wrong password");
 	}
 	c->me.org_id = org_id;
 	c->me.user_id = user;
@@ -272,14 +278,14 @@ int h_sessions_create(struct ctx *c)
 	if (left == THROTTLE_BUSY)
 		return reply_hashing_busy(c);   /* issue 23: a flood must not slow the signed-in */
 	if (left < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (left > 0) {
 		log_write(LOG_INFO, "sign-in throttled", "\"rid\":\"%s\",\"retryAfter\":%ld",
 			c->request_id, left);
 		c->rs.retry_after = left;
 		return reply_error(c, 429, "TOO_MANY_ATTEMPTS", "too many failed sign-ins; retry later");
 	}
-	int rc = check(c, org, ekey, email->len, pw, key, n);
+	int rc = check_or_reply(c, org, ekey, email->len, pw, key, n);
 	password_slot_give();
 	return rc;
 }
@@ -293,7 +299,7 @@ int h_sessions_end(struct ctx *c)
 	if (c->ndetails)
 		return reply_validation(c);
 	if (db_exec(c->db, SQL_SESSION_END, "i", c->me.token_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	audit_add(c, "session.ended", "session", c->me.token_id, "{}");
 	return reply_empty(c, 204);
 }
@@ -310,7 +316,7 @@ long sessions_purge(struct db *db)
 		n = -1;
 		goto out;
 	}
-	n += (long)db_i(&r, 0, 0);
+	n += (long)db_i(&r, 0, SP_PURGED);
 out:
 	arena_free(&a);
 	return n;

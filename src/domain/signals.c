@@ -23,6 +23,7 @@ static const char SQL_SIGNALS[] =
 	" UNION ALL SELECT x.id, 'NEW_BENEFICIARY', NULL" SIGNAL_TARGETS
 	" WHERE NOT EXISTS (SELECT 1 FROM payment_requests o WHERE " SIGNAL_PAID_ACCOUNT("x") ")"
 	") s) t WHERE n <= 10 ORDER BY id, code, other";
+enum { SG_ID, SG_CODE, SG_OTHER };
 
 int signals_load(struct ctx *c, const struct dbres *rows, struct signals *s)
 {
@@ -33,7 +34,7 @@ int signals_load(struct ctx *c, const struct dbres *rows, struct signals *s)
 	char *ids = arena_alloc(c->a, cap);
 	ids[len++] = '[';
 	for (size_t i = 0; i < rows->nrows; i++) {
-		const char *id = db_s(rows, i, 0);
+		const char *id = db_s(rows, i, SIGNALS_ROW_ID);
 		size_t n = strlen(id);
 		if (len > 1)
 			ids[len++] = ',';
@@ -52,7 +53,7 @@ static size_t first_row(const struct dbres *r, long long id)
 	size_t lo = 0, hi = r->nrows;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (db_i(r, mid, 0) < id)
+		if (db_i(r, mid, SG_ID) < id)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -65,14 +66,15 @@ void signals_write(yajl_gen g, const struct signals *s, long long id)
 	const struct dbres *r = &s->res;
 	size_t i = first_row(r, id);
 	jw_array(g, "signals");
-	while (i < r->nrows && db_i(r, i, 0) == id) {
-		const char *code = db_s(r, i, 1);
+	while (i < r->nrows && db_i(r, i, SG_ID) == id) {
+		const char *code = db_s(r, i, SG_CODE);
 		jw_open(g, NULL);
 		jw_str(g, "code", code);
 		jw_array(g, "requestIds");
-		for (; i < r->nrows && db_i(r, i, 0) == id && strcmp(db_s(r, i, 1), code) == 0; i++)
-			if (db_s(r, i, 2))
-				jw_id(g, NULL, db_i(r, i, 2));
+		for (; i < r->nrows && db_i(r, i, SG_ID) == id &&
+		       strcmp(db_s(r, i, SG_CODE), code) == 0; i++)
+			if (db_s(r, i, SG_OTHER))
+				jw_id(g, NULL, db_i(r, i, SG_OTHER));
 		jw_array_close(g);
 		jw_close(g);
 	}

@@ -31,7 +31,9 @@ struct signals {
 	struct dbres res;     /* (request id, code, other id or NULL), sorted */
 };
 
-/* 0, or -1 when the database fails. */
+/* The signals of the requests in `rows`, whose column SIGNALS_ROW_ID is the request's id
+ * (REQUEST_COLS: R_ID, checked in repr.c). 0, or -1 when the database fails. */
+enum { SIGNALS_ROW_ID = 0 };
 int signals_load(struct ctx *c, const struct dbres *rows, struct signals *s);
 
 /* Writes "signals": [...] for request `id` (an empty array when it has none). */

@@ -22,20 +22,25 @@ static const char SQL_TOKEN_INSERT[] =
 /* The owner's row, locked: a PATCH that deactivates them waits for this mint and then revokes
  * the new token with the rest, or this waits for it and sees them inactive (API §7 v1.2). */
 static const char SQL_OWNER_LOCK[] = "SELECT active FROM users WHERE id = ? FOR UPDATE";
+enum { OWNER_ACTIVE };
 static const char SQL_TOKEN_CREATED[] = "SELECT created_at FROM tokens WHERE id = ?";
+enum { TC_CREATED_AT };
 /* Sessions live in the tokens table too, but are not API tokens: their ids answer 404 here.
  * Filtered by organisation without a lock, then locked by id (lock.h). */
 static const char SQL_TOKEN_FIND[] =
 	"SELECT id FROM tokens WHERE id = ? AND org_id = ? AND kind = 'token'";
 static const char SQL_TOKEN_LOCK[] =
 	"SELECT revoked_at IS NOT NULL, user_id FROM tokens WHERE id = ? FOR UPDATE";
+enum { TL_REVOKED, TL_USER };
 static const char SQL_MY_TOKENS[] =
 	"SELECT id, name, created_at FROM tokens WHERE user_id = ? AND kind = 'token'"
 	" AND revoked_at IS NULL AND id < ? ORDER BY id DESC LIMIT ?";
+enum { MT_ID, MT_NAME, MT_CREATED_AT };
 static const char SQL_TOKEN_REVOKE[] = "UPDATE tokens SET revoked_at = NOW(3) WHERE id = ?";
 
 static const char SQL_USER_LOCK[] =
 	"SELECT name, roles, active FROM users WHERE id = ? AND org_id = ? FOR UPDATE";
+enum { UL_NAME, UL_ROLES, UL_ACTIVE };
 /* Locks every active ADMIN of the organisation but one: two PATCHes that would each remove
  * one of the last two ADMINs serialise here, and the second sees the first's change. */
 static const char SQL_OTHER_ADMINS[] =
@@ -81,13 +86,13 @@ static void write_roles(yajl_gen g, unsigned roles)
 /* The members of a user object, without its braces (h_me adds to them). */
 static void user_members(yajl_gen g, const struct dbres *r, size_t i)
 {
-	jw_id(g, "id", db_i(r, i, 0));
-	jw_str(g, "email", db_s(r, i, 1));
-	jw_str(g, "name", db_s(r, i, 2));
-	write_roles(g, (unsigned)db_i(r, i, 3));
-	jw_id(g, "orgId", db_i(r, i, 4));
-	jw_time(g, "createdAt", db_s(r, i, 5));
-	jw_bool(g, "active", db_i(r, i, 6) != 0);
+	jw_id(g, "id", db_i(r, i, U_ID));
+	jw_str(g, "email", db_s(r, i, U_EMAIL));
+	jw_str(g, "name", db_s(r, i, U_NAME));
+	write_roles(g, (unsigned)db_i(r, i, U_ROLES));
+	jw_id(g, "orgId", db_i(r, i, U_ORG));
+	jw_time(g, "createdAt", db_s(r, i, U_CREATED_AT));
+	jw_bool(g, "active", db_i(r, i, U_ACTIVE) != 0);
 }
 
 void write_user(yajl_gen g, const struct dbres *r, size_t i)
@@ -101,7 +106,7 @@ int reply_user(struct ctx *c, int status, long long id)
 {
 	struct dbres r;
 	int rc;
-	if ((rc = find_own(c, &r, SQL_USER, id)) != STEP_GO_ON)
+	if ((rc = find_own_or_reply(c, &r, SQL_USER, id)) != STEP_GO_ON)
 		return rc;
 	write_user(reply_data(c, status), &r, 0);
 	return reply_done(c);
@@ -115,7 +120,7 @@ int h_me(struct ctx *c)
 		return reply_validation(c);
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_USER, "ii", c->me.user_id, c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (r.nrows == 0)
 		return reply_not_found(c);
 	yajl_gen g = reply_data(c, 200);
@@ -135,7 +140,7 @@ static size_t user_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t
 
 int h_users_list(struct ctx *c)
 {
-	return page_list(c, SQL_USERS, c->me.org_id, user_item);
+	return page_list_reply(c, SQL_USERS, c->me.org_id, user_item);
 }
 
 /* Members (API §10): how every screen names people, so any user may list them; without
@@ -143,22 +148,23 @@ int h_users_list(struct ctx *c)
 static const char SQL_MEMBERS[] =
 	"SELECT id, name, roles, active FROM users WHERE org_id = ? AND id < ?"
 	" ORDER BY id DESC LIMIT ?";
+enum { M_ID, M_NAME, M_ROLES, M_ACTIVE };
 
 static size_t member_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t i)
 {
 	(void)c;
 	jw_open(g, NULL);
-	jw_id(g, "id", db_i(r, i, 0));
-	jw_str(g, "name", db_s(r, i, 1));
-	write_roles(g, (unsigned)db_i(r, i, 2));
-	jw_bool(g, "active", db_i(r, i, 3) != 0);
+	jw_id(g, "id", db_i(r, i, M_ID));
+	jw_str(g, "name", db_s(r, i, M_NAME));
+	write_roles(g, (unsigned)db_i(r, i, M_ROLES));
+	jw_bool(g, "active", db_i(r, i, M_ACTIVE) != 0);
 	jw_close(g);
 	return i + 1;
 }
 
 int h_members_list(struct ctx *c)
 {
-	return page_list(c, SQL_MEMBERS, c->me.org_id, member_item);
+	return page_list_reply(c, SQL_MEMBERS, c->me.org_id, member_item);
 }
 
 /* `roles`: a non-empty array of role names → bit set; 0 after recording an error. */
@@ -225,7 +231,7 @@ int h_users_create(struct ctx *c)
 	if (db_exec(c->db, SQL_USER_INSERT, "isssi", c->me.org_id, email, key, name,
 			(long long)roles) < 0) {
 		if (db_errno(c->db) != DB_DUP_ENTRY)
-			return HANDLER_DB_ERROR;
+			return STEP_DB_ERROR;
 		detail_str(c, "email", "is already taken in this organisation");
 		return reply_error(c, 409, "CONFLICT", "a user with this email already exists");
 	}
@@ -242,12 +248,12 @@ int h_users_create(struct ctx *c)
 
 /* 0 when `user` is active, under a lock until COMMIT; else the reply: the ADMIN route's 409,
  * or for the caller's own token the 401 of a credential just revoked by a deactivation. */
-static int lock_owner(struct ctx *c, long long user, bool with_user)
+static int lock_owner_or_reply(struct ctx *c, long long user, bool with_user)
 {
 	struct dbres r;
 	if (db_query(c->db, c->a, &r, SQL_OWNER_LOCK, "i", user) < 0)
-		return HANDLER_DB_ERROR;
-	if (r.nrows == 1 && db_i(&r, 0, 0))
+		return STEP_DB_ERROR;
+	if (r.nrows == 1 && db_i(&r, 0, OWNER_ACTIVE))
 		return STEP_GO_ON;
 	if (!with_user) {
 		c->rs.www_authenticate = true;
@@ -259,7 +265,7 @@ static int lock_owner(struct ctx *c, long long user, bool with_user)
 
 /* Mints an API token for `user` from the body {name?}: 201 {id, token, [userId,] name,
  * createdAt}. `with_user`: the ADMIN route also names the owner. */
-static int mint_token(struct ctx *c, long long user, bool with_user)
+static int mint_token_reply(struct ctx *c, long long user, bool with_user)
 {
 	static const char *const known[] = { "name", NULL };
 	static const char *const none[] = { NULL };
@@ -271,7 +277,7 @@ static int mint_token(struct ctx *c, long long user, bool with_user)
 	v_no_unknown(c, known);
 	if (c->ndetails)
 		return reply_validation(c);
-	if ((rc = lock_owner(c, user, with_user)) != STEP_GO_ON)
+	if ((rc = lock_owner_or_reply(c, user, with_user)) != STEP_GO_ON)
 		return rc;
 	char token[TOKEN_LEN + 1];
 	unsigned char hash[SHA256_LEN];
@@ -279,10 +285,10 @@ static int mint_token(struct ctx *c, long long user, bool with_user)
 	/* Who made it: accepting an invitation ends the owner's own and keeps an ADMIN's. */
 	if (db_exec(c->db, SQL_TOKEN_INSERT, "iisbi", c->me.org_id, user, name, hash, sizeof hash,
 			c->me.user_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	long long id = db_insert_id(c->db);
 	if (db_query(c->db, c->a, &r, SQL_TOKEN_CREATED, "i", id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	audit_add(c, "token.created", "token", id,
 		arena_printf(c->a, "{\"userId\":\"%lld\"}", user));
 	yajl_gen g = reply_data(c, 201);
@@ -292,7 +298,7 @@ static int mint_token(struct ctx *c, long long user, bool with_user)
 	if (with_user)
 		jw_id(g, "userId", user);
 	jw_str(g, "name", name);
-	jw_time(g, "createdAt", db_s(&r, 0, 0));
+	jw_time(g, "createdAt", db_s(&r, 0, TC_CREATED_AT));
 	jw_close(g);
 	return reply_done(c);
 }
@@ -303,28 +309,28 @@ int h_tokens_create(struct ctx *c)
 	struct dbres r;
 	int rc;
 	/* A token minted for a deactivated user would come to life if they were reactivated,
-	 * which deactivation rules out (API §5: for good): mint_token checks under the lock. */
-	if ((rc = find_param(c, &r, SQL_USER, &user)) != STEP_GO_ON)
+	 * which deactivation rules out (API §5: for good): mint_token_reply checks under the lock. */
+	if ((rc = find_param_or_reply(c, &r, SQL_USER, &user)) != STEP_GO_ON)
 		return rc;
-	return mint_token(c, user, true);
+	return mint_token_reply(c, user, true);
 }
 
 int h_me_tokens_create(struct ctx *c)
 {
-	return mint_token(c, c->me.user_id, false);
+	return mint_token_reply(c, c->me.user_id, false);
 }
 
 static size_t token_item(struct ctx *c, yajl_gen g, const struct dbres *r, size_t i)
 {
-	static const struct column cols[] = { { "id", 'i', 0 }, { "name", 's', 1 },
-		{ "createdAt", 't', 2 }, { NULL } };
+	static const struct column cols[] = { { "id", 'i', MT_ID }, { "name", 's', MT_NAME },
+		{ "createdAt", 't', MT_CREATED_AT }, { NULL } };
 	write_columns(g, r, i, cols);
 	return i + 1;
 }
 
 int h_me_tokens_list(struct ctx *c)
 {
-	return page_list(c, SQL_MY_TOKENS, c->me.user_id, token_item);
+	return page_list_reply(c, SQL_MY_TOKENS, c->me.user_id, token_item);
 }
 
 int h_tokens_revoke(struct ctx *c)
@@ -334,23 +340,23 @@ int h_tokens_revoke(struct ctx *c)
 	struct dbres r;
 	int rc;
 	/* Filtered by organisation before the lock, never while waiting for it (lock.h). */
-	if ((rc = find_param(c, &r, SQL_TOKEN_FIND, &id)) != STEP_GO_ON)
+	if ((rc = find_param_or_reply(c, &r, SQL_TOKEN_FIND, &id)) != STEP_GO_ON)
 		return rc;
 	if (db_query(c->db, c->a, &r, SQL_TOKEN_LOCK, "i", id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	if (r.nrows == 0)
 		return reply_not_found(c);
-	long long owner = db_i(&r, 0, 1);
+	long long owner = db_i(&r, 0, TL_USER);
 	/* API §5: an unknown id answers 404 before someone else's token answers 403. */
 	if (owner != c->me.user_id && !(c->me.roles & ROLE_ADMIN))
 		return reply_error(c, 403, "FORBIDDEN", "only the token's owner or an ADMIN may revoke it");
 	q_parse(c, none);
 	if (c->ndetails)
 		return reply_validation(c);
-	if (db_i(&r, 0, 0))
+	if (db_i(&r, 0, TL_REVOKED))
 		return reply_empty(c, 204);   /* already revoked: nothing changes, no event */
 	if (db_exec(c->db, SQL_TOKEN_REVOKE, "i", id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	audit_add(c, "token.revoked", "token", id,
 		arena_printf(c->a, "{\"userId\":\"%lld\"}", owner));
 	return reply_empty(c, 204);
@@ -395,15 +401,15 @@ int h_users_patch(struct ctx *c)
 	long long id;
 	struct dbres r;
 	int rc;
-	if ((rc = find_param(c, &r, SQL_USER_LOCK, &id)) != STEP_GO_ON)
+	if ((rc = find_param_or_reply(c, &r, SQL_USER_LOCK, &id)) != STEP_GO_ON)
 		return rc;
 	struct user_patch p;
 	parse_patch(c, &p);
 	if (c->ndetails)
 		return reply_validation(c);
-	const char *old_name = db_s(&r, 0, 0);
-	unsigned old_roles = (unsigned)db_i(&r, 0, 1);
-	int old_active = (int)db_i(&r, 0, 2);
+	const char *old_name = db_s(&r, 0, UL_NAME);
+	unsigned old_roles = (unsigned)db_i(&r, 0, UL_ROLES);
+	int old_active = (int)db_i(&r, 0, UL_ACTIVE);
 	const char *name = p.name ? p.name : old_name;
 	unsigned roles = p.roles ? p.roles : old_roles;
 	int active = p.active >= 0 ? p.active : old_active;
@@ -413,7 +419,7 @@ int h_users_patch(struct ctx *c)
 	if (was_admin && !(active && (roles & ROLE_ADMIN))) {
 		struct dbres a;
 		if (db_query(c->db, c->a, &a, SQL_OTHER_ADMINS, "ii", c->me.org_id, id) < 0)
-			return HANDLER_DB_ERROR;
+			return STEP_DB_ERROR;
 		if (a.nrows == 0) {
 			detail_str(c, "reason", "LAST_ACTIVE_ADMIN");
 			return reply_error(c, 409, "INVALID_STATE",
@@ -422,10 +428,10 @@ int h_users_patch(struct ctx *c)
 	}
 	if (db_exec(c->db, SQL_USER_UPDATE, "siii", name, (long long)roles,
 			(long long)active, id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	unsigned long long ended = 0;
 	if (old_active && !active && cut_off(c, id, &ended) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	yajl_gen g = jw_new();
 	jw_open(g, NULL);
 	if (strcmp(name, old_name) != 0)

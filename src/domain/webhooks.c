@@ -13,12 +13,14 @@
 #define ACTION_MAX 40
 
 #define ENDPOINT_COLUMNS "id, url, events, description, active, created_at"
+enum { EP_ID, EP_URL, EP_EVENTS, EP_DESC, EP_ACTIVE, EP_CREATED_AT };
 static const char SQL_ENDPOINT[] = "SELECT " ENDPOINT_COLUMNS
 	" FROM webhook_endpoints WHERE id = ? AND org_id = ? AND deleted = 0";
 static const char SQL_ENDPOINTS[] = "SELECT " ENDPOINT_COLUMNS
 	" FROM webhook_endpoints WHERE org_id = ? AND deleted = 0 AND id < ? ORDER BY id DESC LIMIT ?";
 static const char SQL_ENDPOINT_LOCK[] =
 	"SELECT deleted FROM webhook_endpoints WHERE id = ? FOR UPDATE";
+enum { EL_DELETED };
 static const char SQL_ENDPOINT_DELETE[] =
 	"UPDATE webhook_endpoints SET deleted = 1, active = 0 WHERE id = ?";
 /* From the chain's current head on: an endpoint hears what happens after it exists. */
@@ -28,6 +30,7 @@ static const char SQL_ENDPOINT_INSERT[] =
 static const char SQL_DELIVERIES[] =
 	"SELECT id, event_id, attempt, status, error, at, duration_ms FROM webhook_deliveries"
 	" WHERE endpoint_id = ? AND id < ? ORDER BY id DESC LIMIT ?";
+enum { DL_ID, DL_EVENT, DL_ATTEMPT, DL_STATUS, DL_ERROR, DL_AT, DL_DURATION_MS };
 
 /* An audit action's name: lower-case words joined by '.' or '_' ("batch.submitted"). */
 static bool action_ok(const char *s, size_t n)
@@ -86,12 +89,12 @@ static void write_events(yajl_gen g, const char *events)
 static void write_endpoint(yajl_gen g, const struct dbres *r, size_t i, const char *secret)
 {
 	jw_open(g, NULL);
-	jw_id(g, "id", db_i(r, i, 0));
-	jw_str(g, "url", db_s(r, i, 1));
-	write_events(g, db_s(r, i, 2));
-	jw_str(g, "description", db_s(r, i, 3));
-	jw_bool(g, "active", db_i(r, i, 4) != 0);
-	jw_time(g, "createdAt", db_s(r, i, 5));
+	jw_id(g, "id", db_i(r, i, EP_ID));
+	jw_str(g, "url", db_s(r, i, EP_URL));
+	write_events(g, db_s(r, i, EP_EVENTS));
+	jw_str(g, "description", db_s(r, i, EP_DESC));
+	jw_bool(g, "active", db_i(r, i, EP_ACTIVE) != 0);
+	jw_time(g, "createdAt", db_s(r, i, EP_CREATED_AT));
 	if (secret)
 		jw_str(g, "secret", secret);
 	jw_close(g);
@@ -123,10 +126,10 @@ int h_webhooks_create(struct ctx *c)
 	struct dbres r;
 	if (db_exec(c->db, SQL_ENDPOINT_INSERT, "issssii", c->me.org_id, url, events,
 			description ? description : "", secret, c->me.user_id, c->me.org_id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	long long id = db_insert_id(c->db);
 	if (db_query(c->db, c->a, &r, SQL_ENDPOINT, "ii", id, c->me.org_id) < 0 || r.nrows != 1)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	/* The event names the endpoint, never its secret. */
 	yajl_gen e = jw_new();
 	write_endpoint(e, &r, 0, NULL);
@@ -137,15 +140,15 @@ int h_webhooks_create(struct ctx *c)
 
 int h_webhooks_list(struct ctx *c)
 {
-	return page_list(c, SQL_ENDPOINTS, c->me.org_id, endpoint_item);
+	return page_list_reply(c, SQL_ENDPOINTS, c->me.org_id, endpoint_item);
 }
 
 /* The route's endpoint of the caller's organisation, for a request that takes no query:
  * STEP_GO_ON with its row in *r, or the reply's status. */
-static int find_endpoint(struct ctx *c, struct dbres *r, long long *id)
+static int find_endpoint_or_reply(struct ctx *c, struct dbres *r, long long *id)
 {
 	static const char *const none[] = { NULL };
-	int rc = find_param(c, r, SQL_ENDPOINT, id);
+	int rc = find_param_or_reply(c, r, SQL_ENDPOINT, id);
 	if (rc != STEP_GO_ON)
 		return rc;
 	q_parse(c, none);
@@ -157,7 +160,7 @@ int h_webhooks_get(struct ctx *c)
 	long long id;
 	struct dbres r;
 	int rc;
-	if ((rc = find_endpoint(c, &r, &id)) != STEP_GO_ON)
+	if ((rc = find_endpoint_or_reply(c, &r, &id)) != STEP_GO_ON)
 		return rc;
 	write_endpoint(reply_data(c, 200), &r, 0, NULL);
 	return reply_done(c);
@@ -169,15 +172,15 @@ int h_webhooks_delete(struct ctx *c)
 	long long id;
 	struct dbres r;
 	int rc;
-	if ((rc = find_endpoint(c, &r, &id)) != STEP_GO_ON)
+	if ((rc = find_endpoint_or_reply(c, &r, &id)) != STEP_GO_ON)
 		return rc;
 	/* Waits for a deliverer sending to it: after the 204, nothing more is sent. */
 	if (db_query(c->db, c->a, &r, SQL_ENDPOINT_LOCK, "i", id) < 0)
-		return HANDLER_DB_ERROR;
-	if (r.nrows == 0 || db_i(&r, 0, 0))
+		return STEP_DB_ERROR;
+	if (r.nrows == 0 || db_i(&r, 0, EL_DELETED))
 		return reply_not_found(c);
 	if (db_exec(c->db, SQL_ENDPOINT_DELETE, "i", id) < 0)
-		return HANDLER_DB_ERROR;
+		return STEP_DB_ERROR;
 	audit_add(c, "webhook_endpoint.deleted", "webhook_endpoint", id, "{}");
 	return reply_empty(c, 204);
 }
@@ -186,15 +189,15 @@ static size_t delivery_item(struct ctx *c, yajl_gen g, const struct dbres *r, si
 {
 	(void)c;
 	jw_open(g, NULL);
-	jw_id(g, "eventId", db_i(r, i, 1));
-	jw_int(g, "attempt", db_i(r, i, 2));
-	if (db_s(r, i, 3))
-		jw_int(g, "status", db_i(r, i, 3));
+	jw_id(g, "eventId", db_i(r, i, DL_EVENT));
+	jw_int(g, "attempt", db_i(r, i, DL_ATTEMPT));
+	if (db_s(r, i, DL_STATUS))
+		jw_int(g, "status", db_i(r, i, DL_STATUS));
 	else
 		jw_null(g, "status");
-	jw_str(g, "error", db_s(r, i, 4));
-	jw_time(g, "at", db_s(r, i, 5));
-	jw_int(g, "durationMs", db_i(r, i, 6));
+	jw_str(g, "error", db_s(r, i, DL_ERROR));
+	jw_time(g, "at", db_s(r, i, DL_AT));
+	jw_int(g, "durationMs", db_i(r, i, DL_DURATION_MS));
 	jw_close(g);
 	return i + 1;
 }
@@ -204,7 +207,7 @@ int h_webhooks_deliveries(struct ctx *c)
 	long long id;
 	struct dbres r;
 	int rc;
-	if ((rc = find_param(c, &r, SQL_ENDPOINT, &id)) != STEP_GO_ON)
+	if ((rc = find_param_or_reply(c, &r, SQL_ENDPOINT, &id)) != STEP_GO_ON)
 		return rc;
-	return page_list(c, SQL_DELIVERIES, id, delivery_item);
+	return page_list_reply(c, SQL_DELIVERIES, id, delivery_item);
 }

@@ -3,36 +3,44 @@
 #include "headers.h"
 
 #include <fcgiapp.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "idem.h"
 #include "idem_key.h"
 
-/* application/json, optionally with charset=utf-8 (any case, optionally quoted). */
-bool http_content_type_ok(const char *ct)
+/* The media type a Content-Type names (enum media), with no parameter but an optional
+ * charset=utf-8 (any case, optionally quoted); 0 for any other value. */
+unsigned http_media_of(const char *ct)
 {
-	static const char type[] = "application/json";
-	if (!ct || strncasecmp(ct, type, sizeof type - 1) != 0)
-		return false;
-	const char *p = ct + sizeof type - 1;
+	static const unsigned known[] = { MT_JSON, MT_CSV, MT_XML };
+	unsigned media = 0;
+	const char *p = ct;
+	for (size_t i = 0; ct && !media && i < sizeof known / sizeof *known; i++) {
+		size_t n = strlen(media_name(known[i]));
+		if (strncasecmp(ct, media_name(known[i]), n) == 0 && strchr(" \t;", ct[n]))
+			media = known[i], p = ct + n;
+	}
+	if (!media)
+		return 0;
 	p += strspn(p, " \t");
 	if (!*p)
-		return true;
+		return media;
 	if (*p++ != ';')
-		return false;
+		return 0;
 	p += strspn(p, " \t");
 	if (strncasecmp(p, "charset=", 8) != 0)
-		return false;
+		return 0;
 	p += 8;
 	if (strncasecmp(p, "utf-8", 5) == 0)
 		p += 5;
 	else if (strncasecmp(p, "\"utf-8\"", 7) == 0)
 		p += 7;
 	else
-		return false;
+		return 0;
 	p += strspn(p, " \t");
-	return *p == '\0';
+	return *p == '\0' ? media : 0;
 }
 
 /* nginx before 1.23 hands each line of a repeated header to FastCGI as a param of its own,
@@ -48,29 +56,44 @@ bool http_param_repeated(FCGX_Request *fr, const char *name)
 	return false;
 }
 
-/* Reads and parses the body of a POST, PUT or PATCH into c->body; a DELETE's body must be
- * JSON too (§1: any request with a body) but means nothing. Two Content-Type lines are one
- * value "a, b" (RFC 9110 §5.3), which is no media type: checking the first alone would let
- * "application/json" then "text/plain" through. */
-int http_body_parse(struct ctx *c, FCGX_Request *fr)
+/* 415 naming the media types the route takes. */
+static int unsupported(struct ctx *c, unsigned accepted)
 {
-	bool has_body = c->rq.content_length > 0;
-	if (has_body && (!http_content_type_ok(c->rq.content_type) || http_param_repeated(fr, "HTTP_CONTENT_TYPE")))
-		return reply_error(c, 415, "UNSUPPORTED_MEDIA_TYPE",
-			"the body must be application/json (charset utf-8)");
-	if (http_read_body(c, fr) < 0)
-		return reply_error(c, 413, "PAYLOAD_TOO_LARGE", "the body is larger than allowed");
+	char names[128] = "";
+	for (unsigned m = 1; m <= MT_XML; m <<= 1)
+		if (accepted & m)
+			snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+				names[0] ? " or " : "", media_name(m));
+	return reply_error(c, 415, "UNSUPPORTED_MEDIA_TYPE", arena_printf(c->a,
+		"the body must be %s (charset utf-8)", names));
+}
+
+/* Reads the body of a POST, PUT or PATCH: JSON is parsed into c->body, any other media type
+ * the route accepts stays bytes in c->rq.body with c->rq.media saying which (c->body is then
+ * {}); a DELETE's body must be JSON too (§1: any request with a body) but means nothing. Two
+ * Content-Type lines are one value "a, b" (RFC 9110 §5.3), which is no media type: checking
+ * the first alone would let "application/json" then "text/plain" through. */
+int http_body_parse(struct ctx *c, FCGX_Request *fr, unsigned accepted, long max)
+{
 	static struct jv empty = { .t = J_OBJ };
-	if (strcmp(c->rq.method, "DELETE") == 0) {
-		c->body = &empty;
+	bool has_body = c->rq.content_length > 0;
+	unsigned media = http_media_of(c->rq.content_type);
+	if (has_body && (!(media & accepted) || http_param_repeated(fr, "HTTP_CONTENT_TYPE")))
+		return unsupported(c, accepted);
+	if (http_read_body(c, fr, max) < 0)
+		return reply_error(c, 413, "PAYLOAD_TOO_LARGE", arena_printf(c->a,
+			"the body is larger than the %ld bytes this resource accepts", max));
+	c->body = &empty;
+	if (strcmp(c->rq.method, "DELETE") == 0)
 		return STEP_GO_ON;
-	}
 	if (c->rq.body_len == 0) {
 		if (strcmp(c->rq.method, "POST") != 0)
 			return reply_error(c, 400, "MALFORMED_JSON", "this method needs a JSON body");
-		c->body = &empty;
 		return STEP_GO_ON;
 	}
+	c->rq.media = media;
+	if (media != MT_JSON)
+		return STEP_GO_ON;
 	if (json_parse(c->a, c->rq.body, c->rq.body_len, &c->body) < 0 || c->body->t != J_OBJ)
 		return reply_error(c, 400, "MALFORMED_JSON", "the body is not a valid JSON object");
 	return STEP_GO_ON;

@@ -43,9 +43,18 @@ void http_read_request(struct ctx *c, FCGX_Request *fr)
 	r->body_len = 0;
 }
 
-int http_read_body(struct ctx *c, FCGX_Request *fr)
+const char *media_name(unsigned media)
 {
-	long max = c->cfg->max_body;
+	switch (media) {
+	case MT_JSON: return "application/json";
+	case MT_CSV: return "text/csv";
+	case MT_XML: return "application/xml";
+	default: return "";
+	}
+}
+
+int http_read_body(struct ctx *c, FCGX_Request *fr, long max)
+{
 	long want = c->rq.content_length;
 	if (want > max)
 		return -1;

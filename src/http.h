@@ -33,7 +33,18 @@ struct request {
 	const char *body;
 	size_t body_len;
 	long content_length;       /* -1 when absent */
+	unsigned media;            /* the body's media type (enum media), 0 when it has none */
 };
+
+/* The media types a route may take its body in (router.c's table); a body in any but JSON
+ * is handed to the handler as bytes (c->rq.body) and fingerprinted as such (idem.c). */
+enum media {
+	MT_JSON = 1,   /* application/json: parsed into c->body */
+	MT_CSV = 2,    /* text/csv (RFC 4180) */
+	MT_XML = 4,    /* application/xml */
+};
+/* The media type's name ("text/csv"), for messages and fingerprints. */
+const char *media_name(unsigned media);
 
 struct detail {                /* one member of error.details */
 	const char *key;
@@ -139,7 +150,8 @@ long long id_parse(const char *s);
 /* Response writing to FastCGI (http.c, used by the dispatcher). */
 struct FCGX_Request;
 void http_read_request(struct ctx *c, struct FCGX_Request *fr);
-int http_read_body(struct ctx *c, struct FCGX_Request *fr);   /* 0, or -1 when over max_body */
+/* 0, or -1 when the body is longer than `max` bytes. */
+int http_read_body(struct ctx *c, struct FCGX_Request *fr, long max);
 void http_write_response(struct ctx *c, struct FCGX_Request *fr);
 void http_reset_response(struct ctx *c);   /* discards what a failed attempt wrote */
 

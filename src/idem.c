@@ -29,16 +29,25 @@ static const char SQL_DROP_EXPIRED_IN[] =
 static const char SQL_EXPIRED[] =
 	"SELECT id FROM idempotency_keys WHERE expires_at <= NOW(3) ORDER BY expires_at LIMIT ?";
 
-/* SHA-256 of method, path and the body's canonical JSON (members sorted, no white space). */
+/* SHA-256 of method, path and the body: its canonical JSON (members sorted, no white space),
+ * or for any other media type (API §3) the type's name and the exact bytes. The body is
+ * written as a JSON string of its bytes, not validated: the handler refuses bad UTF-8 later,
+ * and no JSON body's document (an object there) can look like a string. */
 static void fingerprint(struct ctx *c, unsigned char out[SHA256_LEN])
 {
 	yajl_gen g = yajl_gen_alloc(NULL);
 	if (!g)
 		abort();
-	yajl_gen_array_open(g);   /* one document: [method, path, body] */
+	yajl_gen_array_open(g);   /* one document: [method, path, body] or [method, path, type, bytes] */
 	yajl_gen_string(g, (const unsigned char *)c->rq.method, strlen(c->rq.method));
 	yajl_gen_string(g, (const unsigned char *)c->rq.path, strlen(c->rq.path));
-	json_write_canonical(g, c->body);
+	if (c->rq.media && c->rq.media != MT_JSON) {
+		const char *type = media_name(c->rq.media);
+		yajl_gen_string(g, (const unsigned char *)type, strlen(type));
+		yajl_gen_string(g, (const unsigned char *)c->rq.body, c->rq.body_len);
+	} else {
+		json_write_canonical(g, c->body);
+	}
 	yajl_gen_array_close(g);
 	const unsigned char *buf;
 	size_t len;

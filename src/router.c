@@ -14,8 +14,23 @@ enum {
 	R_TX = 1,    /* a mutation: runs in one transaction, retried on deadlock */
 	R_IDEM = 2,  /* needs an Idempotency-Key, claimed in that transaction */
 	R_BODY = 4,  /* reads a JSON body, but runs its own transactions (sign-in) */
+	/* A body other than JSON up to remit.conf's max_body (API §1): the row of bodies[]. */
+	B_IMPORT = 1 << 8,
+	B_DECISIONS = 2 << 8,
+	B_MASK = 15 << 8,
 	ROLE_NONE = 0,   /* no token needed */
 	ROLE_ANY = 31,   /* any authenticated user */
+};
+
+/* The bodies a route takes, by its flags' B_ bits: JSON up to remit.conf's max_body unless
+ * a row here names other media types (enum media, http.h) or a limit of its own (API §1),
+ * each with an nginx location raising client_max_body_size to match (nginx/remit.conf.in). */
+static const struct body {
+	unsigned media;
+	long max;   /* bytes */
+} bodies[] = {
+	[B_IMPORT >> 8] = { MT_JSON | MT_CSV, 2L << 20 },
+	[B_DECISIONS >> 8] = { MT_JSON, 256L << 10 },
 };
 
 static const struct route {
@@ -45,6 +60,7 @@ static const struct route {
 	{ "GET",    "/api/v1/batches/{}",                h_batches_get,       ROLE_ANY,       0 },
 	{ "POST",   "/api/v1/batches/{}/requests",       h_requests_create,   ROLE_CREATOR,   R_TX | R_IDEM },
 	{ "GET",    "/api/v1/batches/{}/requests",       h_requests_list,     ROLE_ANY,       0 },
+	{ "POST",   "/api/v1/batches/{}/requests/import", h_requests_import,  ROLE_CREATOR,   R_TX | R_IDEM | B_IMPORT },
 	{ "POST",   "/api/v1/batches/{}/submit",         h_batches_submit,    ROLE_CREATOR,   R_TX | R_IDEM },
 	{ "POST",   "/api/v1/batches/{}/cancel",         h_batches_cancel,    ROLE_CREATOR,   R_TX | R_IDEM },
 	{ "GET",    "/api/v1/requests",                  h_requests_queue,    ROLE_ANY,       0 },
@@ -55,6 +71,7 @@ static const struct route {
 	{ "POST",   "/api/v1/requests/{}/reject",        h_requests_reject,   ROLE_APPROVER,  R_TX | R_IDEM },
 	{ "POST",   "/api/v1/requests/{}/mark-paid",     h_requests_mark_paid, ROLE_TREASURER, R_TX | R_IDEM },
 	{ "GET",    "/api/v1/requests/{}/approvals",     h_approvals_list,    ROLE_ANY,       0 },
+	{ "POST",   "/api/v1/decisions",                 h_decisions,         ROLE_APPROVER,  R_TX | R_IDEM | B_DECISIONS },
 	{ "GET",    "/api/v1/ledger/entries",            h_ledger_entries,    ROLE_ANY,       0 },
 	{ "GET",    "/api/v1/ledger/balances",           h_ledger_balances,   ROLE_ANY,       0 },
 	{ "GET",    "/api/v1/audit",                     h_audit_list,        ROLE_ANY,       0 },
@@ -157,7 +174,9 @@ int router_serve(struct ctx *c, struct FCGX_Request *fr)
 	int rc;   /* enum step or the status answered */
 	if (r->roles != ROLE_NONE && currencies_load(c) < 0)
 		return tx_db_failure(c);
-	if (r->flags & (R_TX | R_BODY) && (rc = http_body_parse(c, fr)) != STEP_GO_ON)
+	const struct body *b = r->flags & B_MASK ? &bodies[(r->flags & B_MASK) >> 8] : NULL;
+	if (r->flags & (R_TX | R_BODY) && (rc = http_body_parse(c, fr, b ? b->media : MT_JSON,
+			b ? b->max : c->cfg->max_body)) != STEP_GO_ON)
 		return rc;
 	if (r->flags & R_IDEM && (rc = http_idem_key(c, fr)) != STEP_GO_ON)
 		return rc;

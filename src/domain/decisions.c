@@ -1,5 +1,6 @@
 /* Decisions on submitted requests: approve, reject, mark paid, and the approvals list
  * (doc/openapi.yaml#Lifecycle, #paths). Each may complete the request's batch. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "audit.h"
@@ -200,4 +201,142 @@ int h_approvals_list(struct ctx *c)
 			p.fetch) < 0)
 		return HANDLER_DB_ERROR;
 	return page_reply(c, &p, &r, decision_item);
+}
+
+/* POST /api/v1/decisions (API §11): up to DECISIONS_MAX approvals and rejections in one
+ * transaction, each answered exactly as its own approve or reject call would be. */
+#define DECISIONS_MAX 200
+
+struct item {
+	const char *request_id;   /* as sent: the item's answer echoes it */
+	bool approve;
+	struct jv *body;          /* what its own call's body would be: {"comment"} or {} */
+	int status;               /* its answer */
+	struct jv *answer;        /* its envelope's value ("data" or "error") */
+};
+
+/* One element of `decisions`: its shape, with problems named decisions[i].field. */
+static void item_valid(struct ctx *c, struct jv *e, size_t i, struct item *it)
+{
+	static const char *const known[] = { "requestId", "decision", "comment", NULL };
+	const char *decision = NULL, *comment = NULL;
+	int from = c->ndetails;
+	struct jv *body = c->body;
+	c->body = e;
+	v_text(c, "requestId", true, 1, 64, &it->request_id);
+	if (v_text(c, "decision", true, 1, 16, &decision) == V_OK &&
+	    strcmp(decision, "APPROVED") != 0 && strcmp(decision, "REJECTED") != 0)
+		detail_str(c, "decision", "must be APPROVED or REJECTED");
+	it->approve = decision && strcmp(decision, "APPROVED") == 0;
+	bool reject = decision && strcmp(decision, "REJECTED") == 0;   /* needs its comment */
+	v_text(c, "comment", reject, reject ? 1 : 0, COMMENT_MAX_CHARS, &comment);
+	v_no_unknown(c, known);
+	c->body = body;
+	for (int d = from; d < c->ndetails; d++)
+		c->details[d].key = arena_printf(c->a, "decisions[%zu].%s", i, c->details[d].key);
+	struct jv *v = json_get(e, "comment");
+	it->body = arena_alloc(c->a, sizeof *it->body);
+	*it->body = (struct jv){ .t = J_OBJ };
+	if (v && v->t != J_NULL) {
+		it->body->m = arena_alloc(c->a, sizeof *it->body->m);
+		it->body->m[0] = (struct jmember){ "comment", 7, v };
+		it->body->n = 1;
+	}
+}
+
+/* The body's list: 1..DECISIONS_MAX objects, no requestId twice. NULL when it is bad. */
+static struct item *items_valid(struct ctx *c, size_t *n)
+{
+	static const char *const known[] = { "decisions", NULL };
+	const struct jv *v = json_get(c->body, "decisions");
+	v_no_unknown(c, known);
+	if (!v || v->t != J_ARR || v->n < 1 || v->n > DECISIONS_MAX) {
+		detail_str(c, "decisions", arena_printf(c->a, "must be an array of 1 to %d decisions",
+			DECISIONS_MAX));
+		return NULL;
+	}
+	struct item *it = arena_alloc(c->a, v->n * sizeof *it);
+	memset(it, 0, v->n * sizeof *it);
+	for (size_t i = 0; i < v->n; i++) {
+		if (v->v[i]->t != J_OBJ) {
+			detail_str(c, arena_printf(c->a, "decisions[%zu]", i), "must be an object");
+			continue;
+		}
+		item_valid(c, v->v[i], i, &it[i]);
+		for (size_t j = 0; it[i].request_id && j < i; j++)
+			if (it[j].request_id && strcmp(it[j].request_id, it[i].request_id) == 0)
+				detail_str(c, arena_printf(c->a, "decisions[%zu].requestId", i),
+					"repeats the requestId of an earlier decision");
+	}
+	*n = v->n;
+	return c->ndetails ? NULL : it;
+}
+
+/* Runs one item as its own call, its reply written to `g` instead of the response, and
+ * keeps its status and envelope's value. STEP_GO_ON, or HANDLER_DB_ERROR. */
+static int run_item(struct ctx *c, yajl_gen g, struct item *it)
+{
+	yajl_gen outer = c->rs.gen;
+	struct jv *body = c->body;   /* kept for a re-run of the whole transaction (tx.c) */
+	const unsigned char *buf;
+	size_t len;
+	struct jv *doc;
+	yajl_gen_reset(g, NULL);
+	yajl_gen_clear(g);
+	c->rs.gen = g;
+	c->params[0] = it->request_id;
+	c->body = it->body;
+	c->ndetails = 0;
+	it->status = decide(c, it->approve);
+	c->rs.gen = outer;
+	c->rs.etag = 0;
+	c->body = body;
+	c->params[0] = NULL;
+	if (it->status == HANDLER_DB_ERROR)
+		return HANDLER_DB_ERROR;
+	yajl_gen_get_buf(g, &buf, &len);
+	if (json_parse(c->a, (const char *)buf, len, &doc) < 0 || doc->t != J_OBJ || doc->n != 1) {
+		db_set_error(c->db, DB_INTERNAL, "a decision's answer is no envelope");
+		return HANDLER_DB_ERROR;
+	}
+	it->answer = doc->m[0].val;
+	return STEP_GO_ON;
+}
+
+static int reply_results(struct ctx *c, const struct item *it, size_t n)
+{
+	yajl_gen g = reply_data(c, 200);
+	jw_open(g, NULL);
+	jw_array(g, "results");
+	for (size_t i = 0; i < n; i++) {
+		jw_open(g, NULL);
+		jw_str(g, "requestId", it[i].request_id);
+		jw_int(g, "status", it[i].status);
+		jw_key(g, it[i].status < 300 ? "data" : "error");
+		json_write(g, it[i].answer);
+		jw_close(g);
+	}
+	jw_array_close(g);
+	jw_close(g);
+	return reply_done(c);
+}
+
+int h_decisions(struct ctx *c)
+{
+	size_t n = 0;
+	int rc = STEP_GO_ON;
+	q_parse(c, no_params);
+	struct item *it = items_valid(c, &n);
+	if (!it)
+		return reply_validation(c);
+	/* Each item's own call would carry no If-Match: one tag cannot match them all. */
+	c->rq.if_match = NULL;
+	yajl_gen g = yajl_gen_alloc(NULL);
+	if (!g)
+		abort();
+	yajl_gen_config(g, yajl_gen_validate_utf8, 1);
+	for (size_t i = 0; i < n && rc == STEP_GO_ON; i++)
+		rc = run_item(c, g, &it[i]);
+	yajl_gen_free(g);
+	return rc == STEP_GO_ON ? reply_results(c, it, n) : rc;
 }

@@ -6,6 +6,7 @@
 #include "domain/lock.h"
 #include "domain/makers.h"
 #include "domain/repr.h"
+#include "domain/requests.h"
 #include "iban.h"
 #include "page.h"
 #include "valid.h"
@@ -14,12 +15,7 @@
 #define PURPOSE_MAX_CHARS 140
 /* The body's own cap bounds an account before normalisation: an IBAN may carry any number
  * of spaces, and only the normalised form must fit 1..34 characters. */
-#define ACCOUNT_INPUT_MAX 65536
-/* Submitting a batch writes an audit event per request while it holds the organisation's
- * audit chain lock, which every other writer of the organisation waits for (at most
- * idem_wait): the size at which that stays short is measured by t/66-large-batch.t and
- * README "Batch size". */
-#define BATCH_MAX_REQUESTS 5000
+#define ACCOUNT_INPUT_MAX (2L << 20)
 
 static const char SQL_REQUEST_ADD[] = "CALL request_add(?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_REQUEST_UPDATE[] =
@@ -35,16 +31,9 @@ static const char SQL_REQUESTS[] = REQUEST_LIST " AND r.id < ? ORDER BY r.id DES
 static const char SQL_REQUESTS_STATUS[] =
 	REQUEST_LIST " AND r.status = ? AND r.id < ? ORDER BY r.id DESC LIMIT ?";
 
-static const char *const known_fields[] = { "amount", "currency", "beneficiaryName",
+const char *const request_known_fields[] = { "amount", "currency", "beneficiaryName",
 	"beneficiaryAccount", "purpose", NULL };
 static const char *const no_params[] = { NULL };
-
-/* A request's editable fields, validated. */
-struct fields {
-	int64_t amount;
-	const char *currency, *name, *account, *purpose;
-	int minor;
-};
 
 /* beneficiaryAccount: text, then IBAN normalisation and check (iban.h). */
 static enum v_result v_account(struct ctx *c, bool required, const char **out)
@@ -64,7 +53,7 @@ static enum v_result v_account(struct ctx *c, bool required, const char **out)
 	return V_OK;
 }
 
-static void write_fields_audit(yajl_gen g, const struct fields *f)
+void request_fields_audit(yajl_gen g, const struct request_fields *f)
 {
 	char money[MONEY_FMT_MAX];
 	money_format(f->amount, f->minor, money);
@@ -75,11 +64,11 @@ static void write_fields_audit(yajl_gen g, const struct fields *f)
 	jw_str(g, "purpose", f->purpose);
 }
 
-/* 409 BATCH_FULL when the locked batch already holds BATCH_MAX_REQUESTS (its request_count,
- * kept by the database's triggers: sql/migrations/0005). */
-static int check_room(struct ctx *c, const struct batch_row *b)
+/* 409 BATCH_FULL when the locked batch has no room for `n` more requests (its request_count,
+ * kept by the database's triggers: sql/migrations/0005); else 0. */
+static int batch_room(struct ctx *c, const struct batch_row *b, long long n)
 {
-	if (b->requests < BATCH_MAX_REQUESTS)
+	if (b->requests + n <= BATCH_MAX_REQUESTS)
 		return 0;
 	c->ndetails = 0;
 	detail_str(c, "limit", arena_printf(c->a, "%d", BATCH_MAX_REQUESTS));
@@ -87,10 +76,7 @@ static int check_room(struct ctx *c, const struct batch_row *b)
 		"a batch holds at most %d requests: start another batch", BATCH_MAX_REQUESTS));
 }
 
-/* The batch locked and checked as with If-Match, in the contract's order: 404, 412, the body
- * (400 VALIDATION_ERROR), 409 INVALID_STATE, 409 BATCH_FULL. STEP_GO_ON when the request may
- * be added. */
-static int check_batch(struct ctx *c, long long batch)
+int request_batch_ready(struct ctx *c, long long batch, long long n)
 {
 	struct batch_row b;
 	int rc;
@@ -98,7 +84,7 @@ static int check_batch(struct ctx *c, long long batch)
 		return rc;
 	if (c->ndetails)
 		return reply_validation(c);
-	if ((rc = batch_check(c, BA_EDIT, b.status)) || (rc = check_room(c, &b)))
+	if ((rc = batch_check(c, BA_EDIT, b.status)) || (rc = batch_room(c, &b, n)))
 		return rc;
 	return STEP_GO_ON;
 }
@@ -106,11 +92,22 @@ static int check_batch(struct ctx *c, long long batch)
 /* CALL request_add (sql/migrations/0005): finds the batch in the caller's organisation
  * without a lock, then locks it and bumps its version if it is a DRAFT with room, inserts
  * the request and reads it back (REQUEST_COLS), in one round trip. No row: nothing added. */
-static int add(struct ctx *c, long long batch, const struct fields *f, struct dbres *r)
+static int add(struct ctx *c, long long batch, const struct request_fields *f, struct dbres *r)
 {
 	return db_query(c->db, c->a, r, SQL_REQUEST_ADD, "iiiissssi", c->me.org_id, batch,
 		(long long)BATCH_MAX_REQUESTS, (long long)f->amount, f->currency, f->name, f->account,
 		f->purpose, c->me.user_id) < 0 ? HANDLER_DB_ERROR : STEP_GO_ON;
+}
+
+void request_fields_valid(struct ctx *c, struct request_fields *f)
+{
+	*f = (struct request_fields){ .minor = -1, .purpose = "" };
+	v_currency(c, "currency", true, &f->currency, &f->minor);
+	v_money(c, "amount", true, f->minor, false, &f->amount);
+	v_text(c, "beneficiaryName", true, 1, NAME_MAX_CHARS, &f->name);
+	v_account(c, true, &f->account);
+	v_text(c, "purpose", false, 0, PURPOSE_MAX_CHARS, &f->purpose);
+	v_no_unknown(c, request_known_fields);
 }
 
 int h_requests_create(struct ctx *c)
@@ -120,21 +117,16 @@ int h_requests_create(struct ctx *c)
 	int rc;
 	if (!batch)
 		return reply_not_found(c);
-	struct fields f = { .minor = -1, .purpose = "" };
+	struct request_fields f;
 	q_parse(c, no_params);
-	v_currency(c, "currency", true, &f.currency, &f.minor);
-	v_money(c, "amount", true, f.minor, false, &f.amount);
-	v_text(c, "beneficiaryName", true, 1, NAME_MAX_CHARS, &f.name);
-	v_account(c, true, &f.account);
-	v_text(c, "purpose", false, 0, PURPOSE_MAX_CHARS, &f.purpose);
-	v_no_unknown(c, known_fields);
+	request_fields_valid(c, &f);
 	/* Without If-Match and with a valid body, one CALL adds the request when the batch is a
 	 * DRAFT of the caller's organisation with room for it. Anything else, or no row back, is
 	 * told apart by the locking path, which answers the first error in the contract's order
 	 * or adds the request with the same CALL under the batch's lock; a 4xx rolls back. */
 	if (!c->rq.if_match && !c->ndetails && (rc = add(c, batch, &f, &r)))
 		return rc;
-	if (r.nrows == 0 && ((rc = check_batch(c, batch)) || (rc = add(c, batch, &f, &r))))
+	if (r.nrows == 0 && ((rc = request_batch_ready(c, batch, 1)) || (rc = add(c, batch, &f, &r))))
 		return rc;
 	if (r.nrows == 0)
 		return HANDLER_DB_ERROR;   /* cannot happen: the batch is locked and was checked */
@@ -142,7 +134,7 @@ int h_requests_create(struct ctx *c)
 	yajl_gen g = jw_new();
 	jw_open(g, NULL);
 	jw_id(g, "batchId", batch);
-	write_fields_audit(g, &f);
+	request_fields_audit(g, &f);
 	jw_close(g);
 	audit_add(c, "request.created", "request", id, jw_finish(c->a, g));
 	return reply_request_row(c, 201, &r);
@@ -221,7 +213,7 @@ static int lock_for_edit(struct ctx *c, struct batch_row *b, struct request_row 
 
 /* The audit event's data for a PATCH: {"field":{"from","to"},…} for each field that changes,
  * NULL when none does. */
-static const char *changes(struct ctx *c, const struct request_row *q, const struct fields *f,
+static const char *changes(struct ctx *c, const struct request_row *q, const struct request_fields *f,
 	int old_minor)
 {
 	char old_money[MONEY_FMT_MAX], new_money[MONEY_FMT_MAX];
@@ -262,7 +254,7 @@ int h_requests_patch(struct ctx *c)
 	int old_minor = currency_minor(c, q.currency);
 	if (old_minor < 0)
 		return HANDLER_DB_ERROR;
-	struct fields f = { q.amount, q.currency, q.name, q.account, q.purpose, old_minor };
+	struct request_fields f = { q.amount, q.currency, q.name, q.account, q.purpose, old_minor };
 	q_parse(c, no_params);
 	enum v_result cur = v_currency(c, "currency", false, &f.currency, &f.minor);
 	enum v_result amt = v_money(c, "amount", false, cur == V_BAD ? -1 : f.minor, false, &f.amount);
@@ -271,7 +263,7 @@ int h_requests_patch(struct ctx *c)
 	v_text(c, "beneficiaryName", false, 1, NAME_MAX_CHARS, &f.name);
 	v_account(c, false, &f.account);
 	v_text(c, "purpose", false, 0, PURPOSE_MAX_CHARS, &f.purpose);
-	v_no_unknown(c, known_fields);
+	v_no_unknown(c, request_known_fields);
 	if (c->ndetails)
 		return reply_validation(c);
 	if ((rc = request_check(c, RA_EDIT, q.status)))

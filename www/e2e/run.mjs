@@ -6,6 +6,7 @@ import AxeBuilder from '@axe-core/playwright';
 import {
 	launch, newOrg, newUser, newPage, signIn, screen, shot, api, ok, list, tag, URL,
 } from './lib.mjs';
+import bulk from './bulk.mjs';
 
 let n = 0, failed = 0;
 function check(cond, name, diag) {
@@ -495,6 +496,7 @@ scenarios['security headers on / and no console error or CSP violation anywhere'
 };
 
 Object.assign(scenarios, (await import('./payfiles.mjs')).default({ page, check, eq, team, flash, clear, screen, ok, list, tag }));
+Object.assign(scenarios, bulk({ check, eq, page, team, batchWith, clear }));
 
 const only = process.argv.slice(2);
 for (const [name, fn] of Object.entries(scenarios)) {

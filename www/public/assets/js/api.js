@@ -50,14 +50,16 @@ function retryDelay(res, attempt) {
 	return Math.min(250 * 2 ** attempt, 4000);
 }
 
-async function once(method, path, { body, key, ifMatch, noAuth } = {}) {
+// `raw` ({type, data}) sends a body that is not JSON (a CSV file's exact bytes) as it is.
+async function once(method, path, { body, raw, key, ifMatch, noAuth } = {}) {
 	const headers = {};
 	if (!noAuth && auth.token) headers.Authorization = 'Bearer ' + auth.token;
 	if (body !== undefined) headers['Content-Type'] = 'application/json';
+	if (raw) headers['Content-Type'] = raw.type;
 	if (key) headers['Idempotency-Key'] = key;
 	if (ifMatch !== undefined && ifMatch !== null) headers['If-Match'] = `"${ifMatch}"`;
 	const res = await fetch(API + path, {
-		method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+		method, headers, body: raw ? raw.data : body === undefined ? undefined : JSON.stringify(body),
 		credentials: 'omit', cache: 'no-store',
 	});
 	const text = await res.text();

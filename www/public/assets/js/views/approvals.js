@@ -1,10 +1,11 @@
 // The approvals queue: tabs "needs me / waiting on others / all", each row with its snapshot
 // and progress, rows the caller may not decide greyed with the reason, approve / reject, and
 // bulk approve (eligibility checked first, confirmed with the count and totals per currency,
-// one call per item each under its own key, the result of every item reported).
+// then one POST /decisions for them all under one key kept for its retries, the result of
+// every item reported as the API answered it).
 // API: GET /requests?actionableBy=me&status=PENDING_APPROVAL, GET /requests?status=PENDING_APPROVAL,
 // GET /requests/{id}/approvals and GET /batches/{id} per row shown,
-// POST /requests/{id}/approve | /reject (per row and per bulk item).
+// POST /requests/{id}/approve | /reject (per row), POST /decisions (bulk, API §11).
 import { auth, all, get, call, newIntent } from '../api.js';
 import { h, replace, money, masked, when, totals, confirmDialog, flash, rerender, errorText, statusBox } from '../ui.js';
 import { decideControls, progress, whyNot } from './decide.js';
@@ -91,19 +92,26 @@ async function bulkApprove(btn, chosen, status) {
 		const results = [];
 		for (const r of gone) results.push([r, 'skipped: no longer needs you', 'error']);
 		const list = h('ul', { class: 'results', id: 'bulk-results' });
-		const show = () => replace(list, results.map(([r, text, cls]) => h('li', { class: cls }, `Request ${r.id} (${money((r.snapshot || r).amount, (r.snapshot || r).currency)}): ${text}`)));
-		replace(status, list);
-		for (const r of go) {
-			const intent = newIntent();     // one key per item, kept for its retries
-			try {
-				const res = await call('POST', `/requests/${r.id}/approve`, { body: {}, intent,
-					onRetry: n => { results.push([r, `retrying (attempt ${n + 1})…`, 'busy']); show(); results.pop(); } });
-				results.push([r, res.replayed ? 'approved (a repeat: already done)' : 'approved', 'ok']);
-			} catch (err) {
-				results.push([r, 'failed: ' + errorText(err), 'error']);
+		const show = () => replace(list, results.map(([r, text, cls]) => h('li', { class: cls, 'data-id': r.id },
+			`Request ${r.id} (${money((r.snapshot || r).amount, (r.snapshot || r).currency)}): ${text}`)));
+		replace(status, h('p', { class: 'status busy' }, `Approving ${go.length}…`));
+		const intent = newIntent();     // one key for the whole bulk approval, kept for its retries
+		try {
+			const res = await call('POST', '/decisions', { intent,
+				body: { decisions: go.map(r => ({ requestId: r.id, decision: 'APPROVED' })) },
+				onRetry: n => replace(status, h('p', { class: 'status retrying' }, `Retrying (attempt ${n + 1})…`)) });
+			const byId = new Map(res.data.results.map(x => [x.requestId, x]));
+			for (const r of go) {
+				const x = byId.get(r.id);
+				if (x && x.status === 200) results.push([r, (res.replayed ? 'approved (a repeat: already done)' : 'approved')
+					+ (x.data.status === 'APPROVED' ? '' : ` (${x.data.approvalCount} of ${x.data.requiredApprovals} approvals)`), 'ok']);
+				else results.push([r, 'failed: ' + (x ? `${x.error.code}: ${x.error.message}` : 'no answer'), 'error']);
 			}
-			show();
+		} catch (err) {
+			for (const r of go) results.push([r, 'not approved: ' + errorText(err), 'error']);
 		}
+		show();
+		replace(status, list);
 		const n = results.filter(([, , c]) => c === 'ok').length;
 		flash(h('div', null, `Bulk approval: ${n} of ${chosen.length} approved.`, list));
 		rerender();

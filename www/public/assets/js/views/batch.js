@@ -1,5 +1,6 @@
 // One batch: its requests (add, edit, delete while DRAFT, with the API's field errors beside
-// the fields), submit, cancel, a duplicate warning and the batch's audit timeline.
+// the fields), import from a CSV file (import.js), submit, cancel, a duplicate warning and the
+// batch's audit timeline.
 // API: GET /batches/{id}, GET /batches/{id}/requests, GET /requests?limit=200 (recent
 // requests, for the duplicate warning), GET /audit?objectId={id}, POST /batches/{id}/requests,
 // PATCH /requests/{id}, DELETE /requests/{id}, POST /batches/{id}/submit, POST /batches/{id}/cancel.
@@ -9,6 +10,7 @@ import {
 	CURRENCIES, fieldErrors, confirmDialog, flash, rerender, doneText, totals, userLabel, badge,
 } from '../ui.js';
 import { timeline } from './timeline.js';
+import { importPanel } from './import.js';
 
 const DAY = 86400000;
 
@@ -51,6 +53,7 @@ export async function render({ parts }) {
 		editSlot,
 		h('h2', null, 'Requests'), table,
 		canEdit ? requestForm({ batch, dup }) : '',
+		canEdit ? importPanel(batch) : '',
 		h('h2', null, 'History'), timeline(events, me));
 }
 

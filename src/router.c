@@ -17,6 +17,7 @@ enum {
 	/* A body other than JSON up to remit.conf's max_body (API §1): the row of bodies[]. */
 	B_IMPORT = 1 << 8,
 	B_DECISIONS = 2 << 8,
+	B_REPORTS = 3 << 8,
 	B_MASK = 15 << 8,
 	ROLE_NONE = 0,   /* no token needed */
 	ROLE_ANY = 31,   /* any authenticated user */
@@ -31,6 +32,7 @@ static const struct body {
 } bodies[] = {
 	[B_IMPORT >> 8] = { MT_JSON | MT_CSV, 2L << 20 },
 	[B_DECISIONS >> 8] = { MT_JSON, 256L << 10 },
+	[B_REPORTS >> 8] = { MT_XML, 5L << 20 },
 };
 
 static const struct route {
@@ -84,6 +86,9 @@ static const struct route {
 	{ "GET",    "/api/v1/payment-files/{}/csv",      h_payment_files_csv, ROLE_ANY,       0 },
 	{ "POST",   "/api/v1/payment-files/{}/confirm",  h_payment_files_confirm, ROLE_TREASURER, R_TX | R_IDEM },
 	{ "POST",   "/api/v1/payment-files/{}/void",     h_payment_files_void, ROLE_TREASURER, R_TX | R_IDEM },
+	{ "POST",   "/api/v1/payment-files/{}/status-reports", h_status_reports_post, ROLE_TREASURER, R_TX | R_IDEM | B_REPORTS },
+	{ "GET",    "/api/v1/payment-files/{}/status-reports", h_status_reports_list, ROLE_ANY, 0 },
+	{ "GET",    "/api/v1/payment-files/{}/status-reports/{}", h_status_reports_get, ROLE_ANY, 0 },
 };
 #define NROUTES (sizeof routes / sizeof *routes)
 

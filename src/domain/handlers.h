@@ -47,5 +47,8 @@ int h_payment_files_pain001(struct ctx *c);
 int h_payment_files_csv(struct ctx *c);
 int h_payment_files_confirm(struct ctx *c);
 int h_payment_files_void(struct ctx *c);
+int h_status_reports_post(struct ctx *c);
+int h_status_reports_list(struct ctx *c);
+int h_status_reports_get(struct ctx *c);
 
 #endif

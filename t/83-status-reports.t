@@ -187,6 +187,12 @@ subtest 'payment-information and group RJCT return every item still INCLUDED' =>
     my $h = file_of($t, '6.00');
     $r = post($t, $h, pain002($h, grp => ['PART'], pmt => ['ACSP']));
     is $r->{json}{data}{items}[0]{status}, 'INCLUDED', 'other group statuses change nothing';
+    is $r->{json}{data}{items}[0]{bankStatus}, undef, 'and an item no TxInfAndSts names keeps its bankStatus';
+    my $k = file_of($t, '7.00', '8.00', '9.00');
+    my @ke = e2e($k);
+    $r = post($t, $k, pain002($k, tx => [[$ke[1], 'ACSP']]));
+    is_deeply [map { $_->{bankStatus} } @{ $r->{json}{data}{items} }], [undef, 'ACSP', undef],
+        'only the items named change';
 };
 
 subtest 'mixed reports: the first final status stands, bankStatus follows the latest' => sub {

@@ -112,6 +112,7 @@ static int load(struct ctx *c, struct apply *k)
 		it->status = it->was = db_s(&r, i, IT_STATUS);
 		it->bank = db_s(&r, i, IT_BANK);
 		it->reason = db_s(&r, i, IT_REASON);
+		it->touched = false;   /* the arena's memory is not zeroed */
 	}
 	return check_if_match(c, k->version);
 }
@@ -219,7 +220,7 @@ static const char *changes_json(struct ctx *c, const struct apply *k)
 	out[0] = '[';
 	for (size_t i = 0; i < k->n; i++) {
 		const struct item *it = &k->items[i];
-		if (!it->touched)
+		if (!it->touched || !it->bank)
 			continue;
 		len += (size_t)snprintf(out + len, cap - len, "%s{\"id\":%lld,\"st\":\"%s\",\"bs\":\"%s\"%s%s%s,\"fin\":%d}",
 			len > 1 ? "," : "", it->id, it->status, it->bank, it->reason ? ",\"rc\":\"" : "",

@@ -128,6 +128,8 @@ export default function payfiles({ page, check, eq, team, flash, clear, screen, 
 			check((await tr.textContent(`tr[data-id="${ids[1]}"] .returned`)).includes('account closed'),
 				'treasury: the returned request is back in the queue, with its reason in words');
 			check(await tr.isVisible(`tr[data-id="${ids[1]}"] input.pick`), 'and may go into a new file');
+			await screen(tr, `#/requests/${ids[1]}`);
+			check((await tr.textContent('dd.returned')).includes('AC04: account closed'), 'request page: returned by the bank, why');
 		},
 
 		'payment files: void frees the requests': async () => {

@@ -178,6 +178,12 @@ subtest 'payment-information and group RJCT return every item still INCLUDED' =>
     is_deeply [map { [$_->{status}, $_->{reasonCode}] } @{ $r->{json}{data}{items} }],
         [['PAID', undef], ['RETURNED', 'AM04'], ['RETURNED', 'AM04']], 'PmtInfSts RJCT: the rest RETURNED AM04';
     is $r->{json}{data}{status}, 'SETTLED', 'SETTLED';
+    my $back = $r->{json}{data}{items}[1]{requestId};
+    my $paid = $s->req(POST => "/api/v1/requests/$back/mark-paid", token => $t->{treasurer}, idem => 1,
+        json => { paymentReference => 'BY-HAND-1' });
+    is $paid->{status}, 200, 'a returned request may be paid by hand' or diag $paid->{body};
+    is settlements($back), 1, 'one SETTLEMENT';
+    is request($t, $back)->{lastReturn}{reasonCode}, 'AM04', 'its last return still shown';
     my $g = file_of($t, '4.00', '5.00');
     my @ge = e2e($g);
     $r = post($t, $g, pain002($g, grp => ['RJCT', 'MS03'], tx => [[$ge[1], 'RJCT', 'AC01']]));

@@ -35,6 +35,7 @@ struct request {
 	size_t body_len;
 	long content_length;       /* -1 when absent */
 	unsigned media;            /* the body's media type (enum media), 0 when it has none */
+	struct pain002 *report;    /* an XML body, read (headers.c), else NULL */
 };
 
 /* The media types a route may take its body in (router.c's table); a body in any but JSON
@@ -42,7 +43,7 @@ struct request {
 enum media {
 	MT_JSON = 1,   /* application/json: parsed into c->body */
 	MT_CSV = 2,    /* text/csv (RFC 4180) */
-	MT_XML = 4,    /* application/xml */
+	MT_XML = 4,    /* application/xml or text/xml: a pain.002 read into c->rq.report */
 };
 /* The media type's name ("text/csv"), for messages and fingerprints. */
 const char *media_name(unsigned media);

@@ -18,6 +18,7 @@ enum {
 	/* A body other than JSON up to remit.conf's max_body (API §1): the row of bodies[]. */
 	B_IMPORT = 1 << 8,
 	B_DECISIONS = 2 << 8,
+	B_REPORTS = 3 << 8,
 	B_MASK = 15 << 8,
 	ROLE_NONE = 0,   /* no token needed */
 	ROLE_ANY = 31,   /* any authenticated user */
@@ -32,6 +33,7 @@ static const struct body {
 } bodies[] = {
 	[B_IMPORT >> 8] = { MT_JSON | MT_CSV, 2L << 20 },
 	[B_DECISIONS >> 8] = { MT_JSON, 256L << 10 },
+	[B_REPORTS >> 8] = { MT_XML, 5L << 20 },
 };
 
 static const struct route {
@@ -91,6 +93,9 @@ static const struct route {
 	{ "GET",    "/api/v1/webhook-endpoints/{}",      h_webhooks_get,      ROLE_ADMIN,     0 },
 	{ "DELETE", "/api/v1/webhook-endpoints/{}",      h_webhooks_delete,   ROLE_ADMIN,     R_TX },
 	{ "GET",    "/api/v1/webhook-endpoints/{}/deliveries", h_webhooks_deliveries, ROLE_ADMIN, 0 },
+	{ "POST",   "/api/v1/payment-files/{}/status-reports", h_status_reports_post, ROLE_TREASURER, R_TX | R_IDEM | B_REPORTS },
+	{ "GET",    "/api/v1/payment-files/{}/status-reports", h_status_reports_list, ROLE_ANY, 0 },
+	{ "GET",    "/api/v1/payment-files/{}/status-reports/{}", h_status_reports_get, ROLE_ANY, 0 },
 };
 #define NROUTES (sizeof routes / sizeof *routes)
 

@@ -9,8 +9,9 @@ use Remit::Test;
 
 # A model test of payment files (API §9): seeded and reproducible in its choices, several
 # forked clients at once, each round every client takes one random step (make a file of a
-# few APPROVED requests, void a file, confirm a file, mark a request paid by hand), and
-# after every round the invariants are checked against the database:
+# few APPROVED requests, void a file, confirm a file, mark a request paid by hand, post a
+# pain.002 status report for a file: repeated, late, out of order, at once), and after every
+# round the invariants are checked against the database:
 #   - each request is in at most one live (INCLUDED or PAID) item;
 #   - the PAID amount never exceeds the APPROVED (obligated) amount, and every PAID request
 #     has its OBLIGATION;
@@ -19,7 +20,11 @@ use Remit::Test;
 #     has no INCLUDED item, a VOIDED file only VOIDED ones;
 #   - obligated − settled = the APPROVED requests not yet paid;
 #   - every file's items, parsed back out of its pain.001 (IBAN, amount, end-to-end id),
-#     equal the file's items.
+#     equal the file's items;
+#   - a file's reports_applied is the number of reports kept for it, a VOIDED file has none;
+#   - the items of a file never confirmed equal its kept reports replayed in the order they
+#     were applied (first final status stands, bankStatus the latest, a payment or group
+#     RJCT returns the rest), and the file is SETTLED exactly when none is INCLUDED.
 # REMIT_MODEL_STEPS (default 1500) and REMIT_MODEL_SEED (default 25) set the run; the last
 # test names the steps run and the violations found.
 my $STEPS = $ENV{REMIT_MODEL_STEPS} // 1500;
@@ -76,12 +81,39 @@ sub ids_of {
     return @{ $h->selectcol_arrayref($sql, undef, $org->{orgId}) };
 }
 
+# The report number $n for file $f: the same bytes whenever ($f, $n) is drawn again, so a
+# repeat is a true repeat; its choices come from a hash, not from the step's rand.
+my @TX = ((('ACSC') x 5), (('ACCC') x 2), (('RJCT') x 4), (('ACSP') x 3), (('PDNG') x 2),
+    (('ACCP') x 2), 'RCVD', 'ACTC', 'ACWC');
+my @REASONS = qw(AC01 AC04 AC06 AG01 AM04 AM05 BE04 MD07 MS02 MS03 RC01 RR01);
+sub report_xml {
+    my ($h, $f, $n) = @_;
+    my ($msg_id, @e2e) = @{ $h->selectcol_arrayref(q{SELECT message_id FROM payment_files
+        WHERE id = ? UNION ALL SELECT * FROM (SELECT end_to_end_id FROM payment_file_items
+        WHERE file_id = ? ORDER BY position) x}, undef, $f, $f) };
+    my $d = sub { hex substr md5_hex("$SEED-$f-$n-$_[0]"), 0, 8 };
+    my $rsn = sub { my $k = $d->("r$_[0]"); $k % 5 ? "<StsRsnInf><Rsn><Cd>$REASONS[$k % @REASONS]</Cd></Rsn></StsRsnInf>" : '' };
+    my $tx = join '', map {
+        my $e = $e2e[$_];
+        $d->("in$e") % 10 < 7 ? do { my $st = $TX[$d->("st$e") % @TX];
+            "<TxInfAndSts><OrgnlEndToEndId>$e</OrgnlEndToEndId><TxSts>$st</TxSts>"
+            . ($st eq 'RJCT' ? $rsn->($e) : '') . '</TxInfAndSts>' } : ''
+    } 0 .. $#e2e;
+    my $pmt = $d->('pmt') % 100 < 8 ? '<PmtInfSts>RJCT</PmtInfSts>' . $rsn->('pmt') : '';
+    my $grp = $d->('grp') % 100 < 5 ? '<GrpSts>RJCT</GrpSts>' . $rsn->('grp') : '';
+    return '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.10"><CstmrPmtStsRpt>'
+        . "<GrpHdr><MsgId>BANK-$f-$n</MsgId><CreDtTm>2026-12-07T10:00:00</CreDtTm></GrpHdr>"
+        . "<OrgnlGrpInfAndSts><OrgnlMsgId>$msg_id</OrgnlMsgId><OrgnlMsgNmId>pain.001.001.09</OrgnlMsgNmId>$grp</OrgnlGrpInfAndSts>"
+        . "<OrgnlPmtInfAndSts><OrgnlPmtInfId>$msg_id</OrgnlPmtInfId>$pmt$tx</OrgnlPmtInfAndSts>"
+        . '</CstmrPmtStsRpt></Document>';
+}
+
 # One random step; returns "action status code" (code '' for success).
 sub step {
     my ($h, $tok) = @_;
     my $dice = rand;
     my ($what, $r);
-    if ($dice < 0.45) {
+    if ($dice < 0.38) {
         my @free = ids_of($h, q{SELECT id FROM payment_requests WHERE org_id = ?
             AND status = 'APPROVED' ORDER BY id});
         return 'create none' unless @free;
@@ -90,16 +122,30 @@ sub step {
         @pick = grep { !$seen{$_}++ } @pick;
         ($what, $r) = (create => $s->req(POST => '/api/v1/payment-files', token => $tok,
             idem => 1, json => { requestIds => [map {"$_"} @pick] }));
-    } elsif ($dice < 0.65) {
+    } elsif ($dice < 0.50) {
         my @files = ids_of($h, q{SELECT id FROM payment_files WHERE org_id = ? AND status = 'CREATED'});
         return 'void none' unless @files;
         ($what, $r) = (void => $s->req(POST => "/api/v1/payment-files/$files[rand @files]/void",
             token => $tok, idem => 1, json => { reason => 'model' }));
-    } elsif ($dice < 0.85) {
+    } elsif ($dice < 0.60) {
         my @files = ids_of($h, q{SELECT id FROM payment_files WHERE org_id = ? AND status = 'CREATED'});
         return 'confirm none' unless @files;
-        ($what, $r) = (confirm => $s->req(POST => "/api/v1/payment-files/$files[rand @files]/confirm",
+        my $f = $files[rand @files];
+        ($what, $r) = (confirm => $s->req(POST => "/api/v1/payment-files/$f/confirm",
             token => $tok, idem => 1, json => {}));
+        return "confirm 200 file $f" if $r->{status} == 200;
+    } elsif ($dice < 0.85) {
+        # Mostly a file the bank may answer (CREATED or already SETTLED: late), now and then
+        # a VOIDED one; report numbers 0..3 come in any order and again.
+        my $sql = rand() < 0.9
+            ? q{SELECT id FROM payment_files WHERE org_id = ? AND status <> 'VOIDED'}
+            : q{SELECT id FROM payment_files WHERE org_id = ? AND status = 'VOIDED'};
+        my @files = ids_of($h, $sql);
+        return 'report none' unless @files;
+        my $f = $files[rand @files];
+        ($what, $r) = (report => $s->req(POST => "/api/v1/payment-files/$f/status-reports",
+            token => $tok, idem => 1, raw => report_xml($h, $f, int rand 4),
+            headers => { 'Content-Type' => 'application/xml' }));
     } else {
         my @appr = ids_of($h, q{SELECT id FROM payment_requests WHERE org_id = ? AND status = 'APPROVED'});
         return 'pay none' unless @appr;
@@ -141,7 +187,7 @@ sub client {
 
 # ---- the invariants ------------------------------------------------------------------------
 
-my %pain_checked;
+my (%pain_checked, %confirmed);
 sub violations {
     my @v;
     my $one = sub { my ($sql, $what) = @_;
@@ -174,6 +220,48 @@ sub violations {
         WHERE f.org_id = ? AND ((f.status = 'SETTLED' AND i.status = 'INCLUDED')
         OR (f.status = 'VOIDED' AND i.status <> 'VOIDED'))}, 'an item disagrees with its file');
     push @v, pain_mismatches();
+    $one->(q{SELECT COUNT(*) FROM payment_files f WHERE f.org_id = ? AND (f.reports_applied <>
+        (SELECT COUNT(*) FROM payment_status_reports p WHERE p.file_id = f.id)
+        OR (f.status = 'VOIDED' AND f.reports_applied > 0))}, 'reports_applied differs from the reports kept');
+    push @v, replay_mismatches();
+    return @v;
+}
+
+# Each file that was never confirmed, against its kept reports replayed in the order applied.
+sub replay_mismatches {
+    my @v;
+    my $files = $dbh->selectall_arrayref(q{SELECT id, status FROM payment_files WHERE org_id = ?
+        AND status <> 'VOIDED'}, undef, $org->{orgId});
+    for my $f (grep { !$confirmed{ $_->[0] } } @$files) {
+        my ($id, $fstatus) = @$f;
+        my $items = $dbh->selectall_arrayref(q{SELECT end_to_end_id, status, bank_status,
+            reason_code FROM payment_file_items WHERE file_id = ? ORDER BY position}, undef, $id);
+        my %m = map { $_->[0] => ['INCLUDED', undef, undef] } @$items;
+        my $set = sub { my ($e, $st, $rc) = @_;
+            $m{$e}[1] = $st;
+            return if $m{$e}[0] ne 'INCLUDED';
+            $m{$e} = ['PAID', $st, undef] if $st eq 'ACSC' || $st eq 'ACCC';
+            $m{$e} = ['RETURNED', $st, $rc] if $st eq 'RJCT' };
+        for my $body (@{ $dbh->selectcol_arrayref(q{SELECT body FROM payment_status_reports
+                WHERE file_id = ? ORDER BY id}, undef, $id) }) {
+            my $rc = sub { $_[0] =~ m{<StsRsnInf><Rsn><Cd>([^<]*)</Cd>} ? $1 : undef };
+            while ($body =~ m{<TxInfAndSts>(.*?)</TxInfAndSts>}g) {
+                my $t = $1;
+                $set->($t =~ m{<OrgnlEndToEndId>([^<]*)<}, $t =~ m{<TxSts>([^<]*)<}, $rc->($t));
+            }
+            for my $level ($body =~ m{<PmtInfSts>RJCT</PmtInfSts>((?:<StsRsnInf>.*?</StsRsnInf>)?)},
+                    $body =~ m{<GrpSts>RJCT</GrpSts>((?:<StsRsnInf>.*?</StsRsnInf>)?)}) {
+                $m{$_}[0] eq 'INCLUDED' and $set->($_, 'RJCT', $rc->($level)) for keys %m;
+            }
+        }
+        my $show = sub { join ',', map { $_ // '-' } @_ };
+        my $got = join ' ', map { $show->(@$_[1 .. 3]) } @$items;
+        my $want = join ' ', map { $show->(@{ $m{ $_->[0] } }) } @$items;
+        push @v, "file $id: items [$got] != its reports replayed [$want]" if $got ne $want;
+        my $settled = !grep { $_->[1] eq 'INCLUDED' } @$items;
+        push @v, "file $id: $fstatus with" . ($settled ? ' no' : '') . ' item INCLUDED'
+            if ($fstatus eq 'SETTLED') != $settled;
+    }
     return @v;
 }
 
@@ -215,10 +303,12 @@ for my $round (1 .. $rounds) {
         my $out = readline $c->{res} // 'client gone';
         chomp $out;
         $steps++;
+        $confirmed{$1} = 1 if $out =~ s/ file (\d+)$/ /;
         (my $kind = $out) =~ s/^(\S+ \S+(?: \S+)?).*/$1/;
         $tally{$kind}++;
         push @violations, "round $round: unexpected '$out'"
-            if $out !~ /^(?:create 201|create 409 (?:IN_PAYMENT_FILE|NOT_APPROVED)|void 200|void 409 (?:SETTLED|VOIDED)|confirm 200|confirm 409 (?:SETTLED|VOIDED)|pay 200|pay 409 (?:IN_PAYMENT_FILE|PAID)|\w+ none)/;
+            if $out !~ /^(?:create 201|create 409 (?:IN_PAYMENT_FILE|NOT_APPROVED)|void 200|void 409 (?:SETTLED|VOIDED|REPORT_APPLIED)|confirm 200|confirm 409 (?:SETTLED|VOIDED)|pay 200|pay 409 (?:IN_PAYMENT_FILE|PAID)|report 200|report 409 VOIDED|\w+ none)/;
+
     }
     push @violations, map {"round $round: $_"} violations();
     last if @violations > 20;
@@ -228,7 +318,11 @@ close $_->{cmd} for @clients;
 waitpid $_->{pid}, 0 for @clients;
 
 diag join ', ', map {"$tally{$_}× $_"} sort keys %tally;
-ok $tally{'create 201'} && $tally{'confirm 200'} && $tally{'void 200'} && $tally{'pay 200'},
+my $kept = $dbh->selectrow_array('SELECT COUNT(*) FROM payment_status_reports');
+diag "$kept reports applied of " . ($tally{'report 200'} // 0) . ' posts answered 200';
+ok $kept < ($tally{'report 200'} // 0), 'some reports came again and changed nothing';
+ok $tally{'create 201'} && $tally{'confirm 200'} && $tally{'void 200'} && $tally{'pay 200'}
+    && $tally{'report 200'},
     'every kind of step succeeded at least once';
 ok $tally{'create 409'} || grep({ /^create 409/ } keys %tally), 'and creations collided';
 is_deeply \@violations, [], "$steps steps by $CLIENTS clients (seed $SEED): "

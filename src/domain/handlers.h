@@ -53,5 +53,8 @@ int h_webhooks_list(struct ctx *c);
 int h_webhooks_get(struct ctx *c);
 int h_webhooks_delete(struct ctx *c);
 int h_webhooks_deliveries(struct ctx *c);
+int h_status_reports_post(struct ctx *c);
+int h_status_reports_list(struct ctx *c);
+int h_status_reports_get(struct ctx *c);
 
 #endif

@@ -1,6 +1,7 @@
 // Browser scenarios of payment files (API §9): debtor account on the admin screen, select on
 // the treasury screen → one file (a double click makes one), its page with the name the bank
-// will see, both downloads, confirm; and void. Effects are checked through the API.
+// will see, both downloads, confirm; the bank's report uploaded; and void. Effects are
+// checked through the API.
 // run.mjs passes its helpers: { page, check, eq, team, flash, clear, screen, ok, list, tag }.
 import { readFile } from 'node:fs/promises';
 
@@ -90,6 +91,45 @@ export default function payfiles({ page, check, eq, team, flash, clear, screen, 
 			}
 			await screen(tr, '#/files');
 			check(await tr.isVisible(`#files tr[data-id="${fid}"]`), 'files screen: the file listed');
+		},
+
+		"payment files: the bank's report uploaded, per item in words, a returned request back in the queue": async () => {
+			const t = await team();
+			await ok(t.admin.token, 'PUT', '/debtor-accounts', { accounts: [
+				{ currency: 'EUR', name: 'Acme', iban: 'DE89370400440532013000' }] });
+			const ids = await approved(t, ['Paid Co', 'Closed Co']);
+			const tr = await page(t.tr);
+			const fid = await makeFile(tr, ids);
+			const f = await ok(t.tr.token, 'GET', `/payment-files/${fid}`);
+			const [e1, e2] = f.items.map(i => i.endToEndId);
+			const xml = '<?xml version="1.0" encoding="UTF-8"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.10">'
+				+ `<CstmrPmtStsRpt><GrpHdr><MsgId>BANK-${tag()}</MsgId></GrpHdr><OrgnlGrpInfAndSts><OrgnlMsgId>${f.messageId}</OrgnlMsgId>`
+				+ `</OrgnlGrpInfAndSts><OrgnlPmtInfAndSts><TxInfAndSts><OrgnlEndToEndId>${e1}</OrgnlEndToEndId><TxSts>ACSC</TxSts></TxInfAndSts>`
+				+ `<TxInfAndSts><OrgnlEndToEndId>${e2}</OrgnlEndToEndId><TxSts>RJCT</TxSts><StsRsnInf><Rsn><Cd>AC04</Cd></Rsn></StsRsnInf>`
+				+ '</TxInfAndSts></OrgnlPmtInfAndSts></CstmrPmtStsRpt></Document>';
+			const upload = async () => {
+				await tr.setInputFiles('#report-file', { name: 'report.xml', mimeType: 'application/xml', buffer: Buffer.from(xml) });
+				await clear(tr);
+				await tr.dblclick('#report-send');
+				await tr.waitForSelector('.flash:has-text("Bank report applied")');
+			};
+			await upload();
+			const g = await ok(t.tr.token, 'GET', `/payment-files/${fid}`);
+			eq(g.items.map(i => [i.status, i.reasonCode]), [['PAID', null], ['RETURNED', 'AC04']], 'report (double click): item 1 PAID, item 2 RETURNED AC04');
+			eq((await list(t.tr.token, `/payment-files/${fid}/status-reports`)).length, 1, 'one report kept');
+			check((await tr.textContent(`#items tr[data-id="${ids[1]}"] td.bank`)).includes('AC04: account closed'),
+				'file page: the returned item with its reason in words');
+			check((await tr.textContent(`#items tr[data-id="${ids[0]}"] td.bank`)).includes('settled'), 'and the paid one settled');
+			check(await tr.isVisible(`#reports li`), 'the report listed on the file page');
+			await upload();
+			eq((await list(t.tr.token, `/payment-files/${fid}/status-reports`)).length, 1, 'the same report again: nothing applied twice');
+			eq((await ok(t.tr.token, 'GET', `/requests/${ids[0]}`)).status, 'PAID', 'request 1 PAID');
+			await screen(tr, '#/treasury');
+			check((await tr.textContent(`tr[data-id="${ids[1]}"] .returned`)).includes('account closed'),
+				'treasury: the returned request is back in the queue, with its reason in words');
+			check(await tr.isVisible(`tr[data-id="${ids[1]}"] input.pick`), 'and may go into a new file');
+			await screen(tr, `#/requests/${ids[1]}`);
+			check((await tr.textContent('dd.returned')).includes('AC04: account closed'), 'request page: returned by the bank, why');
 		},
 
 		'payment files: void frees the requests': async () => {

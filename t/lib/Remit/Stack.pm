@@ -812,9 +812,10 @@ sub _write_nginx_conf {
     $site =~ s{\@([A-Z_]+)\@}{$subst{$1} // croak "nginx/remit.conf.in: unknown \@$1\@"}ge;
     my $upstream = '';
     if ($self->{pools} > 1) {
-        # One upstream of every pool's socket (round robin); the site passes to it instead.
+        # One upstream of every pool's socket (round robin); the site passes to it instead,
+        # in every location (the routes with larger bodies have their own).
         my $pass = 'fastcgi_pass unix:' . $self->socket_path . ';';
-        $site =~ s/\Q$pass\E/fastcgi_pass remit_pools;/
+        $site =~ s/\Q$pass\E/fastcgi_pass remit_pools;/g
             or croak "nginx/remit.conf.in: no '$pass' to point at the pools";
         $upstream = join '', "upstream remit_pools {\n",
             (map { '        server unix:' . $self->socket_path($_) . ";\n" } 1 .. $self->{pools}),

@@ -1,4 +1,4 @@
-// One request: the whole beneficiary account, its snapshot, decisions, ledger entries and
+// One request: the whole beneficiary account, its payment file and last return by the bank, its snapshot, decisions, ledger entries and
 // audit timeline, and the decision the caller may take now.
 // API: GET /requests/{id}, GET /requests/{id}/approvals, GET /batches/{batchId},
 // GET /ledger/entries?requestId={id}, GET /audit?objectId={id}, GET /requests?actionableBy=me&batchId=
@@ -7,6 +7,7 @@ import { auth, get, all } from '../api.js';
 import { h, money, groups, when, userLabel, badge, signalChips } from '../ui.js';
 import { decideControls, payControls, progress, whyNot } from './decide.js';
 import { timeline } from './timeline.js';
+import { reasonText } from '../reasons.js';
 
 export async function render({ parts }) {
 	const id = encodeURIComponent(parts[1]);
@@ -40,6 +41,10 @@ export async function render({ parts }) {
 			h('dt', null, 'Created'), h('dd', null, when(r.createdAt), ' by ', userLabel(r.createdBy, me)),
 			r.paidAt ? [h('dt', null, 'Paid'), h('dd', null, when(r.paidAt), ' by ', userLabel(r.paidBy, me),
 				r.paymentReference ? `, reference ${r.paymentReference}` : '')] : '',
+			r.paymentFileId ? [h('dt', null, 'Payment file'), h('dd', null, h('a', { href: `#/files/${r.paymentFileId}` }, `file ${r.paymentFileId}`))] : '',
+			r.lastReturn ? [h('dt', null, 'Returned by the bank'), h('dd', { class: 'returned' }, when(r.lastReturn.at), ' from ',
+				h('a', { href: `#/files/${r.lastReturn.paymentFileId}` }, `file ${r.lastReturn.paymentFileId}`),
+				`: ${reasonText(r.lastReturn.reasonCode)}`)] : '',
 			s ? [h('dt', null, 'Approvals'), h('dd', null, progress(r, approvals, me))] : ''),
 		action,
 		s ? [h('h2', null, 'As submitted'), h('p', null, `${money(s.amount, s.currency)} to ${s.beneficiaryName}, `,

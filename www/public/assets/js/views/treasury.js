@@ -1,12 +1,13 @@
 // The treasury queue: APPROVED requests the caller may mark paid (with a reference, after a
 // confirmation), or select, per currency with totals, into a payment file for the bank;
 // approved requests they may not pay are shown greyed with the reason, and those already in
-// a payment file link to it.
+// a payment file link to it; one the bank returned says why, in words.
 // API: GET /requests?actionableBy=me&status=APPROVED, GET /requests?status=APPROVED,
 // GET /batches/{id} per batch shown, POST /requests/{id}/mark-paid, POST /payment-files.
 import { auth, all, get } from '../api.js';
 import { h, money, masked, when, totals, signalChips, act, statusBox, field, flash, doneText } from '../ui.js';
 import { payControls } from './decide.js';
+import { reasonText } from '../reasons.js';
 
 const today = () => new Date().toISOString().slice(0, 10);
 
@@ -41,7 +42,10 @@ export async function render() {
 					h('td', { class: 'num' }, money(s.amount, s.currency)),
 					h('td', null, h('a', { href: `#/requests/${r.id}` }, s.beneficiaryName),
 						h('div', { class: 'mono muted' }, masked(s.beneficiaryAccount)),
-						s.purpose ? h('div', { class: 'muted' }, s.purpose) : '', signalChips(r)),
+						s.purpose ? h('div', { class: 'muted' }, s.purpose) : '', signalChips(r),
+						r.lastReturn && !r.paymentFileId ? h('div', { class: 'returned' }, 'Returned by the bank (',
+							h('a', { href: `#/files/${r.lastReturn.paymentFileId}` }, `file ${r.lastReturn.paymentFileId}`),
+							`): ${reasonText(r.lastReturn.reasonCode)}`) : ''),
 					h('td', { class: 'hide-narrow' }, when(r.updatedAt)),
 					h('td', null, r.paymentFileId
 						? h('a', { href: `#/files/${r.paymentFileId}`, class: 'in-file' }, `In payment file ${r.paymentFileId}`)

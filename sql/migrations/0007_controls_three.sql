@@ -18,7 +18,11 @@ UPDATE tokens t JOIN audit_events e ON e.org_id = t.org_id AND e.object_type = '
 -- either the PATCH waits for this transaction and then revokes the new token with the rest,
 -- or this waits for the PATCH and sees active = 0.
 CREATE TRIGGER tokens_user_active BEFORE INSERT ON tokens FOR EACH ROW
-  IF NOT EXISTS (SELECT 1 FROM users u WHERE u.id = NEW.user_id AND u.active = 1 LOCK IN SHARE MODE) THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'no credential for a deactivated user'; END IF;
+  BEGIN
+    IF (SELECT COUNT(*) FROM users u WHERE u.id = NEW.user_id AND u.active = 1 LOCK IN SHARE MODE) = 0 THEN
+      SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'no credential for a deactivated user';
+    END IF;
+  END;
 
 -- Reactivation does not bring back the old password (API §7 v1.2): deactivating forgets it,
 -- so a reactivated user signs in only after accepting a new invitation.
@@ -61,7 +65,15 @@ GRANT EXECUTE ON PROCEDURE makers_add_batch TO remit_app;
 -- request_from; a batch's cancel ends DRAFT and PENDING_APPROVAL requests). A status that is
 -- none of the lifecycle's is left to the CHECK constraint (0001), which names it.
 CREATE TRIGGER requests_status_lifecycle BEFORE UPDATE ON payment_requests FOR EACH ROW
-  IF NOT (OLD.status <=> NEW.status) AND NEW.status IN ('DRAFT', 'PENDING_APPROVAL', 'APPROVED', 'PAID', 'REJECTED', 'CANCELLED') AND NOT ((OLD.status = 'DRAFT' AND NEW.status IN ('PENDING_APPROVAL', 'CANCELLED')) OR (OLD.status = 'PENDING_APPROVAL' AND NEW.status IN ('APPROVED', 'REJECTED', 'CANCELLED')) OR (OLD.status = 'APPROVED' AND NEW.status = 'PAID')) THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'the lifecycle does not allow this status change'; END IF;
+  BEGIN
+    IF NEW.status <> OLD.status
+        AND NEW.status IN ('DRAFT', 'PENDING_APPROVAL', 'APPROVED', 'PAID', 'REJECTED', 'CANCELLED')
+        AND CONCAT(OLD.status, '>', NEW.status) NOT IN ('DRAFT>PENDING_APPROVAL', 'DRAFT>CANCELLED',
+          'PENDING_APPROVAL>APPROVED', 'PENDING_APPROVAL>REJECTED', 'PENDING_APPROVAL>CANCELLED',
+          'APPROVED>PAID') THEN
+      SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'the lifecycle does not allow this status change';
+    END IF;
+  END;
 
 -- The credential that made each event (API §7 v1.2): NULL for operator commands and for
 -- requests that carried none (sign-in, accepting an invitation).

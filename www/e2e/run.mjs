@@ -459,7 +459,7 @@ scenarios['every screen: no serious or critical axe violation, 360 px wide, scre
 	const { ids: [aid] } = await batchWith(t.maker, [['10.00', 'USD']], t.maker2);
 	await ok(t.a1.token, 'POST', `/requests/${aid}/approve`, {});
 	const screens = [['batches', '#/batches'], ['batch', `#/batches/${draft.id}`], ['batch-submitted', `#/batches/${batch.id}`],
-		['request', `#/requests/${did}`], ['approvals', '#/approvals?tab=all'], ['treasury', '#/treasury'],
+		['request', `#/requests/${did}`], ['requests', '#/requests'], ['approvals', '#/approvals?tab=all'], ['treasury', '#/treasury'],
 		['ledger', '#/ledger'], ['audit', '#/audit'], ['admin', '#/admin']];
 	for (const [w, h, suffix] of [[1280, 900, ''], [360, 740, '-360']]) {
 		const p = await page(t.boss, { viewport: { width: w, height: h } });

@@ -123,7 +123,7 @@ function row(r, d, me, actionable, selected, updateBulk, boxes) {
 	return h('tr', { class: reason ? 'greyed' : '', 'data-id': r.id },
 		h('td', { class: 'sel' }, box),
 		h('td', { class: 'num amount' }, money(s.amount, s.currency)),
-		h('td', { class: 'who' }, h('a', { href: `#/requests/${r.id}`, class: 'benef', title: s.beneficiaryName }, s.beneficiaryName),
+		h('td', { class: 'benef-cell' }, h('a', { href: `#/requests/${r.id}`, class: 'benef', title: s.beneficiaryName }, s.beneficiaryName),
 			signalChips(r, true)),
 		h('td', { class: 'prog' }, `${r.approvalCount} of ${r.requiredApprovals} approval${r.requiredApprovals === 1 ? '' : 's'}`),
 		h('td', { class: 'act' }, reason ? h('span', { class: 'reason' }, `You cannot decide: ${reason}.`) : decideControls(r)),

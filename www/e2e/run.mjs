@@ -97,9 +97,10 @@ scenarios['double click on every money button makes one effect'] = async () => {
 	await a.waitForSelector(`.flash:has-text("Request ${r1} approved")`);
 	eq((await list(t.a1.token, `/requests/${r1}/approvals`)).length, 1, 'approve: one decision');
 	eq((await list(t.a1.token, `/ledger/entries?requestId=${r1}`)).length, 1, 'approve: one OBLIGATION entry');
-	await a.fill(`#decide-${r2}-comment`, 'not this month');
+	await a.dblclick(`tr[data-id="${r2}"] button.reject`);   // Reject asks for its reason first
+	await a.fill('#reason-text', 'not this month');
 	await clear(a);
-	await a.dblclick(`tr[data-id="${r2}"] button.reject`);
+	await a.dblclick('#confirm-ok');
 	await a.waitForSelector(`.flash:has-text("Request ${r2} rejected")`);
 	eq((await list(t.a1.token, `/requests/${r2}/approvals`)).map(d => d.decision), ['REJECTED'], 'reject: one decision');
 	eq(await audit(t.a1.token, r2, 'request.rejected'), 1, 'reject: one event');
@@ -458,7 +459,7 @@ scenarios['every screen: no serious or critical axe violation, 360 px wide, scre
 	const { ids: [aid] } = await batchWith(t.maker, [['10.00', 'USD']], t.maker2);
 	await ok(t.a1.token, 'POST', `/requests/${aid}/approve`, {});
 	const screens = [['batches', '#/batches'], ['batch', `#/batches/${draft.id}`], ['batch-submitted', `#/batches/${batch.id}`],
-		['request', `#/requests/${did}`], ['approvals', '#/approvals?tab=all'], ['treasury', '#/treasury'],
+		['request', `#/requests/${did}`], ['requests', '#/requests'], ['approvals', '#/approvals?tab=all'], ['treasury', '#/treasury'],
 		['ledger', '#/ledger'], ['audit', '#/audit'], ['admin', '#/admin']];
 	for (const [w, h, suffix] of [[1280, 900, ''], [360, 740, '-360']]) {
 		const p = await page(t.boss, { viewport: { width: w, height: h } });

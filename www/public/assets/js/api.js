@@ -134,3 +134,19 @@ export async function all(path, max = 1000) {
 	} while (cursor && out.length < max);
 	return out;
 }
+
+// A CSV export as a Blob (API §10: Accept: text/csv, every matching row, no paging).
+export async function download(path) {
+	for (;;) {
+		const res = await fetch(API + path, { headers: { Authorization: 'Bearer ' + auth.token, Accept: 'text/csv' },
+			credentials: 'omit', cache: 'no-store' }).catch(() => null);
+		if (!res) throw new ApiError(0, { error: { code: 'NETWORK', message: 'the server cannot be reached; try again' } });
+		if (res.status === 401 && reauth) { await reauth(); continue; }
+		if (!res.ok) {
+			let json = null;
+			try { json = await res.json(); } catch { json = null; }
+			throw new ApiError(res.status, json, res.headers);
+		}
+		return res.blob();
+	}
+}

@@ -8,6 +8,7 @@ const views = {
 	batches: () => import('./views/batches.js'),
 	batch: () => import('./views/batch.js'),
 	request: () => import('./views/request.js'),
+	requests: () => import('./views/requests.js'),
 	approvals: () => import('./views/approvals.js'),
 	treasury: () => import('./views/treasury.js'),
 	files: () => import('./views/files.js'),
@@ -20,6 +21,7 @@ const views = {
 
 const NAV = [
 	['batches', 'Batches', null],
+	['requests', 'Requests', null],
 	['approvals', 'Approvals', 'APPROVER'],
 	['treasury', 'Treasury', 'TREASURER'],
 	['files', 'Payment files', null],
@@ -57,7 +59,7 @@ async function render() {
 		name = 'signin';
 	}
 	if (!views[name]) name = 'batches';
-	const nav = name === 'batch' ? 'batches' : name === 'request' ? '' : name;
+	const nav = name === 'batch' ? 'batches' : name === 'request' ? 'requests' : name;
 	renderNav(nav);
 	const main = document.getElementById('main');
 	main.setAttribute('aria-busy', 'true');

@@ -1,6 +1,6 @@
 // DOM building (never innerHTML with data), money and text formatting, and the runner that
 // gives every button and form its exactly-once behaviour.
-import { call, newIntent, ApiError, all } from './api.js';
+import { call, newIntent, ApiError, all, download } from './api.js';
 
 export function h(tag, attrs, ...children) {
 	const el = document.createElement(tag);
@@ -105,6 +105,7 @@ export async function loadMembers() {
 	for (const m of await all('/members')) members.set(m.id, m.name);
 }
 export const memberName = id => members.get(id) || `user ${id}`;
+export const memberList = () => [...members].sort(([, a], [, b]) => a.localeCompare(b));
 export const userLabel = (id, me) => id === me.id ? 'you' : memberName(id);
 
 // The signals the server computed for a request (API §10), as short chips, each saying
@@ -114,12 +115,16 @@ const SIGNALS = {
 	NEW_BENEFICIARY: () => 'New beneficiary: nothing was ever paid to this account',
 	ACCOUNT_CHANGED: ids => `Account changed: this name was paid to another account (request ${ids.join(', ')})`,
 };
-export function signalChips(r) {
+const SHORT = { DUPLICATE: 'Duplicate?', NEW_BENEFICIARY: 'New beneficiary', ACCOUNT_CHANGED: 'Account changed' };
+export const signalText = s => (SIGNALS[s.code] || (() => s.code))(s.requestIds);
+// `short`: a one-word chip (a phone's queue row), the sentence kept for screen readers and
+// shown in the row's details.
+export function signalChips(r, short) {
 	const list = r.signals || [];
 	if (!list.length) return '';
 	return h('ul', { class: 'signals', 'aria-label': 'Signals' }, list.map(s => h('li', {
-		class: 'signal ' + s.code.toLowerCase(), 'data-code': s.code,
-	}, (SIGNALS[s.code] || (() => s.code))(s.requestIds))));
+		class: 'signal ' + s.code.toLowerCase(), 'data-code': s.code, title: short ? signalText(s) : null,
+	}, short ? [SHORT[s.code] || s.code, h('span', { class: 'visually-hidden' }, ': ' + signalText(s))] : signalText(s))));
 }
 
 // ---- messages ---------------------------------------------------------------------------
@@ -198,7 +203,7 @@ export function select(formId, name, label, options, value) {
 // Intents sent and not yet answered: leaving the page now would drop them silently, so the
 // browser asks first (bug 5).
 let pendingIntents = 0;
-export const pending = { start() { pendingIntents++; }, end() { pendingIntents--; } };
+export const pending = { start() { pendingIntents++; }, end() { pendingIntents--; }, get count() { return pendingIntents; } };
 window.addEventListener('beforeunload', ev => {
 	if (pendingIntents > 0) { ev.preventDefault(); ev.returnValue = ''; }
 });
@@ -286,6 +291,61 @@ export function confirmDialog(title, body, confirmLabel) {
 		dlg.showModal();
 		dlg.querySelector('#confirm-ok').focus();
 	});
+}
+
+// Asks for a reason (a rejection's comment) in a modal; resolves to the text, or null when
+// cancelled. The reason is required: an empty one is refused in the dialog itself.
+export function reasonDialog(title, body, confirmLabel) {
+	const dlg = document.getElementById('confirm');
+	return new Promise(resolve => {
+		const area = h('textarea', { id: 'reason-text', name: 'reason', rows: 3, maxlength: 500, required: true,
+			'aria-describedby': 'reason-error' });
+		const err = h('span', { id: 'reason-error', class: 'field-error' });
+		const form = h('form', { method: 'dialog', id: 'reason-form', novalidate: true },
+			h('h2', { id: 'confirm-title' }, title), body,
+			h('div', { class: 'field' }, h('label', { for: 'reason-text' }, 'Reason (required)'), area, err),
+			h('div', { class: 'actions' },
+				h('button', { type: 'submit', value: 'ok', id: 'confirm-ok', class: 'danger' }, confirmLabel),
+				h('button', { type: 'submit', value: 'cancel', class: 'secondary', id: 'confirm-cancel' }, 'Cancel')));
+		form.addEventListener('submit', ev => {
+			if (ev.submitter && ev.submitter.value === 'ok' && !area.value.trim()) {
+				ev.preventDefault();
+				err.textContent = 'Say why: the maker reads this.';
+				area.setAttribute('aria-invalid', 'true');
+				area.focus();
+			}
+		});
+		replace(dlg, form);
+		dlg.setAttribute('aria-labelledby', 'confirm-title');
+		dlg.returnValue = '';
+		dlg.addEventListener('close', () => resolve(dlg.returnValue === 'ok' ? area.value.trim() : null), { once: true });
+		dlg.showModal();
+		area.focus();
+	});
+}
+
+// A CSV export (API §10): fetched with the bearer token and Accept: text/csv, then handed to
+// the browser as a file (a plain link could not carry the token).
+export function csvButton(path, filename, label = 'Download CSV') {
+	const status = statusBox('span');
+	const btn = h('button', { type: 'button', class: 'secondary csv', onclick: async () => {
+		if (btn.disabled) return;
+		btn.disabled = true;
+		replace(status, 'Preparing…');
+		try {
+			const blob = await download(typeof path === 'function' ? path() : path);
+			const a = h('a', { href: URL.createObjectURL(blob), download: filename, class: 'visually-hidden' });
+			document.body.append(a);
+			a.click();
+			setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+			replace(status, '');
+		} catch (err) {
+			replace(status, errorText(err));
+		} finally {
+			btn.disabled = false;
+		}
+	} }, label);
+	return h('span', { class: 'csv-download' }, btn, status);
 }
 
 let flashText = null;

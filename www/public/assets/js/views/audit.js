@@ -5,7 +5,7 @@
 // The API offers no verification of the hashes themselves: `remit verify-audit` does that.
 // API: GET /audit?objectType=&objectId=&action=&actorId=&limit=&cursor=, GET /audit as CSV.
 import { auth, get } from '../api.js';
-import { h, replace, when, userLabel, memberName } from '../ui.js';
+import { h, replace, when, userLabel, memberName, memberList, csvButton } from '../ui.js';
 import { describe } from './timeline.js';
 
 export async function render({ params }) {
@@ -13,7 +13,8 @@ export async function render({ params }) {
 	const objectId = params.get('objectId') || '';
 	const objectType = TYPES.includes(params.get('objectType')) ? params.get('objectType') : '';
 	const actorId = params.get('actorId') || '';
-	const filters = { objectType, objectId, actorId };
+	const action = (params.get('action') || '').trim();
+	const filters = { objectType, objectId, actorId, action };
 	const events = [];
 	const body = h('tbody');
 	const more = h('div', { class: 'actions' });
@@ -29,7 +30,7 @@ export async function render({ params }) {
 			h('td', null, e.action), h('td', null, `${e.objectType} `, h('a', { href: `#/audit?objectType=${e.objectType}&objectId=${e.objectId}` }, e.objectId)),
 			h('td', null, describe(e)), h('td', { class: 'mono hide-narrow' }, e.hash.slice(0, 12) + '…'))));
 		replace(more, page.json.nextCursor ? h('button', { type: 'button', class: 'secondary', onclick: () => load(page.json.nextCursor) }, 'Show more') : '');
-		replace(chain, objectId || objectType || actorId ? 'Filtered to one object: the chain links are checked on the organisation-wide log.' : chainState(events));
+		replace(chain, objectId || objectType || actorId || action ? 'Filtered: the chain links are checked on the organisation-wide log.' : chainState(events));
 	};
 	await load();
 	const filter = h('form', { id: 'auditfilter', class: 'row' },
@@ -38,16 +39,21 @@ export async function render({ params }) {
 				h('option', { value: t, selected: t === objectType }, t ? t.replace(/_/g, ' ') : 'any')))),
 		h('div', { class: 'field' }, h('label', { for: 'audit-objectId' }, 'Object ID'),
 			h('input', { id: 'audit-objectId', name: 'objectId', value: objectId, inputmode: 'numeric' })),
+		h('div', { class: 'field' }, h('label', { for: 'audit-actorId' }, 'Who'),
+			h('select', { id: 'audit-actorId', name: 'actorId' }, h('option', { value: '' }, 'anyone'),
+				memberList().map(([id, name]) => h('option', { value: id, selected: String(id) === actorId }, name)))),
+		h('div', { class: 'field' }, h('label', { for: 'audit-action' }, 'Action (e.g. request.approved)'),
+			h('input', { id: 'audit-action', name: 'action', type: 'search', value: action, autocomplete: 'off' })),
 		h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'secondary' }, 'Filter')));
 	filter.addEventListener('submit', ev => {
 		ev.preventDefault();
 		const q = new URLSearchParams();
-		for (const k of ['objectType', 'objectId']) if (filter.elements[k].value.trim()) q.set(k, filter.elements[k].value.trim());
-		if (actorId) q.set('actorId', actorId);
+		for (const k of ['objectType', 'objectId', 'actorId', 'action']) if (filter.elements[k].value.trim()) q.set(k, filter.elements[k].value.trim());
 		location.hash = '#/audit' + (String(q) ? '?' + q : '');
 	});
+	const csvPath = () => { const q = new URLSearchParams(); for (const [k, v] of Object.entries(filters)) if (v) q.set(k, v); return '/audit?' + q; };
 	return h('div', null, h('h1', null, title(objectType, objectId, actorId)),
-		filter, chain,
+		filter, h('div', { class: 'actions' }, chain, csvButton(csvPath, 'audit.csv', 'Download CSV')),
 		h('div', { class: 'table-wrap' }, h('table', null,
 			h('caption', { class: 'visually-hidden' }, 'Audit events'),
 			h('thead', null, h('tr', null, h('th', null, 'When'), h('th', null, 'Who'), h('th', null, 'Action'),

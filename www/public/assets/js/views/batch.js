@@ -50,8 +50,8 @@ export async function render({ parts }) {
 			batch.submittedAt ? [h('dt', null, 'Submitted'), h('dd', null, when(batch.submittedAt), ' by ', userLabel(batch.submittedBy, me))] : ''),
 		actions, actStatus,
 		editSlot,
-		h('h2', null, 'Requests'), table,
 		canEdit ? requestForm({ batch, dup }) : '',
+		h('h2', null, 'Requests'), table,
 		canEdit ? importPanel(batch) : '',
 		h('h2', null, 'History'), timeline(events, me));
 }
@@ -105,6 +105,8 @@ function deleteButton(r) {
 	return [btn, status];
 }
 
+let lastCurrency = null, afterAdd = false;
+
 // Add a request, or edit one (`edit`: the request). Money is typed as text and sent as the
 // decimal string the person typed, checked against the currency's minor unit first.
 function requestForm({ batch, dup, edit }) {
@@ -117,7 +119,7 @@ function requestForm({ batch, dup, edit }) {
 		h('h2', null, edit ? `Edit request ${edit.id}` : 'Add a request'),
 		h('div', { class: 'row' },
 			field(id, 'amount', 'Amount', { required: true, inputmode: 'decimal', autocomplete: 'off', value: v.amount || '' }),
-			select(id, 'currency', 'Currency', CURRENCIES, v.currency || 'EUR')),
+			select(id, 'currency', 'Currency', CURRENCIES, v.currency || (!edit && lastCurrency) || 'EUR')),
 		h('div', { class: 'row' },
 			field(id, 'beneficiaryName', 'Beneficiary name', { required: true, value: v.beneficiaryName || '' }),
 			field(id, 'beneficiaryAccount', 'Beneficiary account (IBAN)', { required: true, autocomplete: 'off', class: 'mono', value: v.beneficiaryAccount ? groups(v.beneficiaryAccount) : '' })),
@@ -141,6 +143,11 @@ function requestForm({ batch, dup, edit }) {
 		return long;
 	};
 	form.addEventListener('input', lengths);
+	if (!edit && afterAdd) {
+		afterAdd = false;
+		// After main.js has focused the title of the redrawn screen.
+		requestAnimationFrame(() => f.amount.focus());
+	}
 	form.addEventListener('submit', ev => {
 		ev.preventDefault();
 		const a = parseAmount(f.amount.value, f.currency.value);
@@ -151,8 +158,10 @@ function requestForm({ batch, dup, edit }) {
 		const label = edit ? 'Request saved' : 'Request added';
 		const done = r => { flash(doneText(label, r)); rerender(); };
 		if (!edit) {
+			// The clerk's next request: the same currency, the cursor back in Amount.
+			lastCurrency = body.currency;
 			act({ method: 'POST', path: `/batches/${batch.id}/requests`, body, form, status, label,
-				control: form.querySelector('#add-request'), done });
+				control: form.querySelector('#add-request'), done: r => { afterAdd = true; done(r); } });
 			return;
 		}
 		act({ method: 'PATCH', path: `/requests/${edit.id}`, body, ifMatch: edit.version, key: false,
@@ -193,7 +202,8 @@ async function submitBatch(btn, batch, reqs, status) {
 	const t = totals(reqs);
 	if (!await confirmDialog(`Submit “${batch.name}” for approval?`, h('div', null,
 		h('p', null, `${reqs.length} request${reqs.length === 1 ? '' : 's'}; they can no longer be changed afterwards.`),
-		h('ul', null, t.map(x => h('li', null, money(x.amount, x.currency))))), 'Submit')) return;
+		h('ul', null, t.map(x => h('li', null, money(x.amount, x.currency)))),
+		duplicatesNote(reqs)), 'Submit')) return;
 	act({ method: 'POST', path: `/batches/${batch.id}/submit`, ifMatch: batch.version, control: btn, status,
 		label: 'Batch submitted', done: r => { flash(doneText('Batch submitted', r)); rerender(); } });
 }
@@ -202,4 +212,14 @@ async function cancelBatch(btn, batch, status) {
 	if (!await confirmDialog(`Cancel “${batch.name}”?`, h('p', null, 'Its draft and pending requests are cancelled. This cannot be undone.'), 'Cancel batch')) return;
 	act({ method: 'POST', path: `/batches/${batch.id}/cancel`, ifMatch: batch.version, control: btn, status,
 		label: 'Batch cancelled', done: r => { flash(doneText('Batch cancelled', r)); rerender(); } });
+}
+
+// The batch's possible duplicates (signal DUPLICATE, API §10), listed before it is sent.
+function duplicatesNote(reqs) {
+	const dups = reqs.filter(r => (r.signals || []).some(x => x.code === 'DUPLICATE'));
+	if (!dups.length) return '';
+	return h('div', { class: 'warning', id: 'submit-duplicates' },
+		h('p', null, `${dups.length} possible duplicate${dups.length === 1 ? '' : 's'}: check before sending.`),
+		h('ul', null, dups.map(r => h('li', { 'data-id': r.id }, `Request ${r.id}: ${money(r.amount, r.currency)} to ${r.beneficiaryName}, like request `
+			+ r.signals.find(x => x.code === 'DUPLICATE').requestIds.join(', ')))));
 }

@@ -1,35 +1,47 @@
-// The decision controls shared by the queues and the request page: approve / reject (with a
-// comment, required to reject) and mark paid (with a reference, after a confirmation).
+// The decision controls shared by the queues and the request page: approve / reject (its
+// reason asked in a dialog) and mark paid (with a reference, after a confirmation).
 // API: POST /requests/{id}/approve, /reject, /mark-paid — each press one intent, one key.
-import { h, act, statusBox, money, fieldErrors, confirmDialog, flash, rerender, doneText, userLabel, when } from '../ui.js';
+import { h, act, statusBox, money, confirmDialog, reasonDialog, flash, rerender, doneText, userLabel, when, errorText } from '../ui.js';
 
 const snap = r => r.snapshot || r;
 
 export function decideControls(r) {
 	const id = `decide-${r.id}`;
 	const status = statusBox();
-	const comment = h('input', { id: `${id}-comment`, name: 'comment', maxlength: 500, autocomplete: 'off',
-		'aria-describedby': `${id}-comment-error` });
+	const s = snap(r);
 	const form = h('form', { id, class: 'decide', novalidate: true },
-		h('div', { class: 'field' }, h('label', { for: `${id}-comment` }, 'Comment (required to reject)'), comment,
-			h('span', { id: `${id}-comment-error`, class: 'field-error' })),
 		h('div', { class: 'actions' },
 			h('button', { type: 'button', class: 'approve', 'aria-label': `Approve request ${r.id}`, onclick: ev => send(ev.currentTarget, 'approve') }, 'Approve'),
-			h('button', { type: 'button', class: 'danger reject', 'aria-label': `Reject request ${r.id}`, onclick: ev => send(ev.currentTarget, 'reject') }, 'Reject')),
+			h('button', { type: 'button', class: 'danger reject', 'aria-label': `Reject request ${r.id}`, onclick: ev => askReject(ev.currentTarget) }, 'Reject…')),
 		status);
 	form.addEventListener('submit', ev => ev.preventDefault());
+	// Reject sits next to Approve: it asks for its reason in a dialog first, so a slip of
+	// the thumb on a phone rejects nothing.
+	async function askReject(btn) {
+		if (form.dataset.intent || btn.disabled) return;
+		form.dataset.intent = 'asking';
+		const why = await reasonDialog(`Reject request ${r.id}?`,
+			h('p', null, `${money(s.amount, s.currency)} to ${s.beneficiaryName}. The maker sees your reason.`), 'Reject');
+		delete form.dataset.intent;
+		if (why !== null) send(btn, 'reject', why);
+	}
 	// One intent per row at a time (bug 1): while one decision is being sent or retried, the
 	// other button stays disabled, so an approval can never be overtaken by a rejection.
-	function send(btn, what) {
+	function send(btn, what, text) {
 		if (form.dataset.intent) return;
-		const text = comment.value.trim();
-		if (what === 'reject' && !text) { fieldErrors(form, { comment: 'say why you reject it' }); return; }
 		const label = what === 'approve' ? `Request ${r.id} approved` : `Request ${r.id} rejected`;
 		const buttons = [...form.querySelectorAll('.actions button')];
 		form.dataset.intent = what;
 		for (const b of buttons) if (b !== btn) b.disabled = true;
 		act({ method: 'POST', path: `/requests/${r.id}/${what}`, body: text ? { comment: text } : {},
 			control: btn, status, form, label,
+			// Decided by someone else meanwhile: the row leaves the queue, with a note saying so.
+			failed: err => {
+				if (err.code !== 'INVALID_STATE' && err.code !== 'ALREADY_DECIDED') return false;
+				flash(`Request ${r.id} (${money(s.amount, s.currency)} to ${s.beneficiaryName}) left the queue: ${errorText(err)}`);
+				rerender();
+				return true;
+			},
 			done: res => { flash(doneText(label, res)); rerender(); } }).finally(() => {
 			delete form.dataset.intent;
 			for (const b of buttons) if (b !== btn) b.disabled = false;

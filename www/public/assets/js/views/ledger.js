@@ -1,7 +1,7 @@
 // The ledger: balances per currency and the entries, newest first.
 // API: GET /ledger/balances, GET /ledger/entries?limit=&cursor=.
 import { get } from '../api.js';
-import { h, replace, money, when } from '../ui.js';
+import { h, replace, money, when, csvButton } from '../ui.js';
 
 export async function render() {
 	const [balances, first] = await Promise.all([get('/ledger/balances'), get('/ledger/entries?limit=50')]);
@@ -26,7 +26,7 @@ export async function render() {
 			h('tbody', null, balances.data.map(b => h('tr', null, h('td', null, b.currency),
 				h('td', { class: 'num' }, money(b.obligated, b.currency)), h('td', { class: 'num' }, money(b.settled, b.currency)),
 				h('td', { class: 'num' }, money(b.outstanding, b.currency))))))) : h('p', { class: 'muted' }, 'No entries yet.'),
-		h('h2', null, 'Entries'),
+		h('h2', null, 'Entries'), h('div', { class: 'actions' }, csvButton('/ledger/entries', 'ledger.csv', 'Download CSV')),
 		h('div', { class: 'table-wrap' }, h('table', { id: 'entries' },
 			h('caption', { class: 'visually-hidden' }, 'Ledger entries'),
 			h('thead', null, h('tr', null, h('th', null, 'When'), h('th', null, 'Type'), h('th', { class: 'num' }, 'Amount'),

@@ -3,8 +3,8 @@
 // API: GET /requests/{id}, GET /requests/{id}/approvals, GET /batches/{batchId},
 // GET /ledger/entries?requestId={id}, GET /audit?objectId={id}, GET /requests?actionableBy=me&batchId=
 // (whether the caller may act now), then POST approve / reject / mark-paid.
-import { auth, get, all } from '../api.js';
-import { h, money, groups, when, userLabel, badge, signalChips } from '../ui.js';
+import { auth, get, all, call, newIntent } from '../api.js';
+import { h, money, groups, when, userLabel, badge, signalChips, act, statusBox, flash, doneText, errorText, replace } from '../ui.js';
 import { decideControls, payControls, progress, whyNot } from './decide.js';
 import { timeline } from './timeline.js';
 import { reasonText } from '../reasons.js';
@@ -28,6 +28,7 @@ export async function render({ parts }) {
 	} else if (r.status === 'APPROVED' && me.roles.includes('TREASURER')) {
 		action = actionable ? payControls(r) : h('p', { class: 'reason' }, 'You cannot pay: you made this request (created, changed or submitted it).');
 	}
+	if (r.status === 'REJECTED' && auth.has('CREATOR')) action = await copyForm(r);
 	const s = r.snapshot;
 	return h('div', null,
 		h('p', null, h('a', { href: `#/batches/${r.batchId}` }, '← ', batch.name)),
@@ -53,4 +54,44 @@ export async function render({ parts }) {
 		h('h2', null, 'Ledger'), ledger.length ? h('ul', null, ledger.map(e => h('li', null,
 			`${e.type} ${money(e.amount, e.currency)}, `, when(e.createdAt)))) : h('p', { class: 'muted' }, 'No entries.'),
 		h('h2', null, 'History'), timeline(events, me));
+}
+
+// A REJECTED request is final; its maker can copy it into a draft batch to correct and send
+// it again (an existing draft, or a new one made for it).
+async function copyForm(r) {
+	const drafts = await all('/batches?status=DRAFT', 200);
+	const status = statusBox();
+	const form = h('form', { id: 'copyreq', class: 'card', novalidate: true },
+		h('h2', null, 'Copy into a draft batch'),
+		h('p', { class: 'muted' }, 'This request was rejected and stays so. A copy can be corrected and submitted again.'),
+		h('div', { class: 'field' }, h('label', { for: 'copyreq-batch' }, 'Draft batch'),
+			h('select', { id: 'copyreq-batch', name: 'batch' }, h('option', { value: 'new' }, 'a new draft batch'),
+				drafts.map(b => h('option', { value: b.id }, b.name)))),
+		h('div', { class: 'actions' }, h('button', { type: 'submit', id: 'copy-request' }, 'Copy into a draft batch')),
+		status);
+	let batchIntent = null;      // a new batch is made once, however often the press is retried
+	form.addEventListener('submit', async ev => {
+		ev.preventDefault();
+		const btn = form.querySelector('#copy-request');
+		if (btn.disabled) return;
+		let batchId = form.elements.batch.value;
+		if (batchId === 'new') {
+			btn.disabled = true;
+			try {
+				batchIntent = batchIntent || newIntent();
+				batchId = (await call('POST', '/batches', { intent: batchIntent, body: { name: `Copy of request ${r.id}` } })).data.id;
+			} catch (err) {
+				replace(status, errorText(err));
+				return;
+			} finally {
+				btn.disabled = false;
+			}
+		}
+		const label = `Request ${r.id} copied into a draft batch`;
+		act({ method: 'POST', path: `/batches/${batchId}/requests`, control: btn, status, label,
+			body: { amount: r.amount, currency: r.currency, beneficiaryName: r.beneficiaryName,
+				beneficiaryAccount: r.beneficiaryAccount, purpose: r.purpose || '' },
+			done: res => { flash(doneText(label, res)); location.hash = `#/batches/${batchId}`; } });
+	});
+	return form;
 }

@@ -127,15 +127,25 @@ static bool read_only(unsigned err)
 	return err == ER_OPTION_PREVENTS_STATEMENT || err == 1836 || err == 1792;
 }
 
+/* A table whose trigger the server could not load on this node: seen on Galera nodes that had
+ * just joined or rejoined (1064 "Trigger ... has an error in its body" for a trigger that
+ * parses everywhere else, until the node's table cache lets the table go). It is the node's
+ * state, not the statement: like a read-only node, drop the connection and try another. */
+static bool broken_table(unsigned err, const char *msg)
+{
+	return err == ER_PARSE_ERROR && msg && strstr(msg, "has an error in its body");
+}
+
 /* Records a failed statement's error. A lost connection is dropped; so is a read-only node's
- * (a Galera node or a primary being demoted), and the next connection tries the next node
- * first: a re-run may find a writable one. */
+ * (a Galera node or a primary being demoted) and one that cannot load a table's triggers, and
+ * the next connection tries the next node first: a re-run may find a sound one. */
 static void failed(struct db *db, unsigned err, const char *msg)
 {
 	set_err(db, err, msg);
-	if (read_only(err) && db->cfg->nnodes > 1)
+	bool node_state = read_only(err) || broken_table(err, msg);
+	if (node_state && db->cfg->nnodes > 1)
 		db->node = (db->node + 1) % db->cfg->nnodes;
-	if (conn_lost(err) || read_only(err))
+	if (conn_lost(err) || node_state)
 		db_disconnect(db);
 }
 

@@ -14,6 +14,8 @@ void csv_init(struct csv *w, struct arena *a)
  * so the copies cost at most as much as the text. */
 static void put(struct csv *w, const char *s, size_t n)
 {
+	if (n == 0)   /* an empty field: nothing to copy, and `s` may be NULL */
+		return;
 	if (w->len + n > w->cap) {
 		size_t cap = w->cap ? w->cap : 4096;
 		while (cap < w->len + n)

@@ -262,6 +262,8 @@ int deliver_run(const struct config *cfg)
 			pause_ms(worked < 0 ? 1000 : cfg->deliver_poll_ms);
 	}
 	log_write(LOG_INFO, "deliverer stopped", NULL);
+	if (c.rs.gen)   /* http_reset_response's, as worker.c frees its own */
+		yajl_gen_free(c.rs.gen);
 	db_free(c.db);
 	arena_free(&a);
 	mysql_library_end();

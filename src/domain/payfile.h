@@ -29,4 +29,8 @@ int payfile_lock(struct ctx *c, long long *batch_ids, size_t *nb, long long *ids
  * details.requestIds; *nout their number, -1 on a database error. */
 const char **payfile_makers(struct ctx *c, const char *ids_text, size_t *nout);
 
+/* Marks the requests of a file's PAID items PAID, with their SETTLEMENT entries (`ids`: the
+ * JSON array of their ids). 0, or -1 on a database error. */
+int payfile_pay_requests(struct ctx *c, long long file, const char *ids);
+
 #endif

@@ -23,15 +23,6 @@ enum { IN_REQUEST, IN_BATCH };
 static const char SQL_ITEMS_PAY[] =
 	"UPDATE payment_file_items SET status = 'PAID', final_at = NOW(3)"
 	" WHERE file_id = ? AND status = 'INCLUDED'";
-static const char SQL_REQUESTS_PAY[] =
-	"UPDATE payment_requests r JOIN payment_file_items i ON i.live_request_id = r.id"
-	" SET r.status = 'PAID', r.paid_at = NOW(3), r.paid_by = ?,"
-	" r.payment_reference = i.end_to_end_id, r.version = r.version + 1, r.updated_at = NOW(3)"
-	" WHERE i.file_id = ? AND i.status = 'PAID' AND r.status = 'APPROVED'";
-static const char SQL_SETTLEMENTS[] =
-	"INSERT INTO ledger_entries (org_id, request_id, batch_id, type, amount, currency)"
-	" SELECT ?, i.request_id, i.batch_id, 'SETTLEMENT', i.amount, i.currency FROM " IDS_TABLE
-	" JOIN payment_file_items i ON i.live_request_id = j.id";
 static const char SQL_FILE_SETTLE[] =
 	"UPDATE payment_files SET status = 'SETTLED', settled_at = NOW(3), version = version + 1"
 	" WHERE id = ?";
@@ -140,8 +131,7 @@ int h_payment_files_confirm(struct ctx *c)
 	if ((rc = lock_items(c, &f)) || (rc = refuse_makers(c, &f)))
 		return rc;
 	if (db_exec(c->db, SQL_ITEMS_PAY, "i", f.id) < 0 ||
-	    db_exec(c->db, SQL_REQUESTS_PAY, "ii", c->me.user_id, f.id) < 0 ||
-	    db_exec(c->db, SQL_SETTLEMENTS, "is", c->me.org_id, f.ids_text) < 0 ||
+	    payfile_pay_requests(c, f.id, f.ids_text) < 0 ||
 	    db_exec(c->db, SQL_FILE_SETTLE, "i", f.id) < 0)
 		return STEP_DB_ERROR;
 	if ((rc = paid_events(c, &f)))
@@ -219,4 +209,25 @@ int h_payment_files_pain001(struct ctx *c)
 int h_payment_files_csv(struct ctx *c)
 {
 	return download_reply(c, SQL_CSV, "text/csv; charset=utf-8", "csv");
+}
+
+/* The requests of file `file` whose items are now PAID become PAID as at confirm (the caller
+ * as paidBy, the item's endToEndId as paymentReference), each with its SETTLEMENT entry;
+ * `ids` is the JSON array of those requests' ids. Confirm and the bank's report share it. */
+static const char SQL_REQUESTS_PAY[] =
+	"UPDATE payment_requests r JOIN payment_file_items i ON i.live_request_id = r.id"
+	" SET r.status = 'PAID', r.paid_at = NOW(3), r.paid_by = ?,"
+	" r.payment_reference = i.end_to_end_id, r.version = r.version + 1, r.updated_at = NOW(3)"
+	" WHERE i.file_id = ? AND i.status = 'PAID' AND r.status = 'APPROVED'";
+static const char SQL_SETTLEMENTS[] =
+	"INSERT INTO ledger_entries (org_id, request_id, batch_id, type, amount, currency)"
+	" SELECT ?, i.request_id, i.batch_id, 'SETTLEMENT', i.amount, i.currency FROM " IDS_TABLE
+	" JOIN payment_file_items i ON i.live_request_id = j.id";
+
+int payfile_pay_requests(struct ctx *c, long long file, const char *ids)
+{
+	if (db_exec(c->db, SQL_REQUESTS_PAY, "ii", c->me.user_id, file) < 0 ||
+	    db_exec(c->db, SQL_SETTLEMENTS, "is", c->me.org_id, ids) < 0)
+		return -1;
+	return 0;
 }

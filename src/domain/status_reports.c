@@ -40,15 +40,6 @@ static const char SQL_ITEMS_SET[] =
 	" SET i.status = j.st, i.bank_status = j.bs, i.reason_code = j.rc,"
 	" i.live_request_id = IF(j.st = 'RETURNED', NULL, i.live_request_id),"
 	" i.final_at = IF(j.fin = 1, NOW(3), i.final_at)";
-static const char SQL_REQUESTS_PAY[] =
-	"UPDATE payment_requests r JOIN payment_file_items i ON i.live_request_id = r.id"
-	" SET r.status = 'PAID', r.paid_at = NOW(3), r.paid_by = ?,"
-	" r.payment_reference = i.end_to_end_id, r.version = r.version + 1, r.updated_at = NOW(3)"
-	" WHERE i.file_id = ? AND i.status = 'PAID' AND r.status = 'APPROVED'";
-static const char SQL_SETTLEMENTS[] =
-	"INSERT INTO ledger_entries (org_id, request_id, batch_id, type, amount, currency)"
-	" SELECT ?, i.request_id, i.batch_id, 'SETTLEMENT', i.amount, i.currency FROM " IDS_TABLE
-	" JOIN payment_file_items i ON i.live_request_id = j.id";
 static const char SQL_REQUESTS_BUMP[] =
 	"UPDATE " IDS_TABLE " JOIN payment_requests r ON r.id = j.id"
 	" SET r.version = r.version + 1, r.updated_at = NOW(3)";
@@ -318,8 +309,7 @@ static int apply(struct ctx *c, struct apply *k)
 	for (size_t i = 0; i < k->n; i++)
 		settle = settle && strcmp(k->items[i].status, "INCLUDED") != 0;
 	if (db_exec(c->db, SQL_ITEMS_SET, "s", changes_json(c, k)) < 0 ||
-	    (npaid && (db_exec(c->db, SQL_REQUESTS_PAY, "ii", c->me.user_id, k->file) < 0 ||
-		       db_exec(c->db, SQL_SETTLEMENTS, "is", c->me.org_id, paid) < 0)) ||
+	    (npaid && payfile_pay_requests(c, k->file, paid) < 0) ||
 	    (nret && db_exec(c->db, SQL_REQUESTS_BUMP, "s", returned) < 0) ||
 	    db_exec(c->db, SQL_FILE_APPLIED, "iii", (long long)settle, (long long)settle, k->file) < 0 ||
 	    db_exec(c->db, SQL_REPORT_INSERT, "iisib", c->me.org_id, k->file, k->rp->message_id,

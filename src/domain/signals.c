@@ -6,23 +6,40 @@
 const char *const signal_codes[] = { "ACCOUNT_CHANGED", "DUPLICATE", "NEW_BENEFICIARY", NULL };
 
 /* The page's ids arrive as one JSON array, so the statement's text stays static whatever
- * the page's size (the db layer caches statements by address). Each part joins the page's
- * requests that may carry signals to the rows that make them; ROW_NUMBER keeps the ten
- * lowest ids of each signal. */
-#define SIGNAL_TARGETS \
-	" FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j" \
-	" JOIN payment_requests x ON x.id = j.id AND x.org_id = ?" \
-	" AND x.status IN " SIGNAL_STATUSES
+ * the page's size (the db layer caches statements by address). `x` is the page's requests
+ * that may carry signals. A request can have thousands of twins (an import of identical
+ * refunds, or a benchmark's), so DUPLICATE never joins them all: `dup` walks each request's
+ * twins in id order, one index probe a step (the index of migration 0013 holds the twins of
+ * a request in id order, with the window and status beside), and stops at ten. The other
+ * two parts join (ROW_NUMBER keeps the ten lowest ids of ACCOUNT_CHANGED). Each part names
+ * its index: left to choose, the optimizer walked a request's twins through the currency's
+ * index (every request in that currency) and turned NOT EXISTS into a scan of every PAID
+ * request of every organisation, both costs that grow with the table. NEW_BENEFICIARY is
+ * a scalar subquery, which stays one probe per request. */
+#define SIGNAL_NEXT_TWIN(after) \
+	"(SELECT o.id FROM payment_requests o FORCE INDEX (requests_duplicate)" \
+	" WHERE " SIGNAL_DUPLICATE("x") after \
+	" ORDER BY o.id LIMIT 1)"
 static const char SQL_SIGNALS[] =
-	"SELECT id, code, other FROM (SELECT s.*, ROW_NUMBER() OVER"
-	" (PARTITION BY s.id, s.code ORDER BY s.other) AS n FROM ("
-	"SELECT x.id AS id, 'ACCOUNT_CHANGED' AS code, o.id AS other" SIGNAL_TARGETS
-	" JOIN payment_requests o ON " SIGNAL_ACCOUNT_CHANGED("x")
-	" UNION ALL SELECT x.id, 'DUPLICATE', o.id" SIGNAL_TARGETS
-	" JOIN payment_requests o ON " SIGNAL_DUPLICATE("x")
-	" UNION ALL SELECT x.id, 'NEW_BENEFICIARY', NULL" SIGNAL_TARGETS
-	" WHERE NOT EXISTS (SELECT 1 FROM payment_requests o WHERE " SIGNAL_PAID_ACCOUNT("x") ")"
-	") s) t WHERE n <= 10 ORDER BY id, code, other";
+	"WITH RECURSIVE x AS (SELECT p.id, p.org_id, p.beneficiary_account, p.currency,"
+	" p.amount, p.created_at, p.name_key"
+	" FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j"
+	" JOIN payment_requests p ON p.id = j.id AND p.org_id = ?"
+	" AND p.status IN " SIGNAL_STATUSES "),"
+	" dup (id, other, n) AS ("
+	"SELECT x.id, " SIGNAL_NEXT_TWIN("") ", 1 FROM x"
+	" UNION ALL SELECT x.id, " SIGNAL_NEXT_TWIN(" AND o.id > d.other") ", d.n + 1"
+	" FROM dup d JOIN x ON x.id = d.id WHERE d.other IS NOT NULL AND d.n < 10)"
+	" SELECT id, code, other FROM ("
+	"SELECT id, 'DUPLICATE' AS code, other FROM dup WHERE other IS NOT NULL"
+	" UNION ALL SELECT id, code, other FROM (SELECT x.id AS id, 'ACCOUNT_CHANGED' AS code,"
+	" o.id AS other, ROW_NUMBER() OVER (PARTITION BY x.id ORDER BY o.id) AS n"
+	" FROM x JOIN payment_requests o FORCE INDEX (requests_name_status)"
+	" ON " SIGNAL_ACCOUNT_CHANGED("x") ") a WHERE n <= 10"
+	" UNION ALL SELECT x.id, 'NEW_BENEFICIARY', NULL FROM x"
+	" WHERE (SELECT 1 FROM payment_requests o FORCE INDEX (requests_account_status)"
+	" WHERE " SIGNAL_PAID_ACCOUNT("x") " LIMIT 1) IS NULL"
+	") s ORDER BY id, code, other";
 enum { SG_ID, SG_CODE, SG_OTHER };
 
 int signals_load(struct ctx *c, const struct dbres *rows, struct signals *s)
@@ -43,8 +60,7 @@ int signals_load(struct ctx *c, const struct dbres *rows, struct signals *s)
 	}
 	ids[len++] = ']';
 	long long org = c->me.org_id;
-	return db_query(c->db, c->a, &s->res, SQL_SIGNALS, "SiSiSi", ids, len, org, ids, len, org,
-		ids, len, org);
+	return db_query(c->db, c->a, &s->res, SQL_SIGNALS, "Si", ids, len, org);
 }
 
 /* The first row of request `id`, by binary search (rows are sorted by id), or nrows. */

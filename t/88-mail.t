@@ -77,6 +77,7 @@ subtest 'an invitation is mailed with its link' => sub {
     my $u = $s->new_user($admin, roles => ['VIEWER']);
     my $res = $s->req(POST => "/api/v1/users/$u->{id}/invitations", token => $admin);
     is $res->{status}, 201, 'invited';
+    is $res->{json}{data}{mail}, 'queued', 'the answer says the link is mailed ("queued")';
     $s->wait_until('mailed', sub { mails_to($u->{email}) });
     my ($m) = mails_to($u->{email});
     like $m->{body}, qr{/#/accept\?token=\Q$res->{json}{data}{token}\E}, 'this invitation\'s token';

@@ -115,36 +115,34 @@ subtest 'a rejected request: its creator hears of it' => sub {
     like $m->{body}, qr{Acme GmbH}, 'names the beneficiary';
 };
 
-# A pain.002 rejecting (RJCT, reason $reason) every item of payment file $f.
+# A pain.002 rejecting (RJCT) the items of payment file $f, in order, with @reasons (undef: none).
+my $reports = 0;
 sub pain002_rjct {
-    my ($f, $reason) = @_;
+    my ($f, @reasons) = @_;
     my $tx = join '', map {
-        "<TxInfAndSts><OrgnlEndToEndId>$_->{endToEndId}</OrgnlEndToEndId><TxSts>RJCT</TxSts>"
-            . "<StsRsnInf><Rsn><Cd>$reason</Cd></Rsn></StsRsnInf></TxInfAndSts>"
-    } @{ $f->{items} };
+        my $why = $reasons[$_] // '';
+        "<TxInfAndSts><OrgnlEndToEndId>$f->{items}[$_]{endToEndId}</OrgnlEndToEndId><TxSts>RJCT</TxSts>"
+            . ($why ne '' ? "<StsRsnInf><Rsn><Cd>$why</Cd></Rsn></StsRsnInf>" : '') . '</TxInfAndSts>'
+    } 0 .. $#{ $f->{items} };
+    $reports++;
     return '<?xml version="1.0" encoding="UTF-8"?>'
         . '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.10"><CstmrPmtStsRpt>'
-        . "<GrpHdr><MsgId>RPT-$$-$reason</MsgId><CreDtTm>2026-12-07T10:00:00</CreDtTm></GrpHdr>"
+        . "<GrpHdr><MsgId>RPT-$$-$reports</MsgId><CreDtTm>2026-12-07T10:00:00</CreDtTm></GrpHdr>"
         . "<OrgnlGrpInfAndSts><OrgnlMsgId>$f->{messageId}</OrgnlMsgId>"
         . '<OrgnlMsgNmId>pain.001.001.09</OrgnlMsgNmId></OrgnlGrpInfAndSts>'
         . "<OrgnlPmtInfAndSts><OrgnlPmtInfId>$f->{messageId}</OrgnlPmtInfId>$tx</OrgnlPmtInfAndSts>"
         . '</CstmrPmtStsRpt></Document>';
 }
 
-subtest 'a request returned by the bank: every active TREASURER hears of it, once' => sub {
-    my @treasurers = map { $s->new_user($admin, roles => ['TREASURER']) } 1 .. 2;
-    push @treasurers, $s->new_user($admin, roles => ['CREATOR', 'TREASURER']);
-    my $gone = $s->new_user($admin, roles => ['TREASURER']);
-    is $s->req(PATCH => "/api/v1/users/$gone->{id}", token => $admin,
-        json => { active => JSON::PP::false })->{status}, 200, 'a treasurer deactivated';
-    is $s->req(PUT => '/api/v1/debtor-accounts', token => $admin, json => { accounts => [{
-        currency => 'EUR', name => 'Acme', iban => 'FR1420041010050500013M02606' }] })->{status},
-        200, 'a debtor account';
+my (@treasurers, $returned);
+# An approved request of $amount EUR to $name in a payment file: [request id, file].
+sub in_a_file {
+    my ($amount, $name) = @_;
     my $ct = $creator->{token};
     my $b = $s->req(POST => '/api/v1/batches', token => $ct, idem => 1,
-        json => { name => 'July' })->{json}{data}{id};
+        json => { name => "For $name" })->{json}{data}{id};
     my $rq = $s->req(POST => "/api/v1/batches/$b/requests", token => $ct, idem => 1,
-        json => { amount => '1234.5', currency => 'EUR', beneficiaryName => 'Zeta & Sons',
+        json => { amount => $amount, currency => 'EUR', beneficiaryName => $name,
             beneficiaryAccount => 'DE89 3704 0044 0532 0130 00', purpose => 'invoice 8' })->{json}{data}{id};
     is $s->req(POST => "/api/v1/batches/$b/submit", token => $ct, idem => 1)->{status}, 200, 'submitted';
     is $s->req(POST => "/api/v1/requests/$rq/approve", token => $approvers[0]{token}, idem => 1)
@@ -152,14 +150,32 @@ subtest 'a request returned by the bank: every active TREASURER hears of it, onc
     my $f = $s->req(POST => '/api/v1/payment-files', token => $treasurers[0]{token}, idem => 1,
         json => { requestIds => [$rq] });
     is $f->{status}, 201, 'in a payment file' or diag $f->{body};
-    my $r = $s->req(POST => "/api/v1/payment-files/$f->{json}{data}{id}/status-reports",
-        token => $treasurers[0]{token}, idem => 1, raw => pain002_rjct($f->{json}{data}, 'AC04'),
+    return ($rq, $f->{json}{data});
+}
+
+sub report {
+    my ($f, @reasons) = @_;
+    my $r = $s->req(POST => "/api/v1/payment-files/$f->{id}/status-reports",
+        token => $treasurers[0]{token}, idem => 1, raw => pain002_rjct($f, @reasons),
         headers => { 'Content-Type' => 'application/xml' });
     is $r->{status}, 200, 'the report returns the request' or diag $r->{body};
+}
+
+subtest 'a request returned by the bank: every active TREASURER hears of it, once' => sub {
+    @treasurers = map { $s->new_user($admin, roles => ['TREASURER']) } 1 .. 2;
+    push @treasurers, $s->new_user($admin, roles => ['CREATOR', 'TREASURER']);
+    my $gone = $s->new_user($admin, roles => ['TREASURER']);
+    is $s->req(PATCH => "/api/v1/users/$gone->{id}", token => $admin,
+        json => { active => JSON::PP::false })->{status}, 200, 'a treasurer deactivated';
+    is $s->req(PUT => '/api/v1/debtor-accounts', token => $admin, json => { accounts => [{
+        currency => 'EUR', name => 'Acme', iban => 'FR1420041010050500013M02606' }] })->{status},
+        200, 'a debtor account';
+    my ($rq, $f) = in_a_file('1234.5', 'Zeta & Sons');
+    report($f, 'AC04');
     my $event = $dbh->selectrow_array(q{SELECT id FROM audit_events WHERE action = 'request.returned'
         AND object_id = ?}, undef, $rq);
     ok $event, 'request.returned audited';
-    my $returned = sub { grep { $_->{subject} eq 'A payment was returned by the bank' } mails_to($_[0]) };
+    $returned = sub { grep { $_->{subject} eq 'A payment was returned by the bank' } mails_to($_[0]) };
     $s->wait_until('every treasurer mailed', sub { (grep { $returned->($_->{email}) } @treasurers) == 3 });
     sleep 0.5;   # a second mail to anyone would have come by now
     for my $u (@treasurers) {
@@ -187,6 +203,22 @@ subtest 'a request returned by the bank: every active TREASURER hears of it, onc
     for my $u (@treasurers) {
         my @ids = map { $_->{id} } $returned->($u->{email});
         is $ids[1], $ids[0], "$u->{email}: the retry has the same Message-ID";
+    }
+};
+
+subtest 'returned without a reason code, or with one remit has no words for' => sub {
+    for my $case ([undef, qr/was returned by the bank \(no reason given\)\./],
+            ['XY12', qr/was returned by the bank: XY12\./]) {
+        my ($rq, $f) = in_a_file('7', 'Omega Ltd');
+        report($f, $case->[0]);
+        my $mine = sub { grep { $_->{body} =~ m{/#/requests/$rq\b} } $returned->($_[0]) };
+        $s->wait_until('every treasurer mailed', sub { (grep { $mine->($_->{email}) } @treasurers) == 3 });
+        for my $u (@treasurers) {
+            my @m = $mine->($u->{email});
+            is scalar(@m), 1, "$u->{email}: one mail";
+            like $m[0]{body}, qr/request $rq of 7\.00 EUR to Omega Ltd $case->[1]/, 'what the bank said'
+                or diag $m[0]{body};
+        }
     }
 };
 

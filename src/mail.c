@@ -6,8 +6,10 @@
 #include <time.h>
 
 #include "db.h"
-#include "webhook.h"
+#include "json.h"
 #include "log.h"
+#include "money.h"
+#include "webhook.h"
 
 #define EVENTS_PER_CLAIM 20
 
@@ -26,9 +28,9 @@ static const char SQL_CLAIM[] =
 	" FOR UPDATE SKIP LOCKED";
 enum { CL_CURSOR, CL_FAILURES };
 static const char SQL_EVENTS[] =
-	"SELECT id, seq, action, actor_id, object_id FROM audit_events WHERE org_id = ? AND seq > ?"
-	" ORDER BY seq LIMIT 20";
-enum { EV_ID, EV_SEQ, EV_ACTION, EV_ACTOR, EV_OBJECT };
+	"SELECT id, seq, action, actor_id, object_id, data FROM audit_events WHERE org_id = ?"
+	" AND seq > ? ORDER BY seq LIMIT 20";
+enum { EV_ID, EV_SEQ, EV_ACTION, EV_ACTOR, EV_OBJECT, EV_DATA };
 static const char SQL_MOVED[] =
 	"UPDATE mail_cursors SET cursor_seq = ?, failures = 0, next_at = NOW(3) WHERE org_id = ?";
 static const char SQL_FAILED[] =
@@ -39,9 +41,10 @@ static const char SQL_INVITED[] =
 	" WHERE u.id = ? AND u.org_id = ?";
 static const char SQL_INVITED_DONE[] =
 	"DELETE FROM invitation_mails WHERE user_id = ? AND token = ?";
-/* SQL_INVITED, SQL_APPROVERS and SQL_CREATOR answer rows of these columns (mail_rows); the
- * last is the invitation's token, or a name for the notice's text. */
-enum { TO_ID, TO_EMAIL, TO_NAME, TO_WHAT };
+/* SQL_INVITED, SQL_APPROVERS, SQL_CREATOR and SQL_TREASURERS answer rows of these columns
+ * (mail_rows); TO_WHAT is the invitation's token, or a name for the notice's text; only
+ * SQL_TREASURERS has the request's amount after it. */
+enum { TO_ID, TO_EMAIL, TO_NAME, TO_WHAT, TO_AMOUNT, TO_CURRENCY, TO_MINOR };
 /* The APPROVERs (role bit 4) who may decide: active, and not the one who submitted. */
 static const char SQL_APPROVERS[] =
 	"SELECT u.id, u.email, u.name, b.name FROM users u JOIN batches b ON b.id = ?"
@@ -50,17 +53,80 @@ static const char SQL_CREATOR[] =
 	"SELECT u.id, u.email, u.name, r.beneficiary_name FROM payment_requests r"
 	" JOIN users u ON u.id = r.created_by WHERE r.id = ? AND u.org_id = ? AND u.active = 1"
 	" AND u.id <> ?";
+/* Every active TREASURER (role bit 8): the bank returned the request, no one of them did, so
+ * the one who uploaded the report is told too (no actor among the parameters: `bind`). */
+static const char SQL_TREASURERS[] =
+	"SELECT u.id, u.email, u.name, r.beneficiary_name, r.amount, r.currency, cu.minor_unit"
+	" FROM payment_requests r JOIN currencies cu ON cu.code = r.currency"
+	" JOIN users u ON u.org_id = r.org_id"
+	" WHERE r.id = ? AND r.org_id = ? AND u.active = 1 AND u.roles & 8"
+	" ORDER BY u.id";
+
+/* The bank's reason codes (ISO 20022 ExternalStatusReason1Code) in words, as the screens
+ * say them (www/public/assets/js/reasons.js); an unknown code is given as it is. */
+static const struct { const char code[5], *words; } reasons[] = {
+	{ "AC01", "incorrect account number" }, { "AC02", "invalid debtor account number" },
+	{ "AC03", "invalid creditor account number" }, { "AC04", "account closed" },
+	{ "AC06", "account blocked" }, { "AC13", "invalid debtor account type" },
+	{ "AG01", "transaction forbidden on this account" }, { "AG02", "invalid bank operation code" },
+	{ "AM01", "amount is zero" }, { "AM02", "amount not allowed" },
+	{ "AM04", "insufficient funds" }, { "AM05", "duplicate payment" },
+	{ "AM09", "wrong amount" }, { "BE01", "creditor name does not match the account" },
+	{ "BE04", "creditor address missing" }, { "BE05", "unrecognised initiating party" },
+	{ "CNOR", "creditor bank not registered" }, { "DNOR", "debtor bank not registered" },
+	{ "DT01", "invalid date" }, { "ED05", "settlement failed" },
+	{ "FF01", "invalid file format" }, { "MD01", "no mandate" },
+	{ "MD07", "beneficiary deceased" }, { "MS02", "refused by the beneficiary" },
+	{ "MS03", "reason not specified" }, { "NARR", "see the bank's narrative" },
+	{ "RC01", "invalid bank identifier (BIC)" },
+	{ "RR01", "debtor account or identification missing" },
+	{ "RR02", "debtor name or address missing" }, { "RR03", "creditor name or address missing" },
+	{ "RR04", "regulatory reason" }, { "SL01", "specific service offered by the debtor bank" },
+	{ "TM01", "received after the bank's cut-off time" },
+};
+
+/* "AC04 (account closed)", the code alone if unknown, NULL when the event has none. */
+static const char *reason_words(struct ctx *c, const char *data)
+{
+	struct jv *ev;
+	const struct jv *code;
+	if (json_parse(c->a, data, strlen(data), &ev) < 0 || !(code = json_get(ev, "reasonCode")) ||
+	    code->t != J_STR)
+		return NULL;
+	for (size_t i = 0; i < sizeof reasons / sizeof *reasons; i++)
+		if (code->len == 4 && memcmp(code->s, reasons[i].code, 4) == 0)
+			return arena_printf(c->a, "%s (%s)", reasons[i].code, reasons[i].words);
+	return arena_printf(c->a, "%.*s", (int)code->len, code->s);
+}
+
+/* "The payment request 12 of 12.34 EUR to Acme GmbH was returned by the bank: AC04
+ * (account closed)." from SQL_TREASURERS' first row and the event's data. */
+static const char *returned_text(struct ctx *c, const struct dbres *r, long long object,
+	const char *data)
+{
+	char amount[MONEY_FMT_MAX];
+	money_format(db_i(r, 0, TO_AMOUNT), (int)db_i(r, 0, TO_MINOR), amount);
+	const char *why = reason_words(c, data);
+	return arena_printf(c->a, "The payment request %lld of %s %s to %s was returned by the bank%s%s."
+		" It is APPROVED again: it may go into a new payment file.", object, amount,
+		db_s(r, 0, TO_CURRENCY), db_s(r, 0, TO_WHAT), why ? ": " : " (no reason given)",
+		why ? why : "");
+}
 
 /* The events that mail people about an object: who (a statement taking the object, the
- * organisation and the actor, who is never told of their own act; its rows are id, email,
- * name and a name for the text), what, and where to look. */
+ * organisation and, when `bind` is "iii", the actor, who is never told of their own act; its
+ * rows are id, email, name and a name for the text), what, and where to look. */
 static const struct notice {
-	const char *action, *sql, *subject, *text, *link;
+	const char *action, *sql, *bind, *subject, *text, *link;
+	/* The text when it needs more than the name: the rows, the object, the event's data. */
+	const char *(*describe)(struct ctx *, const struct dbres *, long long, const char *);
 } notices[] = {
-	{ "batch.submitted", SQL_APPROVERS, "A batch is waiting for your approval",
-		"The batch \"%s\" is waiting for your approval.", "%s/#/batches/%lld" },
-	{ "request.rejected", SQL_CREATOR, "A payment request was rejected",
-		"Your payment request to %s was rejected.", "%s/#/requests/%lld" },
+	{ "batch.submitted", SQL_APPROVERS, "iii", "A batch is waiting for your approval",
+		"The batch \"%s\" is waiting for your approval.", "%s/#/batches/%lld", NULL },
+	{ "request.rejected", SQL_CREATOR, "iii", "A payment request was rejected",
+		"Your payment request to %s was rejected.", "%s/#/requests/%lld", NULL },
+	{ "request.returned", SQL_TREASURERS, "ii", "A payment was returned by the bank", NULL,
+		"%s/#/requests/%lld", returned_text },
 };
 
 /* What one mail says; `link` goes into both parts. */
@@ -192,10 +258,15 @@ static int mail_event(struct ctx *c, long long org, const struct dbres *ev, size
 		const struct notice *no = &notices[n];
 		if (strcmp(action, no->action) != 0)
 			continue;
-		if (db_query(c->db, c->a, &r, no->sql, "iii", object, org, db_i(ev, i, EV_ACTOR)) < 0)
+		if (db_query(c->db, c->a, &r, no->sql, no->bind, object, org, db_i(ev, i, EV_ACTOR)) < 0)
 			return -1;
 		l.subject = no->subject;
-		l.text = r.nrows ? arena_printf(c->a, no->text, db_s(&r, 0, TO_WHAT)) : "";
+		if (r.nrows == 0)
+			l.text = "";
+		else if (no->describe)
+			l.text = no->describe(c, &r, object, db_s(ev, i, EV_DATA));
+		else
+			l.text = arena_printf(c->a, no->text, db_s(&r, 0, TO_WHAT));
 		l.link = arena_printf(c->a, no->link, base, object);
 		return mail_rows(c, &r, &l);
 	}

@@ -1,5 +1,5 @@
 /* E-mail from the audit chain (API §12), sent by `remit deliver` when smtp_url is set: the
- * invitation link, "waiting for your approval", "rejected". */
+ * invitation link, "waiting for your approval", "rejected", "returned by the bank". */
 #ifndef REMIT_MAIL_H
 #define REMIT_MAIL_H
 #include "http.h"

@@ -104,12 +104,14 @@ subtest 'an invitation is one-time: used, it answers INVITATION_INVALID' => sub 
     ok one('SELECT used_at IS NOT NULL FROM invitations WHERE token_hash = UNHEX(?)', sha256_hex($inv)), 'marked used';
 };
 
-subtest 'POST /users/{id}/invitations: 201 {token, expiresAt} 72 h; a new one voids the old' => sub {
+subtest 'POST /users/{id}/invitations: 201 {token, expiresAt, mail} 72 h; a new one voids the old' => sub {
     my $u = $s->new_user($admin);
     my $n = events($org->{orgId}, 'user.invited');
     my $r = $s->req(POST => "/api/v1/users/$u->{id}/invitations", token => $admin, json => {});
     is $r->{status}, 201, '201 without an Idempotency-Key';
-    is_deeply [ sort keys %{ $r->{json}{data} } ], [qw(expiresAt token)], 'exactly {token, expiresAt}';
+    is_deeply [ sort keys %{ $r->{json}{data} } ], [qw(expiresAt mail token)], 'exactly {token, expiresAt, mail}';
+    is $r->{json}{data}{mail}, 'off', 'mail "off": no smtp_url, the ADMIN passes the link on';
+    is one('SELECT COUNT(*) FROM invitation_mails WHERE user_id = ?', $u->{id}), 0, 'and no token kept for a mail';
     like $r->{json}{data}{expiresAt}, $TIME_RE, 'expiresAt is a timestamp';
     is one('SELECT TIMESTAMPDIFF(SECOND, created_at, expires_at) FROM invitations WHERE token_hash = UNHEX(?)',
         sha256_hex($r->{json}{data}{token})), 72 * 3600, 'valid 72 h';

@@ -1,7 +1,8 @@
 # E-mail from the audit chain (API §12), through `remit deliver`, to a real SMTP server on
 # loopback (Debian's python3-aiosmtpd, a Maildir): the invitation link, "waiting for your
-# approval" to the APPROVERs who may decide, "rejected" to the creator; a retry after the
-# SMTP server was down carries the same Message-ID.
+# approval" to the APPROVERs who may decide, "rejected" to the creator, "returned by the bank"
+# to every active TREASURER when a pain.002 returns a request; a retry after the SMTP server
+# was down, or of a pass that sent but did not commit, carries the same Message-ID.
 use strict;
 use warnings;
 use Test::More;
@@ -76,6 +77,7 @@ subtest 'an invitation is mailed with its link' => sub {
     my $u = $s->new_user($admin, roles => ['VIEWER']);
     my $res = $s->req(POST => "/api/v1/users/$u->{id}/invitations", token => $admin);
     is $res->{status}, 201, 'invited';
+    is $res->{json}{data}{mail}, 'queued', 'the answer says the link is mailed ("queued")';
     $s->wait_until('mailed', sub { mails_to($u->{email}) });
     my ($m) = mails_to($u->{email});
     like $m->{body}, qr{/#/accept\?token=\Q$res->{json}{data}{token}\E}, 'this invitation\'s token';
@@ -111,6 +113,113 @@ subtest 'a rejected request: its creator hears of it' => sub {
     my ($m) = mails_to($creator->{email});
     is $m->{subject}, 'A payment request was rejected', 'subject';
     like $m->{body}, qr{Acme GmbH}, 'names the beneficiary';
+};
+
+# A pain.002 rejecting (RJCT) the items of payment file $f, in order, with @reasons (undef: none).
+my $reports = 0;
+sub pain002_rjct {
+    my ($f, @reasons) = @_;
+    my $tx = join '', map {
+        my $why = $reasons[$_] // '';
+        "<TxInfAndSts><OrgnlEndToEndId>$f->{items}[$_]{endToEndId}</OrgnlEndToEndId><TxSts>RJCT</TxSts>"
+            . ($why ne '' ? "<StsRsnInf><Rsn><Cd>$why</Cd></Rsn></StsRsnInf>" : '') . '</TxInfAndSts>'
+    } 0 .. $#{ $f->{items} };
+    $reports++;
+    return '<?xml version="1.0" encoding="UTF-8"?>'
+        . '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.10"><CstmrPmtStsRpt>'
+        . "<GrpHdr><MsgId>RPT-$$-$reports</MsgId><CreDtTm>2026-12-07T10:00:00</CreDtTm></GrpHdr>"
+        . "<OrgnlGrpInfAndSts><OrgnlMsgId>$f->{messageId}</OrgnlMsgId>"
+        . '<OrgnlMsgNmId>pain.001.001.09</OrgnlMsgNmId></OrgnlGrpInfAndSts>'
+        . "<OrgnlPmtInfAndSts><OrgnlPmtInfId>$f->{messageId}</OrgnlPmtInfId>$tx</OrgnlPmtInfAndSts>"
+        . '</CstmrPmtStsRpt></Document>';
+}
+
+my (@treasurers, $returned);
+# An approved request of $amount EUR to $name in a payment file: [request id, file].
+sub in_a_file {
+    my ($amount, $name) = @_;
+    my $ct = $creator->{token};
+    my $b = $s->req(POST => '/api/v1/batches', token => $ct, idem => 1,
+        json => { name => "For $name" })->{json}{data}{id};
+    my $rq = $s->req(POST => "/api/v1/batches/$b/requests", token => $ct, idem => 1,
+        json => { amount => $amount, currency => 'EUR', beneficiaryName => $name,
+            beneficiaryAccount => 'DE89 3704 0044 0532 0130 00', purpose => 'invoice 8' })->{json}{data}{id};
+    is $s->req(POST => "/api/v1/batches/$b/submit", token => $ct, idem => 1)->{status}, 200, 'submitted';
+    is $s->req(POST => "/api/v1/requests/$rq/approve", token => $approvers[0]{token}, idem => 1)
+        ->{status}, 200, 'approved';
+    my $f = $s->req(POST => '/api/v1/payment-files', token => $treasurers[0]{token}, idem => 1,
+        json => { requestIds => [$rq] });
+    is $f->{status}, 201, 'in a payment file' or diag $f->{body};
+    return ($rq, $f->{json}{data});
+}
+
+sub report {
+    my ($f, @reasons) = @_;
+    my $r = $s->req(POST => "/api/v1/payment-files/$f->{id}/status-reports",
+        token => $treasurers[0]{token}, idem => 1, raw => pain002_rjct($f, @reasons),
+        headers => { 'Content-Type' => 'application/xml' });
+    is $r->{status}, 200, 'the report returns the request' or diag $r->{body};
+}
+
+subtest 'a request returned by the bank: every active TREASURER hears of it, once' => sub {
+    @treasurers = map { $s->new_user($admin, roles => ['TREASURER']) } 1 .. 2;
+    push @treasurers, $s->new_user($admin, roles => ['CREATOR', 'TREASURER']);
+    my $gone = $s->new_user($admin, roles => ['TREASURER']);
+    is $s->req(PATCH => "/api/v1/users/$gone->{id}", token => $admin,
+        json => { active => JSON::PP::false })->{status}, 200, 'a treasurer deactivated';
+    is $s->req(PUT => '/api/v1/debtor-accounts', token => $admin, json => { accounts => [{
+        currency => 'EUR', name => 'Acme', iban => 'FR1420041010050500013M02606' }] })->{status},
+        200, 'a debtor account';
+    my ($rq, $f) = in_a_file('1234.5', 'Zeta & Sons');
+    report($f, 'AC04');
+    my $event = $dbh->selectrow_array(q{SELECT id FROM audit_events WHERE action = 'request.returned'
+        AND object_id = ?}, undef, $rq);
+    ok $event, 'request.returned audited';
+    $returned = sub { grep { $_->{subject} eq 'A payment was returned by the bank' } mails_to($_[0]) };
+    $s->wait_until('every treasurer mailed', sub { (grep { $returned->($_->{email}) } @treasurers) == 3 });
+    sleep 0.5;   # a second mail to anyone would have come by now
+    for my $u (@treasurers) {
+        my @m = $returned->($u->{email});
+        is scalar(@m), 1, "$u->{email}: exactly one mail";
+        is $m[0]{id}, "<remit.event-$event.user-$u->{id}\@remit>", 'Message-ID from the event and the treasurer';
+        like $m[0]{body}, qr{payment request $rq of 1234\.50 EUR to Zeta &amp; Sons}, 'HTML: id, amount, beneficiary escaped';
+        like $m[0]{body}, qr{request $rq of 1234\.50 EUR to Zeta & Sons was returned by the bank: AC04 \(account closed\)},
+            'plain text: the reason in words';
+        like $m[0]{body}, qr{https://remit\.example\.test/#/requests/$rq}, 'links the request';
+        like $m[0]{body}, qr{Content-Type: text/html}, 'and an HTML part';
+    }
+    for my $u ($gone, $creator, @approvers, { email => $dbh->selectrow_array(
+            'SELECT email FROM users WHERE id = ?', undef, $org->{userId}) }) {
+        is scalar($returned->($u->{email})), 0, "not $u->{email}, no active treasurer";
+    }
+
+    # The deliverer killed after the SMTP server took the mails but before its cursor moved:
+    # the next one mails the event again, recognisably the same mail.
+    Remit::Webhook::stop_deliverer($d);
+    $dbh->do(q{UPDATE mail_cursors SET cursor_seq = (SELECT seq - 1 FROM audit_events WHERE id = ?)
+        WHERE org_id = ?}, undef, $event, $org->{orgId});
+    $d = Remit::Webhook::deliverer($s);
+    $s->wait_until('mailed again', sub { (grep { $returned->($_->{email}) == 2 } @treasurers) == 3 });
+    for my $u (@treasurers) {
+        my @ids = map { $_->{id} } $returned->($u->{email});
+        is $ids[1], $ids[0], "$u->{email}: the retry has the same Message-ID";
+    }
+};
+
+subtest 'returned without a reason code, or with one remit has no words for' => sub {
+    for my $case ([undef, qr/was returned by the bank \(no reason given\)\./],
+            ['XY12', qr/was returned by the bank: XY12\./]) {
+        my ($rq, $f) = in_a_file('7', 'Omega Ltd');
+        report($f, $case->[0]);
+        my $mine = sub { grep { $_->{body} =~ m{/#/requests/$rq\b} } $returned->($_[0]) };
+        $s->wait_until('every treasurer mailed', sub { (grep { $mine->($_->{email}) } @treasurers) == 3 });
+        for my $u (@treasurers) {
+            my @m = $mine->($u->{email});
+            is scalar(@m), 1, "$u->{email}: one mail";
+            like $m[0]{body}, qr/request $rq of 7\.00 EUR to Omega Ltd $case->[1]/, 'what the bank said'
+                or diag $m[0]{body};
+        }
+    }
 };
 
 subtest 'SMTP down: retried on the schedule, nothing lost' => sub {

@@ -89,6 +89,9 @@ int h_invitations_create(struct ctx *c)
 	jw_open(g, NULL);
 	jw_str(g, "token", token);
 	jw_time(g, "expiresAt", expires);
+	/* Whether `remit deliver` will mail the link (invitation_issue kept the token for it) or
+	 * the ADMIN must pass it on: the frontend's invitation dialog says which. */
+	jw_str(g, "mail", c->cfg->smtp_url[0] ? "queued" : "off");
 	jw_close(g);
 	return reply_done(c);
 }

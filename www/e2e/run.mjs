@@ -9,6 +9,7 @@ import {
 import approvers from './approvers.mjs';
 import bulk from './bulk.mjs';
 import webhooks from './webhooks.mjs';
+import invite from './invite.mjs';
 
 let n = 0, failed = 0;
 function check(cond, name, diag) {
@@ -502,6 +503,7 @@ Object.assign(scenarios, approvers({ check, eq, page, team, batchWith, flash, cl
 Object.assign(scenarios, (await import('./payfiles.mjs')).default({ page, check, eq, team, flash, clear, screen, ok, list, tag }));
 Object.assign(scenarios, bulk({ check, eq, page, team, batchWith, clear }));
 Object.assign(scenarios, webhooks({ page, check, eq, team, screen, list, api }));
+Object.assign(scenarios, invite({ page, check, eq, team, screen, list, api }));
 
 const only = process.argv.slice(2);
 for (const [name, fn] of Object.entries(scenarios)) {

@@ -88,10 +88,10 @@ function userRow(u) {
 		u.active === false ? 'Reactivate' : 'Deactivate');
 	const invite = h('button', { type: 'button', class: 'secondary', 'aria-label': `Invite ${u.email}`,
 		onclick: () => act({ method: 'POST', path: `/users/${u.id}/invitations`, body: {}, key: false, control: invite, status,
-			label: 'Invitation created: send this link to the person (shown once)',
+			label: 'Invitation created',
 			done: r => {
 				const link = `${location.origin}/#/accept?token=${encodeURIComponent(r.data.token)}&org=${encodeURIComponent(auth.user.orgId)}`;
-				replace(secret, h('p', { class: 'secret' }, h('span', { class: 'mono invite-link' }, link), h('br'), 'Valid until ', when(r.data.expiresAt)));
+				replace(secret, inviteMail(u, r.data.mail), h('p', { class: 'secret' }, h('span', { class: 'mono invite-link' }, link), h('br'), 'Valid until ', when(r.data.expiresAt)));
 			} }) }, 'Invite / reset password');
 	const token = h('button', { type: 'button', class: 'secondary', 'aria-label': `New API token for ${u.email}`,
 		onclick: () => act({ method: 'POST', path: `/users/${u.id}/tokens`, body: {}, key: false, control: token, status,
@@ -102,6 +102,16 @@ function userRow(u) {
 			u.active === false ? h('span', { class: 'badge CANCELLED' }, 'inactive') : ''),
 		h('td', null, form),
 		h('td', null, h('div', { class: 'actions' }, invite, token, toggle), status, secret));
+}
+
+// What the invitation's answer says of its e-mail (`mail`): "queued" when remit mails the
+// link itself (smtp_url configured), else the ADMIN passes it on (an older server says nothing).
+function inviteMail(u, mail) {
+	return mail === 'queued'
+		? h('p', { class: 'invite-mail', 'data-mail': 'queued' }, `An e-mail with this link is being sent to ${u.email}. `,
+			'If it does not arrive, send them the link yourself (shown once):')
+		: h('p', { class: 'invite-mail', 'data-mail': 'off' }, 'No e-mail is sent (e-mail is not set up): ',
+			`copy this link and send it to ${u.email} (shown once):`);
 }
 
 function newUserForm() {

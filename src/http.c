@@ -118,6 +118,9 @@ void http_write_response(struct ctx *c, FCGX_Request *fr)
 		n += snprintf(head + n, sizeof head - (size_t)n, "Retry-After: %ld\r\n", rs->retry_after);
 	if (rs->replayed)
 		n += snprintf(head + n, sizeof head - (size_t)n, "Idempotent-Replayed: true\r\n");
+	if (rs->accel_redirect)
+		n += snprintf(head + n, sizeof head - (size_t)n, "X-Accel-Redirect: %s\r\n",
+			rs->accel_redirect);
 	n += snprintf(head + n, sizeof head - (size_t)n, "\r\n");
 	FCGX_PutStr(head, n, fr->out);
 	if (rs->status != 204 && len)

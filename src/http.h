@@ -80,6 +80,7 @@ struct response {
 	const char *content_type;  /* NULL: application/json */
 	const char *attachment;    /* a download's file name (Content-Disposition), or NULL */
 	long retry_after;          /* seconds for Retry-After, 0 for none (true: 1 s) */
+	const char *accel_redirect; /* nginx answers from this internal location instead */
 	bool www_authenticate, replayed;
 };
 

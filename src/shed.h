@@ -12,8 +12,11 @@ struct FCGX_Request;
 long shed_waited_ms(struct FCGX_Request *fr);
 
 /* STEP_GO_ON when the request is to be served; else it has been answered 503 SERVICE_UNAVAILABLE
- * with Retry-After, because it waited longer than the config's shed_after_ms, and the
- * status is returned. */
+ * with Retry-After, because it waited so long that, served now, it would not be answered
+ * within the config's shed_after_ms, and the status is returned. */
 int shed_check_or_reply(struct ctx *c, struct FCGX_Request *fr);
+
+/* Tells the shedder how long a request it admitted took, start to answer, in milliseconds. */
+void shed_note_served(const struct config *cfg, double ms);
 
 #endif

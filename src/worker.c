@@ -91,10 +91,12 @@ int worker_serve(struct ctx *c, FCGX_Request *fr)
 	c->request_id = request_id(c->a, fr);
 	http_read_request(c, fr);
 	arm_fault(c, fr);
-	int status = shed_check_or_reply(c, fr);
-	if (!status)
+	int shed = shed_check_or_reply(c, fr), status = shed;
+	if (!shed)
 		status = router_serve(c, fr);
 	http_write_response(c, fr);
+	if (!shed)
+		shed_note_served(c->cfg, ms_since(&t0));
 	db_fault_arm(c->db, (struct db_fault){ 0 });   /* an unfired fault ends with its request */
 	metrics_request_end(status, c->rs.replayed, ms_since(&t0) / 1e3);
 	if (log_enabled(LOG_INFO)) {

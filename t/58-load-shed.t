@@ -82,6 +82,8 @@ subtest 'a request that waited past shed_after_ms: 503 from the worker, nothing 
     my $res = $b->();
     is_shed $res, '503 SERVICE_UNAVAILABLE with Retry-After';
     like $res->{json}{error}{message}, qr/waited too long/, 'the worker\'s message';
+    is $res->{headers}{'x-accel-redirect'}, undef,
+        'answered from nginx\'s paced location (a header nginx did not act on would pass)';
     is_deeply [ effects($key) ], [ 0, 0 ], 'no idempotency row, no audit event';
 
     my $retry = add($key);

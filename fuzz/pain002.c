@@ -1,7 +1,8 @@
 /* libFuzzer target for src/pain002.c (the bank's status reports, API §9): any bytes are read
  * or refused, never more; what is read is valid UTF-8 with no control character but white
- * space, each count matches its array, and a second read of the same bytes gives the same
- * report (libxml2 keeps no state between documents that changes the answer). */
+ * space, each count matches its array, a reason flagged proprietary (Rsn/Prtry) is one that
+ * was read, and a second read of the same bytes gives the same report (libxml2 keeps no
+ * state between documents that changes the answer). */
 #include <assert.h>
 #include <stdint.h>
 #include <string.h>
@@ -24,6 +25,15 @@ static void same(const char *x, const char *y)
 	assert(!x || strcmp(x, y) == 0);
 }
 
+/* A reason and its flag, read twice. */
+static void same_reason(const char *x, bool xp, const char *y, bool yp)
+{
+	check_text(x);
+	assert(!xp || x);
+	assert(xp == yp);
+	same(x, y);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct arena a = { 0 };
@@ -36,18 +46,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_text(r.message_id);
 		check_text(r.original_message_id);
 		check_text(r.group_status);
-		check_text(r.group_reason);
+		same_reason(r.group_reason, r.group_reason_prtry, again.group_reason, again.group_reason_prtry);
 		same(r.message_id, again.message_id);
 		same(r.original_message_id, again.original_message_id);
 		assert(r.npmt == again.npmt);
 		for (size_t p = 0; p < r.npmt; p++) {
+			check_text(r.pmt[p].original_id);
 			check_text(r.pmt[p].status);
-			check_text(r.pmt[p].reason);
+			same(r.pmt[p].original_id, again.pmt[p].original_id);
+			same_reason(r.pmt[p].reason, r.pmt[p].reason_prtry, again.pmt[p].reason,
+				again.pmt[p].reason_prtry);
 			assert(r.pmt[p].ntx == again.pmt[p].ntx);
 			for (size_t t = 0; t < r.pmt[p].ntx; t++) {
 				check_text(r.pmt[p].tx[t].end_to_end_id);
 				check_text(r.pmt[p].tx[t].status);
-				check_text(r.pmt[p].tx[t].reason);
+				same_reason(r.pmt[p].tx[t].reason, r.pmt[p].tx[t].reason_prtry,
+					again.pmt[p].tx[t].reason, again.pmt[p].tx[t].reason_prtry);
 				same(r.pmt[p].tx[t].end_to_end_id, again.pmt[p].tx[t].end_to_end_id);
 				same(r.pmt[p].tx[t].status, again.pmt[p].tx[t].status);
 			}

@@ -51,10 +51,15 @@ static const char *text(struct arena *a, const xmlNode *n)
 	return out;
 }
 
-/* StsRsnInf/Rsn/Cd of the first StsRsnInf. */
-static const char *reason(struct arena *a, const xmlNode *n)
+/* The first StsRsnInf's Rsn/Cd, else its Rsn/Prtry (*prtry set): the schema's choice of one,
+ * and a bank that sends both is taken at its code. Its length and characters are the
+ * caller's to check, as for every value read here. */
+static const char *reason(struct arena *a, const xmlNode *n, bool *prtry)
 {
-	return text(a, child(child(child(n, "StsRsnInf"), "Rsn"), "Cd"));
+	const xmlNode *rsn = child(child(n, "StsRsnInf"), "Rsn");
+	const xmlNode *cd = child(rsn, "Cd");
+	*prtry = !cd && child(rsn, "Prtry");
+	return text(a, cd ? cd : child(rsn, "Prtry"));
 }
 
 /* Elements nested deeper than `left` levels below `n`? Bounded by the cap, not the input. */
@@ -96,8 +101,9 @@ static xmlDocPtr parse(const char *bytes, size_t len)
 
 static void read_pmt(struct arena *a, const xmlNode *n, struct pain002_pmt *pmt)
 {
+	pmt->original_id = text(a, child(n, "OrgnlPmtInfId"));
 	pmt->status = text(a, child(n, "PmtInfSts"));
-	pmt->reason = reason(a, n);
+	pmt->reason = reason(a, n, &pmt->reason_prtry);
 	pmt->ntx = count(n, "TxInfAndSts");
 	pmt->tx = arena_alloc(a, (pmt->ntx + 1) * sizeof *pmt->tx);
 	size_t i = 0;
@@ -106,7 +112,8 @@ static void read_pmt(struct arena *a, const xmlNode *n, struct pain002_pmt *pmt)
 			continue;
 		pmt->tx[i].end_to_end_id = text(a, child(k, "OrgnlEndToEndId"));
 		pmt->tx[i].status = text(a, child(k, "TxSts"));
-		pmt->tx[i++].reason = reason(a, k);
+		pmt->tx[i].reason = reason(a, k, &pmt->tx[i].reason_prtry);
+		i++;
 	}
 }
 
@@ -116,7 +123,7 @@ static void read_report(struct arena *a, const xmlNode *rpt, struct pain002 *out
 	out->message_id = text(a, child(child(rpt, "GrpHdr"), "MsgId"));
 	out->original_message_id = text(a, child(grp, "OrgnlMsgId"));
 	out->group_status = text(a, child(grp, "GrpSts"));
-	out->group_reason = grp ? reason(a, grp) : NULL;
+	out->group_reason = grp ? reason(a, grp, &out->group_reason_prtry) : NULL;
 	out->npmt = count(rpt, "OrgnlPmtInfAndSts");
 	out->pmt = arena_alloc(a, (out->npmt + 1) * sizeof *out->pmt);
 	size_t i = 0;

@@ -2,6 +2,7 @@
  * libxml2, with no DTD, no entity expansion and no network. */
 #ifndef REMIT_PAIN002_H
 #define REMIT_PAIN002_H
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "arena.h"
@@ -10,13 +11,17 @@
 #define PAIN002_DEPTH_MAX 32   /* elements, Document being 1 */
 
 /* Each value is the element's text with surrounding white space trimmed, NULL when the
- * element is absent; a reason is the first StsRsnInf/Rsn/Cd. */
+ * element is absent. A reason is the first StsRsnInf's Rsn: its Cd, or when it has none its
+ * Prtry (a bank's own code or words; `reason_prtry` set then). */
 struct pain002_tx {
 	const char *end_to_end_id, *status, *reason;
+	bool reason_prtry;
 };
 
 struct pain002_pmt {
+	const char *original_id;              /* OrgnlPmtInfId */
 	const char *status, *reason;          /* PmtInfSts */
+	bool reason_prtry;
 	size_t ntx;
 	struct pain002_tx *tx;                /* TxInfAndSts, in document order */
 };
@@ -25,6 +30,7 @@ struct pain002 {
 	const char *message_id;               /* GrpHdr/MsgId */
 	const char *original_message_id;      /* OrgnlGrpInfAndSts/OrgnlMsgId */
 	const char *group_status, *group_reason;   /* OrgnlGrpInfAndSts/GrpSts */
+	bool group_reason_prtry;
 	size_t npmt;
 	struct pain002_pmt *pmt;              /* OrgnlPmtInfAndSts, in document order */
 };

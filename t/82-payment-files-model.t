@@ -10,7 +10,9 @@ use Remit::Test;
 # A model test of payment files (API §9): seeded and reproducible in its choices, several
 # forked clients at once, each round every client takes one random step (make a file of a
 # few APPROVED requests, void a file, confirm a file, mark a request paid by hand, post a
-# pain.002 status report for a file: repeated, late, out of order, at once), and after every
+# pain.002 status report for a file: repeated, late, out of order, at once; now and then with
+# a bank's own reason (Rsn/Prtry) or naming another payment information, which must be
+# refused with 409 MESSAGE_MISMATCH and change nothing), and after every
 # round the invariants are checked against the database:
 #   - each request is in at most one live (INCLUDED or PAID) item;
 #   - the PAID amount never exceeds the APPROVED (obligated) amount, and every PAID request
@@ -92,7 +94,9 @@ sub report_xml {
         WHERE id = ? UNION ALL SELECT * FROM (SELECT end_to_end_id FROM payment_file_items
         WHERE file_id = ? ORDER BY position) x}, undef, $f, $f) };
     my $d = sub { hex substr md5_hex("$SEED-$f-$n-$_[0]"), 0, 8 };
-    my $rsn = sub { my $k = $d->("r$_[0]"); $k % 5 ? "<StsRsnInf><Rsn><Cd>$REASONS[$k % @REASONS]</Cd></Rsn></StsRsnInf>" : '' };
+    my $rsn = sub { my $k = $d->("r$_[0]"); my $code = $REASONS[$k % @REASONS];
+        !($k % 5) ? '' : $k % 4 ? "<StsRsnInf><Rsn><Cd>$code</Cd></Rsn></StsRsnInf>"
+            : qq{<StsRsnInf><Rsn><Prtry>Bank "$code" \\ $k</Prtry></Rsn></StsRsnInf>} };
     my $tx = join '', map {
         my $e = $e2e[$_];
         $d->("in$e") % 10 < 7 ? do { my $st = $TX[$d->("st$e") % @TX];
@@ -101,10 +105,11 @@ sub report_xml {
     } 0 .. $#e2e;
     my $pmt = $d->('pmt') % 100 < 8 ? '<PmtInfSts>RJCT</PmtInfSts>' . $rsn->('pmt') : '';
     my $grp = $d->('grp') % 100 < 5 ? '<GrpSts>RJCT</GrpSts>' . $rsn->('grp') : '';
+    my $pmt_id = $d->('pmtid') % 100 < 5 ? 'REMIT-0' : $msg_id;    # 409 MESSAGE_MISMATCH
     return '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.10"><CstmrPmtStsRpt>'
         . "<GrpHdr><MsgId>BANK-$f-$n</MsgId><CreDtTm>2026-12-07T10:00:00</CreDtTm></GrpHdr>"
         . "<OrgnlGrpInfAndSts><OrgnlMsgId>$msg_id</OrgnlMsgId><OrgnlMsgNmId>pain.001.001.09</OrgnlMsgNmId>$grp</OrgnlGrpInfAndSts>"
-        . "<OrgnlPmtInfAndSts><OrgnlPmtInfId>$msg_id</OrgnlPmtInfId>$pmt$tx</OrgnlPmtInfAndSts>"
+        . "<OrgnlPmtInfAndSts><OrgnlPmtInfId>$pmt_id</OrgnlPmtInfId>$pmt$tx</OrgnlPmtInfAndSts>"
         . '</CstmrPmtStsRpt></Document>';
 }
 
@@ -244,7 +249,7 @@ sub replay_mismatches {
             $m{$e} = ['RETURNED', $st, $rc] if $st eq 'RJCT' };
         for my $body (@{ $dbh->selectcol_arrayref(q{SELECT body FROM payment_status_reports
                 WHERE file_id = ? ORDER BY id}, undef, $id) }) {
-            my $rc = sub { $_[0] =~ m{<StsRsnInf><Rsn><Cd>([^<]*)</Cd>} ? $1 : undef };
+            my $rc = sub { $_[0] =~ m{<StsRsnInf><Rsn><(?:Cd|Prtry)>([^<]*)</} ? $1 : undef };
             while ($body =~ m{<TxInfAndSts>(.*?)</TxInfAndSts>}g) {
                 my $t = $1;
                 $set->($t =~ m{<OrgnlEndToEndId>([^<]*)<}, $t =~ m{<TxSts>([^<]*)<}, $rc->($t));
@@ -307,7 +312,7 @@ for my $round (1 .. $rounds) {
         (my $kind = $out) =~ s/^(\S+ \S+(?: \S+)?).*/$1/;
         $tally{$kind}++;
         push @violations, "round $round: unexpected '$out'"
-            if $out !~ /^(?:create 201|create 409 (?:IN_PAYMENT_FILE|NOT_APPROVED)|void 200|void 409 (?:SETTLED|VOIDED|REPORT_APPLIED)|confirm 200|confirm 409 (?:SETTLED|VOIDED)|pay 200|pay 409 (?:IN_PAYMENT_FILE|PAID)|report 200|report 409 VOIDED|\w+ none)/;
+            if $out !~ /^(?:create 201|create 409 (?:IN_PAYMENT_FILE|NOT_APPROVED)|void 200|void 409 (?:SETTLED|VOIDED|REPORT_APPLIED)|confirm 200|confirm 409 (?:SETTLED|VOIDED)|pay 200|pay 409 (?:IN_PAYMENT_FILE|PAID)|report 200|report 409 (?:VOIDED|MESSAGE_MISMATCH)|\w+ none)/;
 
     }
     push @violations, map {"round $round: $_"} violations();
@@ -325,6 +330,9 @@ ok $tally{'create 201'} && $tally{'confirm 200'} && $tally{'void 200'} && $tally
     && $tally{'report 200'},
     'every kind of step succeeded at least once';
 ok $tally{'create 409'} || grep({ /^create 409/ } keys %tally), 'and creations collided';
+ok $tally{'report 409 MESSAGE_MISMATCH'}, 'and reports for another payment information were refused';
+ok $dbh->selectrow_array(q{SELECT COUNT(*) FROM payment_file_items WHERE reason_code LIKE 'Bank "%'}),
+    q{and a bank's own reasons kept};
 is_deeply \@violations, [], "$steps steps by $CLIENTS clients (seed $SEED): "
     . scalar(@violations) . ' violations';
 diag $_ for @violations[0 .. ($#violations < 9 ? $#violations : 9)];

@@ -2,6 +2,7 @@ use strict;
 use warnings;
 use utf8;
 
+use JSON::PP ();
 use Test::More;
 use Remit::Test;
 
@@ -57,11 +58,23 @@ sub file_of {
 }
 
 my $SEQ = 0;
-# A pain.002.001.10 for file $f: tx => [[e2e, status, reason?]...], grp/pmt => [status, reason?].
+sub xml_text { $_[0] =~ s/&/&amp;/gr =~ s/</&lt;/gr =~ s/>/&gt;/gr }
+# A reason: a code (Rsn/Cd), or { prtry => text, cd => code? } for the bank's own (Rsn/Prtry).
+sub rsn {
+    my ($r) = @_;
+    return '' unless defined $r;
+    return "<StsRsnInf><Rsn><Cd>$r</Cd></Rsn></StsRsnInf>" unless ref $r;
+    return '<StsRsnInf><Orgtr><Nm>Bank</Nm></Orgtr><Rsn>' . '<Prtry>' . xml_text($r->{prtry}) . '</Prtry>'
+        . (defined $r->{cd} ? "<Cd>$r->{cd}</Cd>" : '') . '</Rsn><AddtlInf>x</AddtlInf></StsRsnInf>';
+}
+
+# A pain.002.001.10 for file $f: tx => [[e2e, status, reason?]...], grp/pmt => [status, reason?];
+# pmtid => the OrgnlPmtInfId (undef: none; default the file's messageId), more => XML after
+# the OrgnlPmtInfAndSts (another one, say). Characters, not bytes: utf8::encode before posting.
 sub pain002 {
     my ($f, %o) = @_;
     my $msg = $o{msg} // 'RPT-' . $$ . '-' . ++$SEQ;
-    my $rsn = sub { defined $_[0] ? "<StsRsnInf><Rsn><Cd>$_[0]</Cd></Rsn></StsRsnInf>" : '' };
+    my $rsn = \&rsn;
     my $grp = $o{grp} ? "<GrpSts>$o{grp}[0]</GrpSts>" . $rsn->($o{grp}[1]) : '';
     my $pmt = $o{pmt} ? "<PmtInfSts>$o{pmt}[0]</PmtInfSts>" . $rsn->($o{pmt}[1]) : '';
     my $tx = join '', map {
@@ -69,10 +82,12 @@ sub pain002 {
             . "<TxSts>$_->[1]</TxSts>" . $rsn->($_->[2]) . '</TxInfAndSts>'
     } @{ $o{tx} // [] };
     my $orig = $o{orig} // $f->{messageId};
+    my $pmtid = exists $o{pmtid} ? $o{pmtid} : $f->{messageId};
+    $pmtid = defined $pmtid ? "<OrgnlPmtInfId>$pmtid</OrgnlPmtInfId>" : '';
     return qq{<?xml version="1.0" encoding="UTF-8"?>\n<Document xmlns="$NS"><CstmrPmtStsRpt>}
         . "<GrpHdr><MsgId>$msg</MsgId><CreDtTm>2026-12-07T10:00:00</CreDtTm></GrpHdr>"
         . "<OrgnlGrpInfAndSts><OrgnlMsgId>$orig</OrgnlMsgId><OrgnlMsgNmId>pain.001.001.09</OrgnlMsgNmId>$grp</OrgnlGrpInfAndSts>"
-        . "<OrgnlPmtInfAndSts><OrgnlPmtInfId>$f->{messageId}</OrgnlPmtInfId>$pmt$tx</OrgnlPmtInfAndSts>"
+        . "<OrgnlPmtInfAndSts>$pmtid$pmt$tx</OrgnlPmtInfAndSts>" . ($o{more} // '')
         . "</CstmrPmtStsRpt></Document>\n";
 }
 
@@ -261,6 +276,7 @@ subtest 'reports that do not fit: 404, 400 naming the element, 409, 403, 415; no
     $r = post($t, $f, pain002($f, orig => 'REMIT-0', tx => [[$e[0], 'ACSC']]));
     is_error $r, 409, 'INVALID_STATE', 'another file\'s message';
     is $r->{json}{error}{details}{reason}, 'MESSAGE_MISMATCH', 'MESSAGE_MISMATCH';
+    is $r->{json}{error}{details}{element}, 'OrgnlGrpInfAndSts/OrgnlMsgId', 'details.element';
     is_error post($t, $f, pain002($f, tx => [[$e[0], 'ACSC']]), token => $t->{viewer}), 403, 'FORBIDDEN', 'a VIEWER';
     is_error post($t, $f, pain002($f, tx => [[$e[0], 'ACSC']]), type => 'text/plain'), 415,
         'UNSUPPORTED_MEDIA_TYPE', 'text/plain';
@@ -289,6 +305,102 @@ subtest 'reports that do not fit: 404, 400 naming the element, 409, 403, 415; no
     is_error $r, 409, 'INVALID_STATE', 'a VOIDED file';
     is $r->{json}{error}{details}{status}, 'VOIDED', 'details.status';
     is one('SELECT COUNT(*) FROM payment_status_reports WHERE file_id = ?', $v->{id}), 0, 'no report kept';
+};
+
+subtest q{a bank's own reason (Rsn/Prtry) is kept as the reason code, as it is} => sub {
+    my $f = file_of($t, '1.00', '2.00', '3.00', '4.00');
+    my @e = e2e($f);
+    my $words = q{Konto gelöscht & "gesperrt" <\\>};
+    my $xml = pain002($f, pmt => ['RJCT', { prtry => 'BLOCK-9' }],
+        tx => [[$e[0], 'RJCT', { prtry => ' FOCR-77 ' }], [$e[1], 'RJCT', { prtry => $words }],
+            [$e[2], 'RJCT', { prtry => 'NARR', cd => 'AC01' }]]);
+    utf8::encode($xml);
+    my $r = post($t, $f, $xml);
+    is $r->{status}, 200, 'answers 200' or diag $r->{body};
+    my @want = ('FOCR-77', $words, 'AC01', 'BLOCK-9');
+    is_deeply [map { [$_->{status}, $_->{bankStatus}, $_->{reasonCode}] } @{ $r->{json}{data}{items} }],
+        [map { ['RETURNED', 'RJCT', $_] } @want],
+        'Prtry trimmed and kept as it is (XML escapes undone); a Cd beside it wins; PmtInfSts Prtry for the rest';
+    is_deeply $s->dbh->selectcol_arrayref('SELECT reason_code FROM payment_file_items WHERE file_id = ? ORDER BY position',
+        undef, $f->{id}), \@want, 'stored as reason_code';
+    for my $i (0 .. 3) {
+        my $rid = $r->{json}{data}{items}[$i]{requestId};
+        is request($t, $rid)->{lastReturn}{reasonCode}, $want[$i], "lastReturn.reasonCode $i";
+        my $ev = one(q{SELECT data FROM audit_events WHERE action = 'request.returned' AND object_id = ?}, $rid);
+        is(JSON::PP->new->decode($ev)->{reasonCode}, $want[$i], "request.returned audited with it $i");
+    }
+    is $r->{json}{data}{status}, 'SETTLED', 'SETTLED';
+    my $g = file_of($t, '5.00');
+    my $long = 'é' x 35;    # 35 characters, 70 bytes
+    $xml = pain002($g, grp => ['RJCT', { prtry => $long }]);
+    utf8::encode($xml);
+    $r = post($t, $g, $xml);
+    is $r->{status}, 200, 'a group Prtry of 35 characters' or diag $r->{body};
+    is $r->{json}{data}{items}[0]{reasonCode}, $long, 'kept whole';
+    is one('SELECT reason_code FROM payment_file_items WHERE file_id = ?', $g->{id}), $long, 'stored whole';
+};
+
+subtest q{a reason that is not 1..35 characters of text (Prtry) or 1..4 letters or digits (Cd): 400} => sub {
+    my $f = file_of($t, '1.00');
+    my ($e) = e2e($f);
+    my $tx = 'OrgnlPmtInfAndSts[0]/TxInfAndSts[0]/StsRsnInf/Rsn';
+    my @cases = (
+        ['36 characters', "$tx/Prtry", tx => [[$e, 'RJCT', { prtry => 'x' x 36 }]]],
+        ['only white space', "$tx/Prtry", tx => [[$e, 'RJCT', { prtry => '   ' }]]],
+        ['a tab inside', "$tx/Prtry", tx => [[$e, 'RJCT', { prtry => "A\tB" }]]],
+        ['a C1 control (U+0085)', "$tx/Prtry", tx => [[$e, 'RJCT', { prtry => "A\x{85}B" }]]],
+        ['payment information, 36 characters', 'OrgnlPmtInfAndSts[0]/StsRsnInf/Rsn/Prtry',
+            pmt => ['RJCT', { prtry => 'é' x 36 }]],
+        ['group, empty', 'OrgnlGrpInfAndSts/StsRsnInf/Rsn/Prtry', grp => ['RJCT', { prtry => '' }]],
+        ['a Cd of 5', "$tx/Cd", tx => [[$e, 'RJCT', 'AC041']]],
+        ['a Cd with a Prtry beside it is still a Cd', "$tx/Cd", tx => [[$e, 'RJCT', { prtry => 'OK', cd => 'A-1' }]]],
+    );
+    my $before = state_of($f->{id});
+    for my $c (@cases) {
+        my ($name, $path, %o) = @$c;
+        my $xml = pain002($f, %o);
+        utf8::encode($xml);
+        my $r = post($t, $f, $xml);
+        is_error $r, 400, 'VALIDATION_ERROR', $name;
+        is_deeply [keys %{ $r->{json}{error}{details} // {} }], [$path], "names $path";
+    }
+    is state_of($f->{id}), $before, 'nothing changed';
+};
+
+subtest 'a report for another payment information: 409 MESSAGE_MISMATCH, nothing changed' => sub {
+    my $f = file_of($t, '1.00', '2.00');
+    my $o = file_of($t, '3.00');    # another file of the organisation
+    my @e = e2e($f);
+    my ($before, $before_o) = (state_of($f->{id}), state_of($o->{id}));
+    my $msg = "PMT-$$";
+    my $theirs = "<OrgnlPmtInfAndSts><OrgnlPmtInfId>$o->{messageId}</OrgnlPmtInfId><PmtInfSts>RJCT</PmtInfSts>"
+        . '</OrgnlPmtInfAndSts>';
+    my @cases = (
+        ['an unknown payment information id', 0, pmtid => 'REMIT-0', tx => [[$e[0], 'ACSC']]],
+        [q{another file's, with a payment-information RJCT}, 0, pmtid => $o->{messageId}, pmt => ['RJCT', 'AM04']],
+        [q{another file's, returning one item}, 0, pmtid => $o->{messageId}, tx => [[$e[1], 'RJCT', 'AC04']]],
+        [q{a second payment information, another file's RJCT}, 1, tx => [[$e[0], 'ACSC']], more => $theirs],
+        ['this id in another case', 0, pmtid => lc $f->{messageId}, pmt => ['RJCT']],
+    );
+    for my $c (@cases) {
+        my ($name, $at, %o) = @$c;
+        my $r = post($t, $f, pain002($f, msg => $msg, %o));
+        is_error $r, 409, 'INVALID_STATE', $name;
+        is $r->{json}{error}{details}{reason}, 'MESSAGE_MISMATCH', 'MESSAGE_MISMATCH';
+        is $r->{json}{error}{details}{element}, "OrgnlPmtInfAndSts[$at]/OrgnlPmtInfId", 'names the element';
+        is $r->{json}{error}{details}{messageId}, $f->{messageId}, "details.messageId the file's";
+    }
+    is state_of($f->{id}), $before, 'nothing changed';
+    is state_of($o->{id}), $before_o, 'nor in the other file';
+    is one('SELECT COUNT(*) FROM payment_status_reports WHERE message_id = ?', $msg), 0, 'no report kept';
+    my $r = post($t, $f, pain002($f, msg => $msg, pmt => ['RJCT', 'AM04'], tx => [[$e[0], 'ACSC']]));
+    is $r->{status}, 200, q{the same MsgId naming this file's payment information is applied} or diag $r->{body};
+    is_deeply [map { [$_->{status}, $_->{reasonCode}] } @{ $r->{json}{data}{items} }],
+        [['PAID', undef], ['RETURNED', 'AM04']], 'as it says';
+    my $h = file_of($t, '4.00');
+    $r = post($t, $h, pain002($h, pmtid => undef, tx => [[e2e($h), 'ACSC']]));
+    is $r->{status}, 200, 'an OrgnlPmtInfAndSts without OrgnlPmtInfId is the file\'s (OrgnlMsgId names it)';
+    is $r->{json}{data}{items}[0]{status}, 'PAID', 'and applied';
 };
 
 subtest 'hostile XML: 400 MALFORMED_XML (or 413), nothing changed' => sub {

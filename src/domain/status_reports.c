@@ -5,7 +5,6 @@
  * the database's: payment_status_reports has UNIQUE (file_id, message_id) and a report is
  * applied under the file's row lock, so a second post of the same report, however
  * concurrent, waits for the first and then finds it. */
-#include <stdio.h>
 #include <string.h>
 
 #include "audit.h"
@@ -18,6 +17,7 @@
 #include "valid.h"
 
 #define REASON_MAX 4   /* ExternalStatusReason1Code */
+#define PRTRY_MAX 35   /* Max35Text: Rsn/Prtry, kept as the reason code (reason_code is 35) */
 
 /* A locking read is the 404 check too: the transaction's snapshot is then taken after the
  * lock, so a report found already applied answers the file as its applier left it. */
@@ -124,12 +124,21 @@ static void v_status(struct ctx *c, const char *path, const char *code, bool req
 	}
 }
 
-static void v_reason(struct ctx *c, const char *path, const char *code)
+/* A Cd is an ISO code; a Prtry is the bank's own text, which the screens show as it is: any
+ * characters but control ones, so a bank's words in its own language are not refused. */
+static void v_reason(struct ctx *c, const char *at, const char *code, bool prtry)
 {
-	size_t n = code ? strlen(code) : 0;
-	if (code && (n < 1 || n > REASON_MAX || strspn(code, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	if (!code)
+		return;
+	size_t n = strlen(code);
+	long chars = utf8_count(code, n);
+	if (prtry && (chars < 1 || chars > PRTRY_MAX || text_has_control(code, n)))
+		detail_str(c, arena_printf(c->a, "%s/StsRsnInf/Rsn/Prtry", at),
+			"must be 1..35 characters with no control character");
+	else if (!prtry && (n < 1 || n > REASON_MAX || strspn(code, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 			"abcdefghijklmnopqrstuvwxyz0123456789") != n))
-		detail_str(c, path, "must be 1..4 letters or digits (an ISO 20022 reason code)");
+		detail_str(c, arena_printf(c->a, "%s/StsRsnInf/Rsn/Cd", at),
+			"must be 1..4 letters or digits (an ISO 20022 reason code)");
 }
 
 static void v_tx(struct ctx *c, struct apply *k, const char *at, const struct pain002_tx *t)
@@ -140,7 +149,7 @@ static void v_tx(struct ctx *c, struct apply *k, const char *at, const struct pa
 	else if (!item_of(k, t->end_to_end_id))
 		detail_str(c, e2e, "is not the end-to-end id of an item of this file");
 	v_status(c, arena_printf(c->a, "%s/TxSts", at), t->status, true, 0);
-	v_reason(c, arena_printf(c->a, "%s/StsRsnInf/Rsn/Cd", at), t->reason);
+	v_reason(c, at, t->reason, t->reason_prtry);
 }
 
 static void v_report(struct ctx *c, struct apply *k)
@@ -153,11 +162,11 @@ static void v_report(struct ctx *c, struct apply *k)
 	if (!rp->original_message_id)
 		detail_str(c, "OrgnlGrpInfAndSts/OrgnlMsgId", "is required");
 	v_status(c, "OrgnlGrpInfAndSts/GrpSts", rp->group_status, false, 1);
-	v_reason(c, "OrgnlGrpInfAndSts/StsRsnInf/Rsn/Cd", rp->group_reason);
+	v_reason(c, "OrgnlGrpInfAndSts", rp->group_reason, rp->group_reason_prtry);
 	for (size_t p = 0; p < rp->npmt; p++) {
 		const char *at = arena_printf(c->a, "OrgnlPmtInfAndSts[%zu]", p);
 		v_status(c, arena_printf(c->a, "%s/PmtInfSts", at), rp->pmt[p].status, false, 1);
-		v_reason(c, arena_printf(c->a, "%s/StsRsnInf/Rsn/Cd", at), rp->pmt[p].reason);
+		v_reason(c, at, rp->pmt[p].reason, rp->pmt[p].reason_prtry);
 		for (size_t t = 0; t < rp->pmt[p].ntx; t++)
 			v_tx(c, k, arena_printf(c->a, "%s/TxInfAndSts[%zu]", at, t), &rp->pmt[p].tx[t]);
 	}
@@ -206,23 +215,27 @@ static bool became(const struct item *it, const char *status)
 	return strcmp(it->status, status) == 0 && strcmp(it->was, status) != 0;
 }
 
-/* The changed items as SQL_ITEMS_SET's JSON; the codes were checked to be [A-Za-z0-9]. */
+/* The changed items as SQL_ITEMS_SET's JSON, through yajl: a reason may be a bank's own text
+ * (Rsn/Prtry), quotes and backslashes included. An item with no reason leaves "rc" out. */
 static const char *changes_json(struct ctx *c, const struct apply *k)
 {
-	size_t cap = 3 + k->n * 96, len = 1;
-	char *out = arena_alloc(c->a, cap);
-	out[0] = '[';
+	yajl_gen g = jw_new();
+	jw_array(g, NULL);
 	for (size_t i = 0; i < k->n; i++) {
 		const struct item *it = &k->items[i];
 		if (!it->touched || !it->bank)
 			continue;
-		len += (size_t)snprintf(out + len, cap - len, "%s{\"id\":%lld,\"st\":\"%s\",\"bs\":\"%s\"%s%s%s,\"fin\":%d}",
-			len > 1 ? "," : "", it->id, it->status, it->bank, it->reason ? ",\"rc\":\"" : "",
-			it->reason ? it->reason : "", it->reason ? "\"" : "",
-			strcmp(it->status, it->was) != 0);
+		jw_open(g, NULL);
+		jw_int(g, "id", it->id);
+		jw_str(g, "st", it->status);
+		jw_str(g, "bs", it->bank);
+		if (it->reason)
+			jw_str(g, "rc", it->reason);
+		jw_int(g, "fin", strcmp(it->status, it->was) != 0);
+		jw_close(g);
 	}
-	snprintf(out + len, cap - len, "]");
-	return out;
+	jw_array_close(g);
+	return jw_finish(c->a, g);
 }
 
 /* The requests whose item was paid or returned (and their batches), locked in the lock
@@ -338,6 +351,29 @@ static int refuse_makers(struct ctx *c, const struct apply *k)
 		" may not post the bank's answer for it (a report moves money as a payment does)");
 }
 
+/* The report must answer this file: its OrgnlMsgId, and the OrgnlPmtInfId of each payment
+ * information it names, are the file's messageId (our pain.001 writes it as both MsgId and
+ * PmtInfId). Another file's payment information, even under this file's message, could
+ * otherwise return all of this file's items with one PmtInfSts RJCT. An OrgnlPmtInfAndSts
+ * without OrgnlPmtInfId is taken as this file's, as OrgnlMsgId already names the file. */
+static int same_message_or_reply(struct ctx *c, const struct apply *k)
+{
+	const struct pain002 *rp = k->rp;
+	const char *at = NULL;
+	if (strcmp(rp->original_message_id, k->message_id) != 0)
+		at = "OrgnlGrpInfAndSts/OrgnlMsgId";
+	for (size_t p = 0; !at && p < rp->npmt; p++)
+		if (rp->pmt[p].original_id && strcmp(rp->pmt[p].original_id, k->message_id) != 0)
+			at = arena_printf(c->a, "OrgnlPmtInfAndSts[%zu]/OrgnlPmtInfId", p);
+	if (!at)
+		return STEP_GO_ON;
+	detail_str(c, "reason", "MESSAGE_MISMATCH");
+	detail_str(c, "messageId", k->message_id);
+	detail_str(c, "element", at);
+	return reply_error(c, 409, "INVALID_STATE", "the report answers another message or payment"
+		" information than this file's");
+}
+
 int h_status_reports_post(struct ctx *c)
 {
 	static const char *const none[] = { NULL };
@@ -352,12 +388,8 @@ int h_status_reports_post(struct ctx *c)
 		return reply_validation(c);
 	if (strcmp(k.status, "VOIDED") == 0)
 		return reply_invalid_state(c, k.status);
-	if (strcmp(k.rp->original_message_id, k.message_id) != 0) {
-		detail_str(c, "reason", "MESSAGE_MISMATCH");
-		detail_str(c, "messageId", k.message_id);
-		return reply_error(c, 409, "INVALID_STATE",
-			"the report answers another message than this file's");
-	}
+	if ((rc = same_message_or_reply(c, &k)))
+		return rc;
 	if ((rc = refuse_makers(c, &k)))
 		return rc;
 	if (db_query(c->db, c->a, &seen, SQL_SEEN, "is", k.file, k.rp->message_id) < 0)

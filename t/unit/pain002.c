@@ -34,18 +34,24 @@ int main(void)
 	struct pain002 r;
 	ok(read_it(&a, DOC("<GrpHdr><MsgId> M-1 </MsgId></GrpHdr>"
 		"<OrgnlGrpInfAndSts><OrgnlMsgId>REMIT-1</OrgnlMsgId><GrpSts>PART</GrpSts></OrgnlGrpInfAndSts>"
-		"<OrgnlPmtInfAndSts><PmtInfSts>RJCT</PmtInfSts><StsRsnInf><Rsn><Cd>AM04</Cd></Rsn></StsRsnInf>"
+		"<OrgnlPmtInfAndSts><OrgnlPmtInfId> REMIT-1 </OrgnlPmtInfId><PmtInfSts>RJCT</PmtInfSts><StsRsnInf><Rsn><Cd>AM04</Cd></Rsn></StsRsnInf>"
 		"<TxInfAndSts><OrgnlEndToEndId>E1</OrgnlEndToEndId><TxSts>RJCT</TxSts>"
 		"<StsRsnInf><Rsn><Prtry>X</Prtry></Rsn></StsRsnInf><StsRsnInf><Rsn><Cd>AC04</Cd></Rsn></StsRsnInf></TxInfAndSts>"
-		"<TxInfAndSts><OrgnlEndToEndId>E2</OrgnlEndToEndId><TxSts>ACSC</TxSts></TxInfAndSts>"
+		"<TxInfAndSts><OrgnlEndToEndId>E2</OrgnlEndToEndId><TxSts>ACSC</TxSts>"
+		"<StsRsnInf><Rsn><Prtry>K1</Prtry><Cd>AC01</Cd></Rsn></StsRsnInf></TxInfAndSts>"
 		"</OrgnlPmtInfAndSts>"), &r) == 0, "a report is read");
 	is_str(r.message_id, "M-1", "MsgId, trimmed");
 	is_str(r.original_message_id, "REMIT-1", "OrgnlMsgId");
 	is_str(r.group_status, "PART", "GrpSts");
 	ok(r.npmt == 1 && r.pmt[0].ntx == 2, "one payment information, two transactions");
 	is_str(r.pmt[0].status, "RJCT", "PmtInfSts");
+	is_str(r.pmt[0].original_id, "REMIT-1", "OrgnlPmtInfId, trimmed");
 	is_str(r.pmt[0].reason, "AM04", "its reason");
-	is_str(r.pmt[0].tx[0].reason, NULL, "the first StsRsnInf only (a Prtry reason is none)");
+	ok(!r.pmt[0].reason_prtry && !r.group_reason_prtry, "a Cd is not proprietary");
+	is_str(r.pmt[0].tx[0].reason, "X", "the first StsRsnInf only: its Prtry when it has no Cd");
+	ok(r.pmt[0].tx[0].reason_prtry, "flagged proprietary");
+	is_str(r.pmt[0].tx[1].reason, "AC01", "a Rsn with both is taken at its Cd");
+	ok(!r.pmt[0].tx[1].reason_prtry, "not proprietary then");
 	is_str(r.pmt[0].tx[1].status, "ACSC", "TxSts");
 	ok(read_it(&a, "<p:Document xmlns:p=\"" NS "\"><p:CstmrPmtStsRpt><p:GrpHdr><p:MsgId>P</p:MsgId>"
 		"</p:GrpHdr></p:CstmrPmtStsRpt></p:Document>", &r) == 0 && r.message_id &&

@@ -97,15 +97,17 @@ export default function payfiles({ page, check, eq, team, flash, clear, screen, 
 			const t = await team();
 			await ok(t.admin.token, 'PUT', '/debtor-accounts', { accounts: [
 				{ currency: 'EUR', name: 'Acme', iban: 'DE89370400440532013000' }] });
-			const ids = await approved(t, ['Paid Co', 'Closed Co']);
+			const ids = await approved(t, ['Paid Co', 'Closed Co', 'Own Co']);
 			const tr = await page(t.tr);
 			const fid = await makeFile(tr, ids);
 			const f = await ok(t.tr.token, 'GET', `/payment-files/${fid}`);
-			const [e1, e2] = f.items.map(i => i.endToEndId);
+			const [e1, e2, e3] = f.items.map(i => i.endToEndId);
 			const xml = '<?xml version="1.0" encoding="UTF-8"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.10">'
 				+ `<CstmrPmtStsRpt><GrpHdr><MsgId>BANK-${tag()}</MsgId></GrpHdr><OrgnlGrpInfAndSts><OrgnlMsgId>${f.messageId}</OrgnlMsgId>`
 				+ `</OrgnlGrpInfAndSts><OrgnlPmtInfAndSts><TxInfAndSts><OrgnlEndToEndId>${e1}</OrgnlEndToEndId><TxSts>ACSC</TxSts></TxInfAndSts>`
 				+ `<TxInfAndSts><OrgnlEndToEndId>${e2}</OrgnlEndToEndId><TxSts>RJCT</TxSts><StsRsnInf><Rsn><Cd>AC04</Cd></Rsn></StsRsnInf>`
+				+ `</TxInfAndSts><TxInfAndSts><OrgnlEndToEndId>${e3}</OrgnlEndToEndId><TxSts>RJCT</TxSts>`
+				+ '<StsRsnInf><Rsn><Prtry>constructor</Prtry></Rsn></StsRsnInf>'
 				+ '</TxInfAndSts></OrgnlPmtInfAndSts></CstmrPmtStsRpt></Document>';
 			const upload = async () => {
 				await tr.setInputFiles('#report-file', { name: 'report.xml', mimeType: 'application/xml', buffer: Buffer.from(xml) });
@@ -115,11 +117,15 @@ export default function payfiles({ page, check, eq, team, flash, clear, screen, 
 			};
 			await upload();
 			const g = await ok(t.tr.token, 'GET', `/payment-files/${fid}`);
-			eq(g.items.map(i => [i.status, i.reasonCode]), [['PAID', null], ['RETURNED', 'AC04']], 'report (double click): item 1 PAID, item 2 RETURNED AC04');
+			eq(g.items.map(i => [i.status, i.reasonCode]), [['PAID', null], ['RETURNED', 'AC04'], ['RETURNED', 'constructor']],
+				'report (double click): item 1 PAID, item 2 RETURNED AC04, item 3 RETURNED with the bank\'s own reason (Prtry)');
 			eq((await list(t.tr.token, `/payment-files/${fid}/status-reports`)).length, 1, 'one report kept');
 			check((await tr.textContent(`#items tr[data-id="${ids[1]}"] td.bank`)).includes('AC04: account closed'),
 				'file page: the returned item with its reason in words');
 			check((await tr.textContent(`#items tr[data-id="${ids[0]}"] td.bank`)).includes('settled'), 'and the paid one settled');
+			const own = await tr.textContent(`#items tr[data-id="${ids[2]}"] td.bank`);
+			check(own.includes('Returned: constructor') && !own.includes('function'),
+				'a bank\'s own reason shown as it is (not looked up on Object.prototype)');
 			check(await tr.isVisible(`#reports li`), 'the report listed on the file page');
 			await upload();
 			eq((await list(t.tr.token, `/payment-files/${fid}/status-reports`)).length, 1, 'the same report again: nothing applied twice');

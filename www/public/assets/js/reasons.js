@@ -1,6 +1,7 @@
 // The bank's words (API §9): ISO 20022 status codes and the common ExternalStatusReason1Code
 // reason codes of a pain.002, in plain English for the screens. An unknown code is shown as
-// it is.
+// it is; so is a bank's own reason (Rsn/Prtry, kept as the code), which may be any text, so
+// the tables are looked up by own property only ("constructor" is not a reason).
 export const STATUS = {
 	ACSC: 'settled', ACCC: 'settled (credited to the beneficiary)', RJCT: 'rejected by the bank',
 	ACCP: 'accepted, not yet paid', ACSP: 'accepted, settlement in progress', ACWC: 'accepted with a change',
@@ -21,5 +22,6 @@ export const REASONS = {
 	SL01: 'specific service offered by the debtor bank', TM01: 'received after the bank\'s cut-off time',
 };
 
-export const statusText = code => code ? (STATUS[code] ? `${code}: ${STATUS[code]}` : code) : '';
-export const reasonText = code => code ? (REASONS[code] ? `${code}: ${REASONS[code]}` : code) : 'no reason given';
+const known = (table, code) => Object.prototype.hasOwnProperty.call(table, code);
+export const statusText = code => code ? (known(STATUS, code) ? `${code}: ${STATUS[code]}` : code) : '';
+export const reasonText = code => code ? (known(REASONS, code) ? `${code}: ${REASONS[code]}` : code) : 'no reason given';

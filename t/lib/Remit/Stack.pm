@@ -575,6 +575,14 @@ sub new_dbh {
     });
 }
 
+# A connection of its own as the pool's database account (db_user of remit.conf), with no
+# grant but those of sql/migrations: for checks of what the pool itself may and may not do.
+sub app_dbh {
+    my ($self, %attr) = @_;
+    my $conf = $self->_conf;
+    return $self->new_dbh(user => $conf->{db_user}, password => $conf->{db_password}, %attr);
+}
+
 # mariadb-install-db takes a while; build one datadir per checkout and copy it.
 sub _copy_template {
     my ($datadir) = @_;

@@ -40,7 +40,7 @@ use Test2::API qw(test2_add_callback_testing_done test2_stack);
 use Time::HiRes qw(time);
 
 our @EXPORT = qw(is_error is_twins parse_http_response wait_for);
-our @EXPORT_OK = qw(tag count_delta);
+our @EXPORT_OK = qw(tag count_delta sql_error);
 
 my $JSON = JSON::PP->new->utf8->canonical;
 my @STACKS;    # every stack this file made, checked when it finishes
@@ -317,6 +317,13 @@ sub row_counts {
     my ($self) = @_;
     my $dbh = $self->dbh;
     return { map { $_ => scalar $dbh->selectrow_array("SELECT COUNT(*) FROM $_") } @WRITE_TABLES };
+}
+
+# The server's error number for $sql run on $dbh (e.g. 1142 for a privilege refused, 1644 for
+# a trigger's SIGNAL): 0 when it succeeded.
+sub sql_error {
+    my ($dbh, $sql, @bind) = @_;
+    return eval { $dbh->do($sql, undef, @bind); 1 } ? 0 : $dbh->err;
 }
 
 # {table => rows in $after - rows in $before}, of two row_counts.

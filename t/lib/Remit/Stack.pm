@@ -1120,4 +1120,89 @@ sub _tail {
     return join '', @lines;
 }
 
+# The live children of process $parent whose command line (NUL-separated) matches $re.
+sub children_matching {
+    my ($parent, $re) = @_;
+    return map { $_->{pid} } grep { $_->{state} ne 'Z' && (_slurp("/proc/$_->{pid}/cmdline") // '') =~ $re }
+        _children($parent);
+}
+
+# ---- script/server ----------------------------------------------------------------------
+
+package Remit::Stack::Server;
+
+# script/server, the supervisor production runs (MariaDB, the pool, nginx, the deliverer), in
+# the foreground of a child of ours, for the tests of what it does itself (t/55, t/77):
+#   my $srv = Remit::Stack::Server->start($state, $port);   # waits for REMIT_URL, 120 s at most
+#   $srv->url;       # what it printed, undef when it exited first or took too long
+#   $srv->pid;       # kill 'KILL' ... and the like; ->children(qr/\0serve\0?$/): its pool master
+#   $srv->status;    # its wait status once it exited, else undef
+#   $srv->stop;      # SIGTERM, waits 90 s: its status
+# It runs this checkout's binary ($REMIT_BIN or src/remit); its stdout goes to
+# $state/server.out (new at each start), its stderr is appended to $state/server.err. One
+# still running when the file ends gets SIGTERM, and SIGKILL after 60 s.
+
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(sleep time);
+
+my @SERVERS;
+
+sub start {
+    my ($class, $state, $port) = @_;
+    my $self = bless { state => $state, owner => $$ }, $class;
+    unlink "$state/server.out";
+    my $bin = File::Spec->rel2abs($ENV{REMIT_BIN} // "$Remit::Stack::TOP/src/remit");
+    $self->{pid} = fork // Carp::croak("fork: $!");
+    if (!$self->{pid}) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', "$state/server.out";
+        open STDERR, '>>', "$state/server.err";
+        $ENV{REMIT_BIN} = $bin;
+        exec("$Remit::Stack::TOP/script/server", '--port', $port, '--state', $state)
+            or POSIX::_exit(127);
+    }
+    push @SERVERS, $self;
+    my $deadline = time + 120;
+    until (defined $self->status || time >= $deadline) {
+        last if ($self->{url}) = (Remit::Stack::_slurp("$state/server.out") // '') =~ /^REMIT_URL=(\S+)$/m;
+        sleep 0.05;
+    }
+    return $self;
+}
+
+sub pid { $_[0]{pid} }
+sub url { $_[0]{url} }
+sub children { Remit::Stack::children_matching($_[0]{pid}, $_[1]) }
+
+sub status {
+    my ($self) = @_;
+    return $self->{exited} if exists $self->{exited};
+    local $?;
+    $self->{exited} = $? if waitpid($self->{pid}, WNOHANG) == $self->{pid};
+    return $self->{exited};
+}
+
+# Its status once it exited, waiting $timeout seconds at most (undef: still running).
+sub wait_exit {
+    my ($self, $timeout) = @_;
+    my $deadline = time + $timeout;
+    sleep 0.05 until defined $self->status || time >= $deadline;
+    return $self->status;
+}
+
+sub stop {
+    my ($self) = @_;
+    kill 'TERM', $self->{pid} unless defined $self->status;
+    return $self->wait_exit(90);
+}
+
+END {
+    local $?;    # the test file's exit status
+    for my $srv (@SERVERS) {
+        next if $srv->{owner} != $$ || defined $srv->status;    # not in a forked child
+        kill 'TERM', $srv->{pid};
+        defined $srv->wait_exit(60) or kill 'KILL', $srv->{pid};
+    }
+}
+
 1;

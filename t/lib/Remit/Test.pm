@@ -40,7 +40,7 @@ use Test2::API qw(test2_add_callback_testing_done test2_stack);
 use Time::HiRes qw(time);
 
 our @EXPORT = qw(is_error is_twins parse_http_response wait_for);
-our @EXPORT_OK = qw(tag count_delta sql_error);
+our @EXPORT_OK = qw(tag count_delta sql_error slurp);
 
 my $JSON = JSON::PP->new->utf8->canonical;
 my @STACKS;    # every stack this file made, checked when it finishes
@@ -299,6 +299,9 @@ sub wait_for {
         Time::HiRes::sleep($interval // 0.15);
     }
 }
+
+# A file's contents; '' when it cannot be read (not written yet).
+sub slurp { open my $fh, '<', $_[0] or return ''; local $/; scalar <$fh> }
 
 # A random Idempotency-Key (from the kernel, so forked clients never repeat each other).
 sub random_key {

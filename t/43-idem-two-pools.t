@@ -8,19 +8,17 @@ use warnings;
 
 use Test::More;
 use Remit::Test qw(:DEFAULT tag count_delta);
+use Remit::Fixture qw(people);
 
 my $TWINS = 16;
 my $ROUNDS = 3;
 
-my $s = Remit::Test->stack(pools => 2, start => 0);
-$s->conf_set(workers => $TWINS / 2);
-$s->start;
+my $s = Remit::Test->stack(pools => 2, conf => { workers => $TWINS / 2 });
 my $dbh = $s->dbh;
 
 my $org = $s->new_org;
 my $admin = $org->{token};
-my $creator = $s->new_user($admin, roles => ['CREATOR']);
-my $approver = $s->new_user($admin, roles => ['APPROVER']);
+my ($creator, $approver) = @{ people($s, $admin, qw(creator approver)) }{qw(creator approver)};
 
 # The request lines of pool $n's log that carry X-Request-Id $rid.
 sub served_by {

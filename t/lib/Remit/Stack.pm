@@ -842,36 +842,50 @@ sub _write_nginx_conf {
             chmod 0710, $self->{state};    # nginx's group may reach the socket, not list or read
         }
     }
-    _spew("$dir/nginx.conf", <<"EOF");
-# written by t/lib/Remit/Stack.pm: one nginx for the stack in this directory
+    _write_nginx_main($dir, about => 't/lib/Remit/Stack.pm: one nginx for the stack in this directory',
+        comment => <<'EOF', user => $user, main => "worker_rlimit_nofile 16384;\n",
 # Sized for a burst (nginx/remit.conf.in, "Under a burst"). One worker: nginx shares this
 # host's cores with the pool and MariaDB, one event loop answers a shed request in tens of
 # microseconds, and a second one spinning on a burst's 503s only takes CPU from the pool.
 # 8,192 connections: clients and, for those in the pool, their FastCGI connection.
-${user}worker_processes 1;
-worker_rlimit_nofile 16384;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-
-events {
-    worker_connections 8192;
-}
-
-http {
+EOF
+        connections => 8192, upstream => "    $upstream\n", http => <<"EOF");
     # The combined format's core plus the request's time and id: bench/run reads the
     # latency of admitted requests from here. Buffered: a burst is not a write per request.
     log_format remit '\$remote_addr [\$time_local] "\$request" \$status \$body_bytes_sent '
                      'rt=\$request_time rid=\$remit_request_id';
     access_log $dir/access.log remit buffer=64k flush=1s;
-    client_body_temp_path $dir/tmp/body;
+EOF
+}
+
+# Writes $dir/nginx.conf, the frame every nginx of the tests shares around $dir/site.conf
+# (Remit::Stack's and Remit::Cluster's balancer): one worker in the foreground, its pid, error
+# log and temporary directories in $dir. %o: about (what writes it, for what: the first
+# comment line), comment (more comment lines), user (the `user` line or ''), main (more lines
+# of the main context), connections (worker_connections), http (lines of the http context
+# before the temporary paths: log format, access log), upstream (lines before the include).
+sub _write_nginx_main {
+    my ($dir, %o) = @_;
+    $o{$_} //= '' for qw(comment user main http upstream);
+    _spew("$dir/nginx.conf", <<"EOF");
+# written by $o{about}
+$o{comment}$o{user}worker_processes 1;
+$o{main}daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+
+events {
+    worker_connections $o{connections};
+}
+
+http {
+$o{http}    client_body_temp_path $dir/tmp/body;
     fastcgi_temp_path $dir/tmp/fastcgi;
     proxy_temp_path $dir/tmp/proxy;
     scgi_temp_path $dir/tmp/scgi;
     uwsgi_temp_path $dir/tmp/uwsgi;
 
-    $upstream
-    include $dir/site.conf;
+$o{upstream}    include $dir/site.conf;
 }
 EOF
 }

@@ -196,6 +196,51 @@ subtest 'create: 404 before 412 before 400 before 409; If-Match is the batch ver
     is_error create($b->{id}, { %BASE }, token => $viewer), 403, 'FORBIDDEN', 'VIEWER';
 };
 
+# The rule "a request is added only to a batch in a status BA_EDIT is allowed from" lives in
+# src/domain/lifecycle.c alone: the stored procedure request_add (sql/migrations/0014), which
+# the handler CALLs first, is handed those statuses and names none; the locking path it falls
+# back to (If-Match, or no row back) asks the same table. Both paths refuse a SUBMITTED batch
+# and add to a DRAFT one, so the two cannot drift apart unnoticed.
+subtest 'adding: one rule for the procedure and the locking path' => sub {
+    my $def = $s->dbh->selectrow_array(q{SELECT ROUTINE_DEFINITION FROM information_schema.ROUTINES
+        WHERE ROUTINE_SCHEMA = DATABASE() AND ROUTINE_NAME = 'request_add'});
+    like $def, qr/FIND_IN_SET\(status, p_statuses\)/, 'request_add adds in the statuses it is handed';
+    unlike $def, qr/'(?:DRAFT|SUBMITTED|COMPLETED|CANCELLED)'/, 'and names no status itself';
+
+    my $b = batch($s, $creator);
+    is create($b->{id}, { %BASE })->{status}, 201, 'DRAFT, by the CALL: 201';
+    is create($b->{id}, { %BASE }, headers => { 'If-Match' => '"2"' })->{status}, 201,
+        'DRAFT, by the locking path (If-Match): 201';
+    submit($s, $creator, $b->{id});
+    my $count = sub { scalar $s->dbh->selectrow_array(
+        'SELECT COUNT(*) FROM payment_requests WHERE batch_id = ?', undef, $b->{id}) };
+    my $version = batch_version($b->{id});
+    my $r = create($b->{id}, { %BASE });
+    is_error $r, 409, 'INVALID_STATE', 'SUBMITTED, by the CALL: 409';
+    is $r->{json}{error}{details}{status}, 'SUBMITTED', 'details.status';
+    $r = create($b->{id}, { %BASE }, headers => { 'If-Match' => qq{"$version"} });
+    is_error $r, 409, 'INVALID_STATE', 'SUBMITTED, by the locking path (If-Match): 409';
+    is $count->(), 2, 'no request added';
+    is batch_version($b->{id}), $version, 'the batch not bumped';
+
+    # The procedure itself, as the handler calls it: it adds only in the statuses handed over.
+    my $d = batch($s, $creator);
+    my $h = $s->new_dbh(AutoCommit => 0);
+    my @args = ($org->{orgId}, $d->{id});
+    my @rest = (5000, 1000, 'USD', 'Ann', 'GB82WEST12345698765432', '', $org->{userId});
+    my $call = sub {    # the rows of its result, when it has one
+        my $sth = $h->prepare('CALL request_add(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
+        $sth->execute(@args, $_[0], @rest);
+        my $rows = $sth->{NUM_OF_FIELDS} ? $sth->fetchall_arrayref : [];
+        1 while $sth->more_results;
+        return $rows;
+    };
+    is scalar @{ $call->('SUBMITTED,COMPLETED') }, 0, 'a DRAFT batch, handed SUBMITTED: no row';
+    is scalar @{ $call->('DRAFT') }, 1, 'handed DRAFT: the new request';
+    $h->rollback;
+    $h->disconnect;
+};
+
 subtest 'any CREATOR adds to any DRAFT batch' => sub {
     my $b = batch($s, $creator);
     my $r = create($b->{id}, { %BASE }, token => $creator2);

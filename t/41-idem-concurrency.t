@@ -9,7 +9,7 @@ use warnings;
 
 use Test::More;
 use Time::HiRes qw(sleep time);
-use Remit::Test;
+use Remit::Test qw(:DEFAULT tag count_delta);
 
 my $TWINS = 16;
 my $ROUNDS = 3;
@@ -27,19 +27,9 @@ my $creator = $s->new_user($admin, roles => ['CREATOR']);
 my @approvers = map { $s->new_user($admin, roles => ['APPROVER']) } 1 .. 2;
 my $treasurer = $s->new_user($admin, roles => ['TREASURER']);
 
-my $seq = 0;
-sub tag { sprintf '%d-%d-%s', $$, ++$seq, substr Remit::Test::random_key(), 2, 10 }
 sub new_key { 'k-' . tag() }
 sub user_body {
     return { email => 'u-' . tag() . '@example.test', name => 'Twin', roles => ['VIEWER'] };
-}
-
-my @TABLES = qw(users batches payment_requests decisions ledger_entries audit_events
-    idempotency_keys);
-sub counts { return { map { $_ => $dbh->selectrow_array("SELECT COUNT(*) FROM $_") } @TABLES } }
-sub delta {
-    my ($before, $after) = @_;
-    return { map { $_ => $after->{$_} - $before->{$_} } keys %$before };
 }
 
 sub key_rows {
@@ -62,7 +52,7 @@ sub holder {
 sub twins {
     my ($token, $path, $status, $body) = @_;
     my $key = new_key();
-    my $before = counts();
+    my $before = $s->row_counts;
     my $res = $s->req_together($TWINS, POST => $path, token => $token, idem => $key,
         json => $body);
     my $ok = is_twins $res, $status, "$TWINS twins of POST $path";
@@ -70,7 +60,7 @@ sub twins {
     is scalar @$rows, 1, 'one key row';
     my ($first) = grep { $_->{status} == $status } @$res;
     is $rows->[0]{body}, $first && $first->{body}, 'holding the response the twins got';
-    return ($ok, delta($before, counts()));
+    return ($ok, count_delta($before, $s->row_counts));
 }
 
 subtest "$TWINS twins of POST /users create one user" => sub {
@@ -90,7 +80,7 @@ subtest "$TWINS twins of a POST /users that fails each run and fail, storing not
     is $s->req(POST => '/api/v1/users', token => $admin, idem => 1, json => $taken)->{status},
         201, 'a user';
     my $key = new_key();
-    my $before = counts();
+    my $before = $s->row_counts;
     my $res = $s->req_together($TWINS, POST => '/api/v1/users', token => $admin, idem => $key,
         json => $taken);
     my @bad = grep { $_->{status} != 409 || ($_->{json}{error}{code} // '') !~
@@ -99,7 +89,7 @@ subtest "$TWINS twins of a POST /users that fails each run and fail, storing not
         or diag join "\n", map { "$_->{status} $_->{body}" } @bad;
     cmp_ok scalar(grep { ($_->{json}{error}{code} // '') eq 'CONFLICT' } @$res), '>=', 1,
         'at least one ran';
-    is_deeply counts(), $before, 'nothing written, no key row';
+    is_deeply $s->row_counts, $before, 'nothing written, no key row';
     my $ok = $s->req(POST => '/api/v1/users', token => $admin, idem => $key, json => user_body());
     is $ok->{status}, 201, 'the key with another email: 201';
 };
@@ -136,9 +126,9 @@ sub get_request { $s->req(GET => "/api/v1/requests/$_[0]", token => $admin)->{js
 # What one request of the kind changes, measured on a request of its own.
 sub effect_of {
     my ($run) = @_;
-    my $before = counts();
+    my $before = $s->row_counts;
     $run->() or return;
-    return delta($before, counts());
+    return count_delta($before, $s->row_counts);
 }
 
 subtest "$TWINS twins of POST /batches/{id}/requests add one request" => sub {
@@ -215,7 +205,7 @@ subtest 'a twin waits for the first attempt and then replays its result' => sub 
     $h->selectrow_array('SELECT seq FROM audit_heads WHERE org_id = ? FOR UPDATE', undef,
         $org->{orgId});
     my ($key, $body) = (new_key(), user_body());
-    my $before = counts();
+    my $before = $s->row_counts;
     my $first = $s->req_bg(POST => '/api/v1/users', token => $admin, idem => $key, json => $body);
     $s->wait_until('the first attempt waits for the audit head', sub { $s->lock_waits == 1 });
     my $twin = $s->req_bg(POST => '/api/v1/users', token => $admin, idem => $key, json => $body);
@@ -227,7 +217,7 @@ subtest 'a twin waits for the first attempt and then replays its result' => sub 
     is $b->{status}, 201, 'the twin: 201';
     is $b->{headers}{'idempotent-replayed'}, 'true', 'the twin is a replay';
     is $b->{body}, $a->{body}, 'of the same body';
-    is_deeply delta($before, counts()), { users => 1, audit_events => 1, idempotency_keys => 1,
+    is_deeply count_delta($before, $s->row_counts), { users => 1, audit_events => 1, idempotency_keys => 1,
         batches => 0, payment_requests => 0, decisions => 0, ledger_entries => 0 }, 'one user';
     $h->disconnect;
 };
@@ -239,7 +229,7 @@ subtest 'a twin runs itself when the first attempt failed' => sub {
     my ($key, $body) = (new_key(), user_body());
     $h->do('INSERT INTO users (org_id, email, email_key, name, roles) VALUES (?, ?, ?, ?, 16)',
         undef, $org->{orgId}, $body->{email}, $body->{email}, 'Holder');
-    my $before = counts();
+    my $before = $s->row_counts;
     my $first = $s->req_bg(POST => '/api/v1/users', token => $admin, idem => $key, json => $body);
     $s->wait_until('the first attempt waits on the email', sub { $s->lock_waits == 1 });
     my $twin = $s->req_bg(POST => '/api/v1/users', token => $admin, idem => $key, json => $body);
@@ -249,7 +239,7 @@ subtest 'a twin runs itself when the first attempt failed' => sub {
     is_error $a, 409, 'CONFLICT', 'the first: 409 CONFLICT';
     is_error $b, 409, 'CONFLICT',
         'the twin ran itself: 409 CONFLICT, neither a replay nor IN_PROGRESS';
-    is_deeply delta($before, counts()), { users => 1, audit_events => 0, idempotency_keys => 0,
+    is_deeply count_delta($before, $s->row_counts), { users => 1, audit_events => 0, idempotency_keys => 0,
         batches => 0, payment_requests => 0, decisions => 0, ledger_entries => 0 },
         'only the test\'s user; no key row';
     $h->disconnect;
@@ -261,7 +251,7 @@ subtest "a twin still waiting after idem_wait ($IDEM_WAIT s) is 409 IN_PROGRESS"
     # An attempt that holds the key longer than anybody waits: its row, not committed.
     $h->do(q{INSERT INTO idempotency_keys (user_id, idem_key, fingerprint, expires_at)
         VALUES (?, ?, REPEAT('x', 32), NOW(3) + INTERVAL 1 DAY)}, undef, $org->{userId}, $key);
-    my $before = counts();
+    my $before = $s->row_counts;
     my $t0 = time;
     my $r = $s->req(POST => '/api/v1/users', token => $admin, idem => $key, json => $body);
     my $took = time - $t0;
@@ -269,7 +259,7 @@ subtest "a twin still waiting after idem_wait ($IDEM_WAIT s) is 409 IN_PROGRESS"
     is $r->{headers}{'retry-after'}, '1', 'Retry-After: 1';
     cmp_ok $took, '>=', $IDEM_WAIT - 0.2, sprintf 'after waiting (%.2f s)', $took;
     cmp_ok $took, '<', $IDEM_WAIT + 3, 'but not much longer';
-    is_deeply counts(), $before, 'nothing written';
+    is_deeply $s->row_counts, $before, 'nothing written';
     $h->rollback;
     my $again = $s->req(POST => '/api/v1/users', token => $admin, idem => $key, json => $body);
     is $again->{status}, 201, 'once the other attempt rolled back: 201';
@@ -288,12 +278,12 @@ subtest "$TWINS twins with an expired key: one new effect" => sub {
     $s->wait_until('the key expires', sub { !$dbh->selectrow_array(
         'SELECT COUNT(*) FROM idempotency_keys WHERE idem_key = ? AND expires_at > NOW(3)',
         undef, $key) });
-    my $before = counts();
+    my $before = $s->row_counts;
     my $res = $s->req_together($TWINS, POST => '/api/v1/users', token => $admin, idem => $key,
         json => user_body());
     my $new = is_twins $res, 201, "$TWINS twins with the expired key and another body";
     isnt $new && $new->{data}{id}, $old->{json}{data}{id}, 'a new user';
-    is_deeply delta($before, counts()), { users => 1, audit_events => 1, idempotency_keys => 0,
+    is_deeply count_delta($before, $s->row_counts), { users => 1, audit_events => 1, idempotency_keys => 0,
         batches => 0, payment_requests => 0, decisions => 0, ledger_entries => 0 },
         'one user, one audit event; the key row replaced';
     my ($success) = grep { $_->{status} == 201 } @$res;

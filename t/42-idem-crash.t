@@ -11,14 +11,9 @@ use warnings;
 
 use Test::More;
 use Time::HiRes qw(sleep time);
-use Remit::Test;
+use Remit::Test qw(:DEFAULT tag);
 
-my $s = Remit::Test->stack(start => 0);
-# idem_wait is every lock wait's bound: long enough that nothing times out while the test
-# holds its lock. No purge by the pool, so the only lock waits are the test's.
-$s->conf_set(workers => 4, idem_wait => 15, purge_interval => 0);
-$s->start;
-$s->expect_worker_kill(9);
+my $s = Remit::Test->crash_stack;
 my $dbh = $s->dbh;
 
 my $org = $s->new_org;
@@ -27,27 +22,9 @@ my $creator = $s->new_user($admin, roles => ['CREATOR']);
 my $approver = $s->new_user($admin, roles => ['APPROVER']);
 my $treasurer = $s->new_user($admin, roles => ['TREASURER']);
 
-my $seq = 0;
-sub tag { sprintf '%d-%d-%s', $$, ++$seq, substr Remit::Test::random_key(), 2, 10 }
-
-my @TABLES = qw(users batches payment_requests decisions ledger_entries audit_events
-    idempotency_keys);
-sub counts { return { map { $_ => $dbh->selectrow_array("SELECT COUNT(*) FROM $_") } @TABLES } }
 sub plus {
     my ($before, %delta) = @_;
     return { map { $_ => $before->{$_} + ($delta{$_} // 0) } keys %$before };
-}
-
-# The workers holding an accepted FastCGI connection: one socket more than the listening
-# socket and the database connection every worker has.
-sub busy_workers {
-    my %sockets;
-    for my $pid ($s->worker_pids) {
-        opendir my $d, "/proc/$pid/fd" or next;
-        $sockets{$pid} = grep { (readlink("/proc/$pid/fd/$_") // '') =~ /^socket:/ } readdir $d;
-    }
-    my $idle = (sort { $a <=> $b } values %sockets)[0] // 0;
-    return grep { $sockets{$_} > $idle } keys %sockets;
 }
 
 # Holds the lock of $lock_sql (a SELECT … FOR UPDATE) while the request runs into it, kills
@@ -71,7 +48,7 @@ sub crash_then_retry {
     is $dbh->selectrow_array('SELECT COUNT(*) FROM idempotency_keys WHERE idem_key = ?',
         undef, $key), 0, 'nothing of it is committed';
 
-    my @busy = busy_workers();
+    my @busy = $s->busy_workers;
     is scalar @busy, 1, 'one worker is serving a request' or diag "busy: @busy";
     kill 'KILL', @busy;
     is_error $first->(), 502, 'BAD_GATEWAY', 'the client of the killed worker gets 502';
@@ -107,11 +84,11 @@ my $BATCH_ROW = 'SELECT version FROM batches WHERE id = ? FOR UPDATE';
 subtest 'POST /users: killed while its last statement waits for the audit head' => sub {
     my $body = { email => 'crash-' . tag() . '@example.test', name => 'Crash',
         roles => ['VIEWER'] };
-    my $before = counts();
+    my $before = $s->row_counts;
     crash_then_retry(path => '/api/v1/users', token => $admin, json => $body,
         lock_sql => $AUDIT_HEAD, lock_bind => [ $org->{orgId} ], status => 201,
         committed => 1);
-    is_deeply counts(), plus($before, users => 1, audit_events => 1, idempotency_keys => 1),
+    is_deeply $s->row_counts, plus($before, users => 1, audit_events => 1, idempotency_keys => 1),
         'one user, one audit event, one key: the killed attempt committed once, nothing twice';
     is $dbh->selectrow_array('SELECT COUNT(*) FROM users WHERE email = ?', undef, $body->{email}),
         1, 'one user with that email';
@@ -140,11 +117,11 @@ subtest 'POST /batches/{id}/requests: killed while waiting for the batch row, th
     plan skip_all => 'POST /batches is not ready' unless $b;
     plan skip_all => 'POST /batches/{id}/requests is not ready' unless add_request($b);
     my $v0 = get("/api/v1/batches/$b->{id}")->{version};
-    my $before = counts();
+    my $before = $s->row_counts;
     my $r = crash_then_retry(path => "/api/v1/batches/$b->{id}/requests",
         token => $creator->{token}, json => $REQUEST, lock_sql => $BATCH_ROW,
         lock_bind => [ $b->{id} ], status => 201);
-    my $after = counts();
+    my $after = $s->row_counts;
     is $after->{payment_requests}, $before->{payment_requests} + 1, 'one payment request more';
     is $dbh->selectrow_array('SELECT COUNT(*) FROM payment_requests WHERE batch_id = ?', undef,
         $b->{id}), 2, 'the batch holds two';
@@ -156,7 +133,7 @@ subtest 'POST /batches/{id}/requests: killed while waiting for the batch row, th
 subtest 'POST /requests/{id}/approve: killed while waiting for the batch row, then retried' => sub {
     my $rq = submitted();
     plan skip_all => 'batches, requests or submit are not ready' unless $rq;
-    my $before = counts();
+    my $before = $s->row_counts;
     my $r = crash_then_retry(path => "/api/v1/requests/$rq->{id}/approve",
         token => $approver->{token}, json => { comment => 'after a crash' },
         lock_sql => $BATCH_ROW, lock_bind => [ $rq->{batchId} ], status => 200);
@@ -165,7 +142,7 @@ subtest 'POST /requests/{id}/approve: killed while waiting for the batch row, th
         $rq->{id}), 1, 'one decision';
     is_deeply $dbh->selectcol_arrayref('SELECT type FROM ledger_entries WHERE request_id = ?',
         undef, $rq->{id}), ['OBLIGATION'], 'one OBLIGATION entry';
-    is counts()->{idempotency_keys}, $before->{idempotency_keys} + 1, 'one key row more';
+    is $s->row_counts->{idempotency_keys}, $before->{idempotency_keys} + 1, 'one key row more';
 };
 
 subtest 'POST /requests/{id}/mark-paid: killed waiting for the audit head, then retried' => sub {

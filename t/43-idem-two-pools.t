@@ -7,31 +7,18 @@ use warnings;
 # turns between them; twins of one request split across both still have one effect.
 
 use Test::More;
-use Remit::Test;
+use Remit::Test qw(:DEFAULT tag count_delta);
+use Remit::Fixture qw(people);
 
 my $TWINS = 16;
 my $ROUNDS = 3;
 
-my $s = Remit::Test->stack(pools => 2, start => 0);
-$s->conf_set(workers => $TWINS / 2);
-$s->start;
+my $s = Remit::Test->stack(pools => 2, conf => { workers => $TWINS / 2 });
 my $dbh = $s->dbh;
 
 my $org = $s->new_org;
 my $admin = $org->{token};
-my $creator = $s->new_user($admin, roles => ['CREATOR']);
-my $approver = $s->new_user($admin, roles => ['APPROVER']);
-
-my $seq = 0;
-sub tag { sprintf '%d-%d-%s', $$, ++$seq, substr Remit::Test::random_key(), 2, 10 }
-
-my @TABLES = qw(users batches payment_requests decisions ledger_entries audit_events
-    idempotency_keys);
-sub counts { return { map { $_ => $dbh->selectrow_array("SELECT COUNT(*) FROM $_") } @TABLES } }
-sub delta {
-    my ($before, $after) = @_;
-    return { map { $_ => $after->{$_} - $before->{$_} } keys %$before };
-}
+my ($creator, $approver) = @{ people($s, $admin, qw(creator approver)) }{qw(creator approver)};
 
 # The request lines of pool $n's log that carry X-Request-Id $rid.
 sub served_by {
@@ -45,14 +32,14 @@ sub served_by {
 sub twins_across_pools {
     my ($token, $path, $status, $body) = @_;
     my $rid = 'twins-' . tag();
-    my $before = counts();
+    my $before = $s->row_counts;
     my $res = $s->req_together($TWINS, POST => $path, token => $token, idem => 'k-' . tag(),
         json => $body, headers => { 'X-Request-Id' => $rid });
     is_twins $res, $status, "$TWINS twins of POST $path";
     my @served = map { served_by($_, $rid) } 1, 2;
     ok $served[0] && $served[1], "both pools served some ($served[0] + $served[1])";
     is $served[0] + $served[1], $TWINS, 'together all of them';
-    return delta($before, counts());
+    return count_delta($before, $s->row_counts);
 }
 
 subtest 'the two pools are two masters with workers of their own, on two sockets' => sub {

@@ -14,6 +14,7 @@ use JSON::PP ();
 use POSIX ();
 use Time::HiRes qw(time sleep);
 use Remit::Stack;
+use Remit::Test qw(wait_for slurp);
 
 my $TOP = $Remit::Stack::TOP;
 my $BIN = File::Spec->rel2abs($ENV{REMIT_BIN} // "$TOP/src/remit");
@@ -22,18 +23,6 @@ my $port = Remit::Stack::_free_port();
 my $JSON = JSON::PP->new->utf8;
 my $http = HTTP::Tiny->new(keep_alive => 0, timeout => 10, max_redirect => 0);
 
-sub slurp { open my $fh, '<', $_[0] or return ''; local $/; scalar <$fh> }
-
-sub wait_for {
-    my ($timeout, $cond) = @_;
-    my $deadline = time + $timeout;
-    while (1) {
-        my $v = $cond->();
-        return $v if $v || time >= $deadline;
-        sleep 0.05;
-    }
-}
-
 sub alive {
     my ($pid) = @_;
     my $stat = slurp("/proc/$pid/stat");
@@ -41,41 +30,13 @@ sub alive {
     return defined $st && $st ne 'Z';
 }
 
-my $server;    # script/server's pid
+my $server = Remit::Stack::Server->start($state, $port);
 
 # The `remit serve` children of script/server.
-sub pool_masters {
-    opendir my $d, '/proc' or return;
-    return grep { slurp("/proc/$_/cmdline") =~ /\0serve\0?$/ }
-        grep { ((slurp("/proc/$_/stat") =~ /\)\s+\S+\s+(\d+)/)[0] // 0) == $server }
-        grep { /^\d+$/ } readdir $d;
-}
+sub pool_masters { $server->children(qr/\0serve\0?$/) }
 
-# script/server in the foreground of a child of ours, stdout and stderr to files.
-$server = fork // die "fork: $!";
-if (!$server) {
-    open STDIN, '<', '/dev/null';
-    open STDOUT, '>', "$state/server.out";
-    open STDERR, '>', "$state/server.err";
-    $ENV{REMIT_BIN} = $BIN;
-    exec("$TOP/script/server", '--port', $port, '--state', $state) or POSIX::_exit(127);
-}
-my $exited;
-sub server_status {
-    return $exited if defined $exited;
-    my $r = waitpid $server, POSIX::WNOHANG();
-    $exited = $? if $r == $server;
-    return $exited;
-}
-END {
-    if ($server && !defined server_status()) {
-        kill 'TERM', $server;
-        wait_for(60, sub { defined server_status() }) or kill 'KILL', $server;
-    }
-}
-
-my ($url) = wait_for(120, sub { defined server_status() ? 'exited' : slurp("$state/server.out") =~ /^REMIT_URL=(\S+)$/m ? $1 : '' });
-ok $url && $url ne 'exited', 'script/server prints REMIT_URL'
+my $url = $server->url;
+ok $url, 'script/server prints REMIT_URL'
     or BAIL_OUT('script/server did not start: ' . slurp("$state/server.err"));
 
 my $boot = `$BIN --config $state/remit.conf bootstrap --org Supervised --email admin\@example.test`;
@@ -175,11 +136,10 @@ subtest 'MariaDB dying over and over: restarted at most 5 times a minute, 503 me
     is $res->{code}, 'SERVICE_UNAVAILABLE', 'SERVICE_UNAVAILABLE';
 };
 
-ok kill('TERM', $server), 'SIGTERM to script/server';
-ok wait_for(90, sub { defined server_status() }), 'script/server stopped';
-is $exited, 0, 'exit status 0';
+ok kill('TERM', $server->pid), 'SIGTERM to script/server';
+ok defined $server->wait_exit(90), 'script/server stopped';
+is $server->status, 0, 'exit status 0';
 my ($db) = slurp("$state/mysqld.pid") =~ /(\d+)/;
 ok !$db || !alive($db), 'its MariaDB stopped with it';
-$server = 0;
 
 done_testing;

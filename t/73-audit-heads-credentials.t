@@ -3,7 +3,7 @@ use warnings;
 
 use JSON::PP;
 use Test::More;
-use Remit::Test;
+use Remit::Test qw(:DEFAULT sql_error);
 
 # Issue 23, items 3 and 9 (API §7 v1.2). verify-audit checks every organisation that has
 # events, and the pool's own database account may not move or delete a chain's head (the
@@ -16,21 +16,13 @@ my $victim = $s->new_org;
 my $admin = $victim->{token};
 my $PW = 'correct horse battery staple';
 
-my %conf = map { /^(\w+) = (.*)$/ ? ($1 => $2) : () } split /\n/, do {
-    open my $f, '<', $s->config_path or die $!;
-    local $/;
-    <$f>;
-};
-my $app = $s->new_dbh(user => $conf{db_user}, password => $conf{db_password});
+my $app = $s->app_dbh;
 my $root = $s->dbh;
 
 sub one { scalar $root->selectrow_array($_[0], undef, @_[1 .. $#_]) }
 
 # Runs SQL as the pool's user; the server's error number (0 when it succeeded).
-sub as_app {
-    my ($sql, @bind) = @_;
-    return eval { $app->do($sql, undef, @bind); 1 } ? 0 : $app->err;
-}
+sub as_app { sql_error($app, @_) }
 
 my $u = $s->new_user($admin, roles => ['CREATOR']);
 is $s->req(POST => '/api/v1/batches', token => $u->{token}, idem => 1, json => { name => 'B' })->{status},

@@ -2,7 +2,7 @@ use strict;
 use warnings;
 
 use Test::More;
-use Remit::Test;
+use Remit::Test qw(:DEFAULT sql_error);
 
 # Issue 23, item 4: the pool's own database account cannot undo separation of duties. Makers
 # are INSERT-only for it (adding goes through the procedures maker_add and makers_add_batch),
@@ -16,25 +16,14 @@ my $creator = $s->new_user($o->{token}, roles => ['CREATOR', 'APPROVER']);
 my $approver = $s->new_user($o->{token}, roles => ['APPROVER']);
 my $treasurer = $s->new_user($o->{token}, roles => ['TREASURER']);
 
-my %conf = map { /^(\w+) = (.*)$/ ? ($1 => $2) : () } split /\n/, do {
-    open my $f, '<', $s->config_path or die $!;
-    local $/;
-    <$f>;
-};
-my $app = $s->new_dbh(user => $conf{db_user}, password => $conf{db_password});
+my $app = $s->app_dbh;
 my $root = $s->dbh;
 
 sub one { scalar $root->selectrow_array($_[0], undef, @_[1 .. $#_]) }
 
-sub as_app {
-    my ($sql, @bind) = @_;
-    return eval { $app->do($sql, undef, @bind); 1 } ? 0 : $app->err;
-}
+sub as_app { sql_error($app, @_) }
 
-sub as_root {
-    my ($sql, @bind) = @_;
-    return eval { $root->do($sql, undef, @bind); 1 } ? 0 : $root->err;
-}
+sub as_root { sql_error($root, @_) }
 
 # A batch of $n requests by the creator, submitted: the requests' ids.
 sub submitted {

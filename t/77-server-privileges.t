@@ -16,6 +16,7 @@ use JSON::PP ();
 use POSIX ();
 use Time::HiRes qw(time sleep);
 use Remit::Stack;
+use Remit::Test qw(wait_for slurp);
 
 plan skip_all => 'script/server drops privileges only when run as root' unless $> == 0;
 
@@ -24,18 +25,6 @@ my $BIN = File::Spec->rel2abs($ENV{REMIT_BIN} // "$TOP/src/remit");
 my $state = tempdir('srvpriv-XXXXXX', DIR => Remit::Stack::_tmp_base(), CLEANUP => 1);
 my $JSON = JSON::PP->new->utf8;
 my $http = HTTP::Tiny->new(keep_alive => 0, timeout => 10, max_redirect => 0);
-
-sub slurp { open my $fh, '<', $_[0] or return ''; local $/; scalar <$fh> }
-
-sub wait_for {
-    my ($timeout, $cond) = @_;
-    my $deadline = time + $timeout;
-    while (1) {
-        my $v = $cond->();
-        return $v if $v || time >= $deadline;
-        sleep 0.05;
-    }
-}
 
 # [real, effective, saved, fs] uids and the same for gids, the groups and the permitted and
 # effective capabilities, from /proc/PID/status.
@@ -50,55 +39,10 @@ sub ids {
         groups => [split ' ', $groups // ''], cap => \%cap };
 }
 
-sub ppid { (slurp("/proc/$_[0]/stat") =~ /\)\s+\S+\s+(\d+)/)[0] // 0 }
-
-sub children_running {
-    my ($parent, $re) = @_;
-    opendir my $d, '/proc' or return;
-    return grep { slurp("/proc/$_/cmdline") =~ $re } grep { ppid($_) == $parent }
-        grep { /^\d+$/ } readdir $d;
-}
-
 my ($mysql_uid, $mysql_gid) = (getpwnam 'mysql')[2, 3];
-my $server;
-my $exited;
-sub server_status {
-    return $exited if defined $exited;
-    my $r = waitpid $server, POSIX::WNOHANG();
-    $exited = $? if $r == $server;
-    return $exited;
-}
-END {
-    if ($server && !defined server_status()) {
-        kill 'TERM', $server;
-        wait_for(60, sub { defined server_status() }) or kill 'KILL', $server;
-    }
-}
-
-sub start_server {
-    my ($port) = @_;
-    undef $exited;
-    unlink "$state/server.out";
-    $server = fork // die "fork: $!";
-    if (!$server) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', "$state/server.out";
-        open STDERR, '>>', "$state/server.err";
-        $ENV{REMIT_BIN} = $BIN;
-        exec("$TOP/script/server", '--port', $port, '--state', $state) or POSIX::_exit(127);
-    }
-    my ($url) = wait_for(120, sub { defined server_status() ? 'exited'
-        : slurp("$state/server.out") =~ /^REMIT_URL=(\S+)$/m ? $1 : '' });
-    return $url && $url ne 'exited' ? $url : undef;
-}
-
-sub stop_server {
-    kill 'TERM', $server;
-    wait_for(90, sub { defined server_status() });
-    my $status = $exited;
-    $server = 0;
-    return $status;
-}
+my $server;    # the running script/server (Remit::Stack::Server)
+sub start_server { $server = Remit::Stack::Server->start($state, $_[0]); return $server->url }
+sub stop_server { $server->stop }
 
 # The run of before: everything as root, on the same state dir (var/ of an older checkout).
 subtest 'a state dir a run as root left' => sub {
@@ -128,16 +72,16 @@ sub runs_as {
 subtest 'MariaDB, the pool, its workers and the deliverer run as users of their own' => sub {
     my ($db) = slurp("$state/mysqld.pid") =~ /(\d+)/;
     runs_as($db, $mysql_uid, 'MariaDB');
-    my ($master) = children_running($server, qr/\0serve\0?$/);
+    my ($master) = $server->children(qr/\0serve\0?$/);
     ok $master, 'the pool master' or return;
     my $pool = runs_as($master, $remit_uid, 'the pool master');
     my $nginx_gid = (getpwnam 'nobody')[3];
     ok grep({ $_ == $nginx_gid } @{ $pool->{groups} }), "the pool is in nginx's group (its socket's)";
-    wait_for(10, sub { children_running($master, qr/serve/) >= 4 });
-    my @workers = children_running($master, qr/serve/);
+    wait_for(10, sub { Remit::Stack::children_matching($master, qr/serve/) >= 4 });
+    my @workers = Remit::Stack::children_matching($master, qr/serve/);
     ok @workers, scalar(@workers) . ' workers';
     runs_as($_, $remit_uid, 'a worker') for @workers;
-    my ($deliver) = children_running($server, qr/\0deliver\0?$/);
+    my ($deliver) = $server->children(qr/\0deliver\0?$/);
     ok $deliver, 'remit deliver' and runs_as($deliver, $remit_uid, 'remit deliver');
     isnt $remit_uid, $mysql_uid, "the pool's uid is not MariaDB's";
 };
@@ -209,7 +153,7 @@ subtest 'bootstrap as root and the API' => sub { bootstrap_and_me('Unprivileged'
 
 subtest 'MariaDB and the deliverer killed: back as the same users' => sub {
     my ($db) = slurp("$state/mysqld.pid") =~ /(\d+)/;
-    my ($deliver) = children_running($server, qr/\0deliver\0?$/);
+    my ($deliver) = $server->children(qr/\0deliver\0?$/);
     kill 'KILL', $db, $deliver;
     my ($again) = wait_for(60, sub {
         my ($p) = slurp("$state/mysqld.pid") =~ /(\d+)/;
@@ -217,7 +161,7 @@ subtest 'MariaDB and the deliverer killed: back as the same users' => sub {
     ok $again, 'a new MariaDB' or return diag slurp("$state/server.err");
     runs_as($again, $mysql_uid, 'the new MariaDB');
     my $d2;
-    wait_for(15, sub { ($d2) = grep { $_ != $deliver } children_running($server, qr/\0deliver\0?$/) });
+    wait_for(15, sub { ($d2) = grep { $_ != $deliver } $server->children(qr/\0deliver\0?$/) });
     ok $d2, 'a new deliverer' and runs_as($d2, $remit_uid, 'the new deliverer');
     bootstrap_and_me('AfterRestart');
 };

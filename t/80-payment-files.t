@@ -7,6 +7,7 @@ use POSIX ();
 use Storable qw(nstore retrieve);
 use Test::More;
 use Remit::Test;
+use Remit::Fixture qw(ok_req ready_request);
 
 binmode Test::More->builder->$_, ":encoding(UTF-8)" for qw(output failure_output todo_output);
 
@@ -21,24 +22,12 @@ my $XSD = 't/data/pain.001.001.09.xsd';
 my @IBANS = qw(DE89370400440532013000 FR1420041010050500013M02606 NL91ABNA0417164300
     ES9121000418450200051332 BE68539007547034 AT611904300234573201 GB82WEST12345698765432);
 
+# An organisation with one user per job (tokens, and their ids as NAME_id); maker may both
+# make a request and file it.
 sub team {
-    my $o = $s->new_org;
-    my %t = (admin => $o->{token}, org => $o->{orgId});
-    my %roles = (creator => ['CREATOR'], approver => ['APPROVER'], treasurer => ['TREASURER'],
-        treasurer2 => ['TREASURER'], maker => ['CREATOR', 'TREASURER'], viewer => ['VIEWER']);
-    for my $k (sort keys %roles) {
-        my $u = $s->new_user($o->{token}, roles => $roles{$k});
-        $t{$k} = $u->{token};
-        $t{"${k}_id"} = $u->{id};
-    }
-    return \%t;
-}
-
-sub ok_req {
-    my ($want, @req) = @_;
-    my $r = $s->req(@req);
-    die "$req[0] $req[1]: $r->{status} $r->{body}" unless $r->{status} == $want;
-    return $r->{json}{data};
+    return Remit::Fixture::team($s, creator => ['CREATOR'], approver => ['APPROVER'],
+        treasurer => ['TREASURER'], treasurer2 => ['TREASURER'], maker => ['CREATOR', 'TREASURER'],
+        viewer => ['VIEWER']);
 }
 
 sub put_accounts {
@@ -47,20 +36,27 @@ sub put_accounts {
         json => { accounts => \@acc });
 }
 
+# An APPROVED request that the maker (CREATOR and TREASURER) made.
+sub made_by_maker {
+    my ($t) = @_;
+    return ready_request($s, $t->{maker}, [ $t->{approver} ], amount => '1', currency => 'EUR',
+        beneficiaryName => 'M', beneficiaryAccount => $IBANS[1]);
+}
+
 # Approved requests (each [amount, currency, name, account, purpose]), made by $by (creator).
 sub approved {
     my ($t, @reqs) = @_;
     my $by = $t->{creator};
-    my $bid = ok_req(201, POST => '/api/v1/batches', token => $by, idem => 1,
+    my $bid = ok_req($s, 201, POST => '/api/v1/batches', token => $by, idem => 1,
         json => { name => 'B' })->{id};
     my @ids = map {
-        ok_req(201, POST => "/api/v1/batches/$bid/requests", token => $by, idem => 1,
+        ok_req($s, 201, POST => "/api/v1/batches/$bid/requests", token => $by, idem => 1,
             json => { amount => $_->[0], currency => $_->[1] // 'EUR',
                 beneficiaryName => $_->[2] // 'Ann', beneficiaryAccount => $_->[3] // $IBANS[0],
                 purpose => $_->[4] // 'invoice 1' })->{id}
     } @reqs;
-    ok_req(200, POST => "/api/v1/batches/$bid/submit", token => $by, idem => 1);
-    ok_req(200, POST => "/api/v1/requests/$_/approve", token => $t->{approver}, idem => 1)
+    ok_req($s, 200, POST => "/api/v1/batches/$bid/submit", token => $by, idem => 1);
+    ok_req($s, 200, POST => "/api/v1/requests/$_/approve", token => $t->{approver}, idem => 1)
         for @ids;
     return @ids;
 }
@@ -83,7 +79,7 @@ my $t = team();
 my $other = team();
 
 subtest 'debtor accounts: the whole set, ADMIN only, checked field by field' => sub {
-    is_deeply ok_req(200, GET => '/api/v1/debtor-accounts', token => $t->{viewer}),
+    is_deeply ok_req($s, 200, GET => '/api/v1/debtor-accounts', token => $t->{viewer}),
         { accounts => [] }, 'none at first';
     is_error $s->req(PUT => '/api/v1/debtor-accounts', token => $t->{treasurer},
         json => { accounts => [] }), 403, 'FORBIDDEN';
@@ -143,9 +139,9 @@ subtest 'the checks in their order: 404, NOT_APPROVED, IN_PAYMENT_FILE, MIXED_CU
     is_deeply $r->{json}{error}{details}{requestIds}, [$foreign, '999999999', 'nope'],
         'details.requestIds lists them in order';
 
-    my $bid = ok_req(201, POST => '/api/v1/batches', token => $t->{creator}, idem => 1,
+    my $bid = ok_req($s, 201, POST => '/api/v1/batches', token => $t->{creator}, idem => 1,
         json => { name => 'P' })->{id};
-    my $pending = ok_req(201, POST => "/api/v1/batches/$bid/requests", token => $t->{creator},
+    my $pending = ok_req($s, 201, POST => "/api/v1/batches/$bid/requests", token => $t->{creator},
         idem => 1, json => { amount => '1', currency => 'EUR', beneficiaryName => 'P',
             beneficiaryAccount => $IBANS[0] })->{id};
     $r = create($t->{treasurer}, requestIds => [$a, $pending]);
@@ -173,13 +169,7 @@ subtest 'the checks in their order: 404, NOT_APPROVED, IN_PAYMENT_FILE, MIXED_CU
     is $r->{json}{error}{details}{reason}, 'NO_DEBTOR_ACCOUNT', 'NO_DEBTOR_ACCOUNT';
 
     # maker: the user with CREATOR and TREASURER creates a request and tries to file it.
-    my $mb = ok_req(201, POST => '/api/v1/batches', token => $t->{maker}, idem => 1,
-        json => { name => 'M' })->{id};
-    my $mine = ok_req(201, POST => "/api/v1/batches/$mb/requests", token => $t->{maker},
-        idem => 1, json => { amount => '1', currency => 'EUR', beneficiaryName => 'M',
-            beneficiaryAccount => $IBANS[1] })->{id};
-    ok_req(200, POST => "/api/v1/batches/$mb/submit", token => $t->{maker}, idem => 1);
-    ok_req(200, POST => "/api/v1/requests/$mine/approve", token => $t->{approver}, idem => 1);
+    my $mine = made_by_maker($t)->{id};
     $r = create($t->{maker}, requestIds => [$b, $mine]);
     is_error $r, 403, 'SELF_PAYMENT_FORBIDDEN', 'a maker of one of them';
     is_deeply $r->{json}{error}{details}{requestIds}, [$mine], 'naming it';
@@ -234,7 +224,7 @@ subtest 'a file: 201 CREATED, items in order, nameInFile, the requests marked' =
         is $q->{version}, $before[$i] + 1, 'version bumped';
         is $q->{status}, 'APPROVED', 'still APPROVED';
     }
-    is_deeply ok_req(200, GET => "/api/v1/payment-files/$file->{id}", token => $t->{viewer}),
+    is_deeply ok_req($s, 200, GET => "/api/v1/payment-files/$file->{id}", token => $t->{viewer}),
         $file, 'GET answers the same';
     my $list = $s->req(GET => '/api/v1/payment-files?status=CREATED', token => $t->{viewer});
     ok((grep { $_->{id} eq $file->{id} } @{ $list->{json}{data} }), 'listed as CREATED');
@@ -356,7 +346,7 @@ subtest 'a filed request: mark-paid 409 with the file, not in the treasurer\'s q
 
 sub balances {
     my ($tok) = @_;
-    return { map { $_->{currency} => $_ } @{ ok_req(200, GET => '/api/v1/ledger/balances', token => $tok) } };
+    return { map { $_->{currency} => $_ } @{ ok_req($s, 200, GET => '/api/v1/ledger/balances', token => $tok) } };
 }
 
 subtest 'confirm: every item and request PAID, one SETTLEMENT each, in one go' => sub {
@@ -395,26 +385,20 @@ subtest 'confirm: every item and request PAID, one SETTLEMENT each, in one go' =
 };
 
 subtest 'confirm by a maker of an item: 403, nothing paid' => sub {
-    my $mb = ok_req(201, POST => '/api/v1/batches', token => $t->{maker}, idem => 1,
-        json => { name => 'M' })->{id};
-    my $mine = ok_req(201, POST => "/api/v1/batches/$mb/requests", token => $t->{maker},
-        idem => 1, json => { amount => '1', currency => 'EUR', beneficiaryName => 'M',
-            beneficiaryAccount => $IBANS[1] })->{id};
-    ok_req(200, POST => "/api/v1/batches/$mb/submit", token => $t->{maker}, idem => 1);
-    ok_req(200, POST => "/api/v1/requests/$mine/approve", token => $t->{approver}, idem => 1);
-    my $f = ok_req(201, POST => '/api/v1/payment-files', token => $t->{treasurer}, idem => 1,
+    my $mine = made_by_maker($t)->{id};
+    my $f = ok_req($s, 201, POST => '/api/v1/payment-files', token => $t->{treasurer}, idem => 1,
         json => { requestIds => [$mine] });
     my $r = $s->req(POST => "/api/v1/payment-files/$f->{id}/confirm", token => $t->{maker},
         idem => 1, json => {});
     is_error $r, 403, 'SELF_PAYMENT_FORBIDDEN', 'refused';
     is request($mine, $t->{viewer})->{status}, 'APPROVED', 'not paid';
-    ok_req(200, POST => "/api/v1/payment-files/$f->{id}/void", token => $t->{treasurer},
+    ok_req($s, 200, POST => "/api/v1/payment-files/$f->{id}/void", token => $t->{treasurer},
         idem => 1, json => { reason => 'cleanup' });
 };
 
 subtest 'void: the requests are free again, a new file gives new end-to-end ids' => sub {
     my @v = approved($t, ['4.00'], ['5.00']);
-    my $f = ok_req(201, POST => '/api/v1/payment-files', token => $t->{treasurer}, idem => 1,
+    my $f = ok_req($s, 201, POST => '/api/v1/payment-files', token => $t->{treasurer}, idem => 1,
         json => { requestIds => \@v });
     my $path = "/api/v1/payment-files/$f->{id}/void";
     for my $bad ({}, { reason => '' }, { reason => 'x' x 501 }, { reason => 5 }) {
@@ -440,7 +424,7 @@ subtest 'void: the requests are free again, a new file gives new end-to-end ids'
         idem => 1, json => {}), 409, 'INVALID_STATE', 'confirm a VOIDED file';
     is $s->req(GET => "/api/v1/payment-files/$f->{id}/pain.001", token => $t->{viewer})->{status},
         200, 'its pain.001 still downloads';
-    my $g = ok_req(201, POST => '/api/v1/payment-files', token => $t->{treasurer2}, idem => 1,
+    my $g = ok_req($s, 201, POST => '/api/v1/payment-files', token => $t->{treasurer2}, idem => 1,
         json => { requestIds => \@v });
     my %old = map { $_->{endToEndId} => 1 } @{ $f->{items} };
     ok !(grep { $old{ $_->{endToEndId} } } @{ $g->{items} }), 'new end-to-end ids';

@@ -6,6 +6,7 @@ use IO::Handle;
 use POSIX ();
 use Test::More;
 use Remit::Test;
+use Remit::Fixture qw(person people debtor_account ready_requests);
 
 # A model test of payment files (API §9): seeded and reproducible in its choices, several
 # forked clients at once, each round every client takes one random step (make a file of a
@@ -34,26 +35,16 @@ my $SEED = $ENV{REMIT_MODEL_SEED} // 25;
 my $CLIENTS = 3;
 my $POOL = 40;    # APPROVED requests kept available
 
-my $s = Remit::Test->stack(start => 0);
-$s->conf_set(workers => 4);
-$s->start;
+my $s = Remit::Test->stack(conf => { workers => 4 });
 my $dbh = $s->dbh;
 my $org = $s->new_org;
 my $admin = $org->{token};
-my $creator = $s->new_user($admin, roles => ['CREATOR']);
-my $approver = $s->new_user($admin, roles => ['APPROVER']);
-my @treasurers = map { $s->new_user($admin, roles => ['TREASURER']) } 1 .. $CLIENTS;
+my ($creator, $approver) = @{ people($s, $admin, qw(creator approver)) }{qw(creator approver)};
+my @treasurers = map { person($s, $admin, 'TREASURER') } 1 .. $CLIENTS;
 my @IBANS = qw(DE89370400440532013000 FR1420041010050500013M02606 NL91ABNA0417164300
     ES9121000418450200051332 BE68539007547034 AT611904300234573201);
 
-sub ok_req {
-    my ($want, @req) = @_;
-    my $r = $s->req(@req);
-    die "$req[0] $req[1]: $r->{status} $r->{body}" unless $r->{status} == $want;
-    return $r->{json}{data};
-}
-ok_req(200, PUT => '/api/v1/debtor-accounts', token => $admin, json => { accounts => [
-    { currency => 'EUR', name => 'Acme & Söhne', iban => $IBANS[0], bic => 'COBADEFFXXX' } ] });
+debtor_account($s, $admin, name => 'Acme & Söhne', iban => $IBANS[0], bic => 'COBADEFFXXX');
 
 # Tops the organisation's APPROVED requests that are in no live file up to $POOL.
 my $made = 0;
@@ -62,18 +53,12 @@ sub replenish {
         r.org_id = ? AND r.status = 'APPROVED' AND NOT EXISTS (SELECT 1 FROM payment_file_items i
         WHERE i.live_request_id = r.id)}, undef, $org->{orgId});
     return if $free >= $POOL / 2;
-    my $bid = ok_req(201, POST => '/api/v1/batches', token => $creator->{token}, idem => 1,
-        json => { name => 'model' })->{id};
-    my @ids = map {
+    ready_requests($s, $creator, [ $approver ], map {
         $made++;
-        ok_req(201, POST => "/api/v1/batches/$bid/requests", token => $creator->{token},
-            idem => 1, json => { amount => sprintf('%d.%02d', 1 + $made % 97, $made % 100),
-                currency => 'EUR', beneficiaryName => "Bénéficiaire $made & Co",
-                beneficiaryAccount => $IBANS[$made % @IBANS], purpose => "model $made" })->{id}
-    } 1 .. $POOL - $free;
-    ok_req(200, POST => "/api/v1/batches/$bid/submit", token => $creator->{token}, idem => 1);
-    ok_req(200, POST => "/api/v1/requests/$_/approve", token => $approver->{token}, idem => 1)
-        for @ids;
+        +{ amount => sprintf('%d.%02d', 1 + $made % 97, $made % 100), currency => 'EUR',
+            beneficiaryName => "Bénéficiaire $made & Co", beneficiaryAccount => $IBANS[$made % @IBANS],
+            purpose => "model $made" }
+    } 1 .. $POOL - $free);
 }
 
 # ---- one client's step -------------------------------------------------------------------

@@ -5,6 +5,7 @@ use utf8;
 use JSON::PP ();
 use Test::More;
 use Remit::Test;
+use Remit::Fixture qw(ok_req debtor_account ready_request ready_requests);
 
 binmode Test::More->builder->$_, ":encoding(UTF-8)" for qw(output failure_output todo_output);
 
@@ -16,44 +17,24 @@ my $s = Remit::Test->stack;
 my $NS = 'urn:iso:std:iso:20022:tech:xsd:pain.002.001.10';
 my $IBAN = 'DE89370400440532013000';
 
+# An organisation with one user per job (tokens, and their ids as NAME_id) and an EUR debtor
+# account; maker may both make a request and post the bank's answer.
 sub team {
-    my $o = $s->new_org;
-    my %t = (admin => $o->{token}, org => $o->{orgId});
-    my %roles = (creator => ['CREATOR'], approver => ['APPROVER'], treasurer => ['TREASURER'],
-        maker => ['CREATOR', 'TREASURER'], viewer => ['VIEWER']);
-    for my $k (sort keys %roles) {
-        my $u = $s->new_user($o->{token}, roles => $roles{$k});
-        $t{$k} = $u->{token};
-        $t{"${k}_id"} = $u->{id};
-    }
-    my $r = $s->req(PUT => '/api/v1/debtor-accounts', token => $o->{token},
-        json => { accounts => [{ currency => 'EUR', name => 'Acme', iban => 'FR1420041010050500013M02606' }] });
-    die "accounts: $r->{body}" unless $r->{status} == 200;
-    return \%t;
-}
-
-sub ok_req {
-    my ($want, @req) = @_;
-    my $r = $s->req(@req);
-    die "$req[0] $req[1]: $r->{status} $r->{body}" unless $r->{status} == $want;
-    return $r->{json}{data};
+    my $t = Remit::Fixture::team($s, creator => ['CREATOR'], approver => ['APPROVER'],
+        treasurer => ['TREASURER'], maker => ['CREATOR', 'TREASURER'], viewer => ['VIEWER']);
+    debtor_account($s, $t->{admin}, iban => 'FR1420041010050500013M02606');
+    return $t;
 }
 
 sub one { scalar $s->dbh->selectrow_array($_[0], undef, @_[1 .. $#_]) }
 
-# A CREATED file of approved requests (amounts), made by creator $by.
+# A CREATED file of approved requests (amounts), made by the team's creator.
 sub file_of {
     my ($t, @amounts) = @_;
-    my $by = $t->{creator};
-    my $bid = ok_req(201, POST => '/api/v1/batches', token => $by, idem => 1, json => { name => 'B' })->{id};
-    my @ids = map {
-        ok_req(201, POST => "/api/v1/batches/$bid/requests", token => $by, idem => 1,
-            json => { amount => $_, currency => 'EUR', beneficiaryName => 'Ann',
-                beneficiaryAccount => $IBAN, purpose => 'inv' })->{id}
-    } @amounts;
-    ok_req(200, POST => "/api/v1/batches/$bid/submit", token => $by, idem => 1);
-    ok_req(200, POST => "/api/v1/requests/$_/approve", token => $t->{approver}, idem => 1) for @ids;
-    return ok_req(201, POST => '/api/v1/payment-files', token => $t->{treasurer}, idem => 1,
+    my @ids = map { $_->{id} } ready_requests($s, $t->{creator}, [ $t->{approver} ],
+        map { { amount => $_, currency => 'EUR', beneficiaryName => 'Ann',
+            beneficiaryAccount => $IBAN, purpose => 'inv' } } @amounts);
+    return ok_req($s, 201, POST => '/api/v1/payment-files', token => $t->{treasurer}, idem => 1,
         json => { requestIds => \@ids });
 }
 
@@ -99,7 +80,7 @@ sub post {
 }
 
 sub e2e { map { $_->{endToEndId} } @{ $_[0]{items} } }
-sub request { ok_req(200, GET => "/api/v1/requests/$_[1]", token => $_[0]{viewer}) }
+sub request { ok_req($s, 200, GET => "/api/v1/requests/$_[1]", token => $_[0]{viewer}) }
 sub settlements { one(q{SELECT COUNT(*) FROM ledger_entries WHERE type = 'SETTLEMENT' AND request_id = ?}, $_[0]) }
 sub events { one('SELECT COUNT(*) FROM audit_events WHERE action = ? AND object_id = ?', @_) }
 # Everything a report could change, for "nothing changed".
@@ -285,12 +266,9 @@ subtest 'reports that do not fit: 404, 400 naming the element, 409, 403, 415; no
     is state_of($f->{id}), $before, 'nothing changed';
 
     # A maker of one of the file's requests (who is a TREASURER too) may not post the answer.
-    my $bid = ok_req(201, POST => '/api/v1/batches', token => $t->{maker}, idem => 1, json => { name => 'M' })->{id};
-    my $rid = ok_req(201, POST => "/api/v1/batches/$bid/requests", token => $t->{maker}, idem => 1,
-        json => { amount => '3.00', currency => 'EUR', beneficiaryName => 'Bo', beneficiaryAccount => $IBAN })->{id};
-    ok_req(200, POST => "/api/v1/batches/$bid/submit", token => $t->{maker}, idem => 1);
-    ok_req(200, POST => "/api/v1/requests/$rid/approve", token => $t->{approver}, idem => 1);
-    my $m = ok_req(201, POST => '/api/v1/payment-files', token => $t->{treasurer}, idem => 1,
+    my $rid = ready_request($s, $t->{maker}, [ $t->{approver} ], amount => '3.00', currency => 'EUR',
+        beneficiaryName => 'Bo', beneficiaryAccount => $IBAN)->{id};
+    my $m = ok_req($s, 201, POST => '/api/v1/payment-files', token => $t->{treasurer}, idem => 1,
         json => { requestIds => [$rid] });
     $before = state_of($m->{id});
     $r = post($t, $m, pain002($m, tx => [[e2e($m), 'RJCT', 'AC04']]), token => $t->{maker});
@@ -299,7 +277,7 @@ subtest 'reports that do not fit: 404, 400 naming the element, 409, 403, 415; no
     is state_of($m->{id}), $before, 'nothing changed';
 
     my $v = file_of($t, '4.00');
-    ok_req(200, POST => "/api/v1/payment-files/$v->{id}/void", token => $t->{treasurer}, idem => 1,
+    ok_req($s, 200, POST => "/api/v1/payment-files/$v->{id}/void", token => $t->{treasurer}, idem => 1,
         json => { reason => 'never sent' });
     $r = post($t, $v, pain002($v, tx => [[e2e($v), 'ACSC']]));
     is_error $r, 409, 'INVALID_STATE', 'a VOIDED file';
@@ -477,7 +455,7 @@ subtest 'kept reports: listed, and their exact bytes' => sub {
 };
 
 subtest 'a returned request goes into a new file with a new end-to-end id and is paid' => sub {
-    my $g = ok_req(201, POST => '/api/v1/payment-files', token => $t->{treasurer}, idem => 1,
+    my $g = ok_req($s, 201, POST => '/api/v1/payment-files', token => $t->{treasurer}, idem => 1,
         json => { requestIds => [$returned] });
     my $old = one(q{SELECT end_to_end_id FROM payment_file_items WHERE request_id = ? AND status = 'RETURNED'}, $returned);
     isnt $g->{items}[0]{endToEndId}, $old, 'a new end-to-end id';

@@ -11,40 +11,27 @@ use warnings;
 
 use Test::More;
 use Remit::Test;
+use Remit::Fixture qw(ok_req people debtor_account ready_requests);
 
 my $CLIENTS = 8;
-my $s = Remit::Test->stack(pools => 2, start => 0);
-$s->conf_set(workers => 4, idem_wait => 15, purge_interval => 0);
-$s->start;
-$s->expect_worker_kill(9);
+my $s = Remit::Test->crash_stack(pools => 2);
 my $dbh = $s->dbh;
 
 my $org = $s->new_org;
 my $admin = $org->{token};
-my %u = map { $_ => $s->new_user($admin, roles => [uc $_]) } qw(creator approver treasurer);
+my %u = %{ people($s, $admin, qw(creator approver treasurer)) };
 my $NS = 'urn:iso:std:iso:20022:tech:xsd:pain.002.001.10';
 
-sub ok_req {
-    my ($want, @req) = @_;
-    my $r = $s->req(@req);
-    die "$req[0] $req[1]: $r->{status} $r->{body}" unless $r->{status} == $want;
-    return $r->{json}{data};
-}
 sub one { scalar $dbh->selectrow_array($_[0], undef, @_[1 .. $#_]) }
 
-ok_req(200, PUT => '/api/v1/debtor-accounts', token => $admin, json => { accounts => [
-    { currency => 'EUR', name => 'Acme', iban => 'DE89370400440532013000' } ] });
+debtor_account($s, $admin);
 
 my $seq = 0;
 sub file_of {
-    my $bid = ok_req(201, POST => '/api/v1/batches', token => $u{creator}{token}, idem => 1,
-        json => { name => 'B' })->{id};
-    my @ids = map { ok_req(201, POST => "/api/v1/batches/$bid/requests", token => $u{creator}{token},
-        idem => 1, json => { amount => "$_.00", currency => 'EUR', beneficiaryName => "N$_",
-            beneficiaryAccount => 'FR1420041010050500013M02606' })->{id} } 1 .. 3;
-    ok_req(200, POST => "/api/v1/batches/$bid/submit", token => $u{creator}{token}, idem => 1);
-    ok_req(200, POST => "/api/v1/requests/$_/approve", token => $u{approver}{token}, idem => 1) for @ids;
-    return ok_req(201, POST => '/api/v1/payment-files', token => $u{treasurer}{token}, idem => 1,
+    my @ids = map { $_->{id} } ready_requests($s, $u{creator}, [ $u{approver} ],
+        map { { amount => "$_.00", currency => 'EUR', beneficiaryName => "N$_",
+            beneficiaryAccount => 'FR1420041010050500013M02606' } } 1 .. 3);
+    return ok_req($s, 201, POST => '/api/v1/payment-files', token => $u{treasurer}{token}, idem => 1,
         json => { requestIds => \@ids });
 }
 
@@ -109,21 +96,6 @@ subtest "one report from $CLIENTS clients at once, across two app hosts, each wi
         'every answer shows the file as applied';
 };
 
-# The workers holding an accepted FastCGI connection (as t/42 counts them).
-sub busy_workers {
-    my %sockets;
-    for my $pid ($s->worker_pids) {
-        opendir my $d, "/proc/$pid/fd" or next;
-        $sockets{$pid} = grep { (readlink("/proc/$pid/fd/$_") // '') =~ /^socket:/ } readdir $d;
-    }
-    my %idle;
-    for my $n (1, 2) {
-        my @mine = grep { exists $sockets{$_} } $s->worker_pids($n);
-        $idle{$_} = (sort { $a <=> $b } map { $sockets{$_} } @mine)[0] // 0 for @mine;
-    }
-    return grep { $sockets{$_} > $idle{$_} } keys %sockets;
-}
-
 subtest 'a worker killed while applying a report: nothing applied; the retry applies it once' => sub {
     my $f = file_of();
     my $xml = report($f);
@@ -135,18 +107,8 @@ subtest 'a worker killed while applying a report: nothing applied; the retry app
     my $key = Remit::Test::random_key();
     my $first = $s->req_bg(POST => "/api/v1/payment-files/$f->{id}/status-reports", token => $u{treasurer}{token},
         idem => $key, raw => $xml, headers => { 'Content-Type' => 'application/xml' });
-    $s->wait_until('the attempt waits for the audit chain the test holds', sub { $s->lock_waits == 1 });
-    my $rows = $dbh->selectrow_array(q{SELECT trx_rows_modified FROM information_schema.INNODB_TRX
-        WHERE trx_state = 'LOCK WAIT'});
-    cmp_ok $rows // 0, '>=', 6, "it has written already ($rows rows: items, requests, ledger, report, file)";
-    my @busy = busy_workers();
-    is scalar @busy, 1, 'one worker is serving it';
-    kill 'KILL', @busy;
-    is_error $first->(), 502, 'BAD_GATEWAY', 'its client gets 502';
-    $h->rollback;
-    $h->disconnect;
-    $s->wait_until('the killed attempt is rolled back', sub {
-        !$dbh->selectrow_array('SELECT COUNT(*) FROM information_schema.INNODB_TRX') });
+    $s->kill_lock_waiter($h, $first, waits => 'the attempt waits for the audit chain the test holds',
+        rows => 6, written => 'items, requests, ledger, report, file');
     is state_of($f), $before, 'nothing applied: items, requests, ledger, reports, audit as before';
 
     my $retry = post($f, $xml, $key);

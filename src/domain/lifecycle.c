@@ -1,6 +1,7 @@
 /* The lifecycle table: see lifecycle.h. */
 #include "domain/lifecycle.h"
 
+#include <stdio.h>
 #include <string.h>
 
 const char *const batch_statuses[] = {
@@ -68,6 +69,23 @@ bool batch_may(enum batch_action action, enum batch_status s)
 bool request_may(enum request_action action, enum request_status s)
 {
 	return s < RS_COUNT && (request_from[action] & B(s));
+}
+
+char *batch_statuses_for(enum batch_action action, char *out, size_t size)
+{
+	size_t len = 0;
+	out[0] = '\0';
+	for (int s = 0; s < BS_COUNT; s++) {
+		if (!(batch_from[action] & B(s)))
+			continue;
+		int n = snprintf(out + len, size - len, "%s%s", len ? "," : "", batch_statuses[s]);
+		if (n < 0 || (size_t)n >= size - len) {   /* too small: allow nothing, never a part */
+			out[0] = '\0';
+			break;
+		}
+		len += (size_t)n;
+	}
+	return out;
 }
 
 int batch_check_or_reply(struct ctx *c, enum batch_action action, enum batch_status s)

@@ -14,6 +14,7 @@
 #ifndef REMIT_DOMAIN_LIFECYCLE_H
 #define REMIT_DOMAIN_LIFECYCLE_H
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "http.h"
 
@@ -61,6 +62,12 @@ enum request_action {
 /* Whether `action` is allowed from status `s`. */
 bool batch_may(enum batch_action action, enum batch_status s);
 bool request_may(enum request_action action, enum request_status s);
+
+/* The names of the statuses `action` is allowed from, comma-separated ("DRAFT"), in `out` of
+ * `size` bytes: a MariaDB FIND_IN_SET list. The stored procedure request_add
+ * (sql/migrations/0014) is handed BA_EDIT's, so the SQL names no status of its own and this
+ * table stays the rule's one home. Returns `out`. */
+char *batch_statuses_for(enum batch_action action, char *out, size_t size);
 
 /* STEP_GO_ON when `action` is allowed from `s`, else the status of the 409 INVALID_STATE reply
  * (details.status: the current status). */

@@ -12,7 +12,8 @@
 
 /* A request's columns in the order write_request reads them, then the currency's minor unit.
  * Selected from `payment_requests r JOIN currencies cu ON cu.code = r.currency`. The
- * procedure request_add (sql/migrations/0005) answers with the same list: change both. */
+ * procedure request_add (sql/migrations/0014) answers with the same list: change both
+ * (script/check-lists fails until they agree). */
 #define REQUEST_COLS \
 	"r.id, r.batch_id, r.status, r.amount, r.currency, r.beneficiary_name," \
 	" r.beneficiary_account, r.purpose, r.created_by, r.created_at, r.updated_at, r.version," \

@@ -17,7 +17,7 @@
  * of spaces, and only the normalised form must fit 1..34 characters. */
 #define ACCOUNT_INPUT_MAX (2L << 20)
 
-static const char SQL_REQUEST_ADD[] = "CALL request_add(?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char SQL_REQUEST_ADD[] = "CALL request_add(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_REQUEST_UPDATE[] =
 	"UPDATE payment_requests SET amount = ?, currency = ?, beneficiary_name = ?,"
 	" beneficiary_account = ?, purpose = ?, version = version + 1, updated_at = NOW(3)"
@@ -91,12 +91,15 @@ int request_batch_ready(struct ctx *c, long long batch, long long n)
 	return STEP_GO_ON;
 }
 
-/* CALL request_add (sql/migrations/0005): finds the batch in the caller's organisation
- * without a lock, then locks it and bumps its version if it is a DRAFT with room, inserts
+/* CALL request_add (sql/migrations/0014): finds the batch in the caller's organisation
+ * without a lock, then locks it and bumps its version if its status is one BA_EDIT is allowed
+ * from (handed over from the lifecycle table: the SQL names none) and it has room, inserts
  * the request and reads it back (REQUEST_COLS), in one round trip. No row: nothing added. */
 static int add(struct ctx *c, long long batch, const struct request_fields *f, struct dbres *r)
 {
-	return db_query(c->db, c->a, r, SQL_REQUEST_ADD, "iiiissssi", c->me.org_id, batch,
+	char editable[64];
+	return db_query(c->db, c->a, r, SQL_REQUEST_ADD, "iisiissssi", c->me.org_id, batch,
+		batch_statuses_for(BA_EDIT, editable, sizeof editable),
 		(long long)BATCH_MAX_REQUESTS, (long long)f->amount, f->currency, f->name, f->account,
 		f->purpose, c->me.user_id) < 0 ? STEP_DB_ERROR : STEP_GO_ON;
 }

@@ -370,29 +370,11 @@ sub _write_nginx_conf {
     my %subst = (PORT => $self->{port}, SERVERS => $servers);
     $site =~ s{\@([A-Z_]+)\@}{$subst{$1} // croak "nginx/lb.conf.in: unknown \@$1\@"}ge;
     Remit::Stack::_spew("$dir/site.conf", $site);
-    my $user = $> == 0 ? "user root;\n" : '';
-    Remit::Stack::_spew("$dir/nginx.conf", <<"EOF");
-# written by t/lib/Remit/Cluster.pm: the load balancer in front of the app hosts
-${user}worker_processes 1;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-
-events {
-    worker_connections 1024;
-}
-
-http {
+    Remit::Stack::_write_nginx_main($dir,
+        about => 't/lib/Remit/Cluster.pm: the load balancer in front of the app hosts',
+        user => $> == 0 ? "user root;\n" : '', connections => 1024, http => <<"EOF");
     log_format lb '\$remote_addr "\$request" \$status up=\$upstream_addr st=\$upstream_status rt=\$request_time';
     access_log $dir/access.log lb;
-    client_body_temp_path $dir/tmp/body;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    proxy_temp_path $dir/tmp/proxy;
-    scgi_temp_path $dir/tmp/scgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-
-    include $dir/site.conf;
-}
 EOF
 }
 

@@ -575,6 +575,14 @@ sub new_dbh {
     });
 }
 
+# A connection of its own as the pool's database account (db_user of remit.conf), with no
+# grant but those of sql/migrations: for checks of what the pool itself may and may not do.
+sub app_dbh {
+    my ($self, %attr) = @_;
+    my $conf = $self->_conf;
+    return $self->new_dbh(user => $conf->{db_user}, password => $conf->{db_password}, %attr);
+}
+
 # mariadb-install-db takes a while; build one datadir per checkout and copy it.
 sub _copy_template {
     my ($datadir) = @_;
@@ -834,36 +842,50 @@ sub _write_nginx_conf {
             chmod 0710, $self->{state};    # nginx's group may reach the socket, not list or read
         }
     }
-    _spew("$dir/nginx.conf", <<"EOF");
-# written by t/lib/Remit/Stack.pm: one nginx for the stack in this directory
+    _write_nginx_main($dir, about => 't/lib/Remit/Stack.pm: one nginx for the stack in this directory',
+        comment => <<'EOF', user => $user, main => "worker_rlimit_nofile 16384;\n",
 # Sized for a burst (nginx/remit.conf.in, "Under a burst"). One worker: nginx shares this
 # host's cores with the pool and MariaDB, one event loop answers a shed request in tens of
 # microseconds, and a second one spinning on a burst's 503s only takes CPU from the pool.
 # 8,192 connections: clients and, for those in the pool, their FastCGI connection.
-${user}worker_processes 1;
-worker_rlimit_nofile 16384;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-
-events {
-    worker_connections 8192;
-}
-
-http {
+EOF
+        connections => 8192, upstream => "    $upstream\n", http => <<"EOF");
     # The combined format's core plus the request's time and id: bench/run reads the
     # latency of admitted requests from here. Buffered: a burst is not a write per request.
     log_format remit '\$remote_addr [\$time_local] "\$request" \$status \$body_bytes_sent '
                      'rt=\$request_time rid=\$remit_request_id';
     access_log $dir/access.log remit buffer=64k flush=1s;
-    client_body_temp_path $dir/tmp/body;
+EOF
+}
+
+# Writes $dir/nginx.conf, the frame every nginx of the tests shares around $dir/site.conf
+# (Remit::Stack's and Remit::Cluster's balancer): one worker in the foreground, its pid, error
+# log and temporary directories in $dir. %o: about (what writes it, for what: the first
+# comment line), comment (more comment lines), user (the `user` line or ''), main (more lines
+# of the main context), connections (worker_connections), http (lines of the http context
+# before the temporary paths: log format, access log), upstream (lines before the include).
+sub _write_nginx_main {
+    my ($dir, %o) = @_;
+    $o{$_} //= '' for qw(comment user main http upstream);
+    _spew("$dir/nginx.conf", <<"EOF");
+# written by $o{about}
+$o{comment}$o{user}worker_processes 1;
+$o{main}daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+
+events {
+    worker_connections $o{connections};
+}
+
+http {
+$o{http}    client_body_temp_path $dir/tmp/body;
     fastcgi_temp_path $dir/tmp/fastcgi;
     proxy_temp_path $dir/tmp/proxy;
     scgi_temp_path $dir/tmp/scgi;
     uwsgi_temp_path $dir/tmp/uwsgi;
 
-    $upstream
-    include $dir/site.conf;
+$o{upstream}    include $dir/site.conf;
 }
 EOF
 }
@@ -1110,6 +1132,91 @@ sub _tail {
     my @lines = <$fh>;
     splice @lines, 0, @lines - 40 if @lines > 40;
     return join '', @lines;
+}
+
+# The live children of process $parent whose command line (NUL-separated) matches $re.
+sub children_matching {
+    my ($parent, $re) = @_;
+    return map { $_->{pid} } grep { $_->{state} ne 'Z' && (_slurp("/proc/$_->{pid}/cmdline") // '') =~ $re }
+        _children($parent);
+}
+
+# ---- script/server ----------------------------------------------------------------------
+
+package Remit::Stack::Server;
+
+# script/server, the supervisor production runs (MariaDB, the pool, nginx, the deliverer), in
+# the foreground of a child of ours, for the tests of what it does itself (t/55, t/77):
+#   my $srv = Remit::Stack::Server->start($state, $port);   # waits for REMIT_URL, 120 s at most
+#   $srv->url;       # what it printed, undef when it exited first or took too long
+#   $srv->pid;       # kill 'KILL' ... and the like; ->children(qr/\0serve\0?$/): its pool master
+#   $srv->status;    # its wait status once it exited, else undef
+#   $srv->stop;      # SIGTERM, waits 90 s: its status
+# It runs this checkout's binary ($REMIT_BIN or src/remit); its stdout goes to
+# $state/server.out (new at each start), its stderr is appended to $state/server.err. One
+# still running when the file ends gets SIGTERM, and SIGKILL after 60 s.
+
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(sleep time);
+
+my @SERVERS;
+
+sub start {
+    my ($class, $state, $port) = @_;
+    my $self = bless { state => $state, owner => $$ }, $class;
+    unlink "$state/server.out";
+    my $bin = File::Spec->rel2abs($ENV{REMIT_BIN} // "$Remit::Stack::TOP/src/remit");
+    $self->{pid} = fork // Carp::croak("fork: $!");
+    if (!$self->{pid}) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', "$state/server.out";
+        open STDERR, '>>', "$state/server.err";
+        $ENV{REMIT_BIN} = $bin;
+        exec("$Remit::Stack::TOP/script/server", '--port', $port, '--state', $state)
+            or POSIX::_exit(127);
+    }
+    push @SERVERS, $self;
+    my $deadline = time + 120;
+    until (defined $self->status || time >= $deadline) {
+        last if ($self->{url}) = (Remit::Stack::_slurp("$state/server.out") // '') =~ /^REMIT_URL=(\S+)$/m;
+        sleep 0.05;
+    }
+    return $self;
+}
+
+sub pid { $_[0]{pid} }
+sub url { $_[0]{url} }
+sub children { Remit::Stack::children_matching($_[0]{pid}, $_[1]) }
+
+sub status {
+    my ($self) = @_;
+    return $self->{exited} if exists $self->{exited};
+    local $?;
+    $self->{exited} = $? if waitpid($self->{pid}, WNOHANG) == $self->{pid};
+    return $self->{exited};
+}
+
+# Its status once it exited, waiting $timeout seconds at most (undef: still running).
+sub wait_exit {
+    my ($self, $timeout) = @_;
+    my $deadline = time + $timeout;
+    sleep 0.05 until defined $self->status || time >= $deadline;
+    return $self->status;
+}
+
+sub stop {
+    my ($self) = @_;
+    kill 'TERM', $self->{pid} unless defined $self->status;
+    return $self->wait_exit(90);
+}
+
+END {
+    local $?;    # the test file's exit status
+    for my $srv (@SERVERS) {
+        next if $srv->{owner} != $$ || defined $srv->status;    # not in a forked child
+        kill 'TERM', $srv->{pid};
+        defined $srv->wait_exit(60) or kill 'KILL', $srv->{pid};
+    }
 }
 
 1;

@@ -40,6 +40,7 @@ use Test2::API qw(test2_add_callback_testing_done test2_stack);
 use Time::HiRes qw(time);
 
 our @EXPORT = qw(is_error is_twins parse_http_response wait_for);
+our @EXPORT_OK = qw(tag count_delta sql_error slurp);
 
 my $JSON = JSON::PP->new->utf8->canonical;
 my @STACKS;    # every stack this file made, checked when it finishes
@@ -61,6 +62,19 @@ sub stack {
     $self->{conf}{shed_after_ms} //= 10000;
     push @STACKS, $self;
     $self->start if $start;
+    return $self;
+}
+
+# A started stack whose workers a test SIGKILLs in the middle of a request (t/42, t/81,
+# t/84); pools => 2 for two app hosts. Four workers a pool; idem_wait, every lock wait's
+# bound, long enough (15 s) that nothing times out while the test holds a lock; no purge by
+# the pool, so the only lock waits are the test's; SIGKILL of a worker declared.
+sub crash_stack {
+    my ($class, %o) = @_;
+    my $self = $class->stack(%o, start => 0);
+    $self->conf_set(workers => 4, idem_wait => 15, purge_interval => 0);
+    $self->start;
+    $self->expect_worker_kill(9);
     return $self;
 }
 
@@ -286,6 +300,9 @@ sub wait_for {
     }
 }
 
+# A file's contents; '' when it cannot be read (not written yet).
+sub slurp { open my $fh, '<', $_[0] or return ''; local $/; scalar <$fh> }
+
 # A random Idempotency-Key (from the kernel, so forked clients never repeat each other).
 sub random_key {
     open my $fh, '<:raw', '/dev/urandom' or croak "open /dev/urandom: $!";
@@ -294,6 +311,69 @@ sub random_key {
 }
 
 # ---- the database -----------------------------------------------------------------------
+
+# The tables an API write leaves rows in, and their row counts now: {table => rows}. With
+# count_delta, what a request (or sixteen twins of it) wrote.
+our @WRITE_TABLES = qw(users batches payment_requests decisions ledger_entries audit_events
+    idempotency_keys);
+sub row_counts {
+    my ($self) = @_;
+    my $dbh = $self->dbh;
+    return { map { $_ => scalar $dbh->selectrow_array("SELECT COUNT(*) FROM $_") } @WRITE_TABLES };
+}
+
+# The server's error number for $sql run on $dbh (e.g. 1142 for a privilege refused, 1644 for
+# a trigger's SIGNAL): 0 when it succeeded.
+sub sql_error {
+    my ($dbh, $sql, @bind) = @_;
+    return eval { $dbh->do($sql, undef, @bind); 1 } ? 0 : $dbh->err;
+}
+
+# {table => rows in $after - rows in $before}, of two row_counts.
+sub count_delta {
+    my ($before, $after) = @_;
+    return { map { $_ => $after->{$_} - $before->{$_} } keys %$before };
+}
+
+# The pids of the workers holding an accepted FastCGI connection: one socket more than the
+# listening socket and the database connection every worker of their pool has.
+sub busy_workers {
+    my ($self) = @_;
+    my %sockets;
+    for my $pid ($self->worker_pids) {
+        opendir my $d, "/proc/$pid/fd" or next;
+        $sockets{$pid} = grep { (readlink("/proc/$pid/fd/$_") // '') =~ /^socket:/ } readdir $d;
+    }
+    my %idle;    # the fewest sockets a worker of the same pool has
+    for my $n (1 .. $self->pools) {
+        my @mine = grep { exists $sockets{$_} } $self->worker_pids($n);
+        $idle{$_} = (sort { $a <=> $b } map { $sockets{$_} } @mine)[0] // 0 for @mine;
+    }
+    return grep { $sockets{$_} > $idle{$_} } keys %sockets;
+}
+
+# Five tests: the request $pending (of req_bg) waits for a lock the test's transaction $h
+# holds ($o{waits} names the wait), having written at least $o{rows} rows ($o{written} says
+# which); one worker serves it; SIGKILLed, its client gets 502; then $h is rolled back and
+# disconnected, and the killed attempt is rolled back by the database.
+sub kill_lock_waiter {
+    my ($self, $h, $pending, %o) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $dbh = $self->dbh;
+    $self->wait_until($o{waits}, sub { $self->lock_waits == 1 });
+    my $rows = $dbh->selectrow_array(q{SELECT trx_rows_modified FROM information_schema.INNODB_TRX
+        WHERE trx_state = 'LOCK WAIT'});
+    Test::More::cmp_ok($rows // 0, '>=', $o{rows},
+        "it has written already (@{[ $rows // 0 ]} rows: $o{written})");
+    my @busy = $self->busy_workers;
+    Test::More::is(scalar @busy, 1, 'one worker is serving it');
+    kill 'KILL', @busy;
+    is_error($pending->(), 502, 'BAD_GATEWAY', 'its client gets 502');
+    $h->rollback;
+    $h->disconnect;
+    $self->wait_until('the killed attempt is rolled back', sub {
+        !$dbh->selectrow_array('SELECT COUNT(*) FROM information_schema.INNODB_TRX') });
+}
 
 # How many transactions wait for a row lock now. MariaDB refreshes INNODB_TRX only when it
 # has not been read for 100 ms: poll it more slowly than that (wait_until does).
@@ -390,12 +470,13 @@ sub _show { defined $_[0] ? (ref $_[0] ? 'not a string' : "'$_[0]'") : 'missing'
 
 # ---- organisations and users -----------------------------------------------------------
 
-sub _tag { sprintf '%d-%d-%s', $$, ++$SEQ, substr random_key(), 2, 8 }
+# A string no other call (in this process or another) returns: for names, emails and keys.
+sub tag { sprintf '%d-%d-%s', $$, ++$SEQ, substr random_key(), 2, 10 }
 
 # A new organisation and its first ADMIN: {orgId, userId, token}.
 sub new_org {
     my ($self, %o) = @_;
-    my $tag = _tag();
+    my $tag = tag();
     return $self->bootstrap(
         org   => $o{org} // "Org $tag",
         email => $o{email} // "admin-$tag\@example.test",
@@ -406,7 +487,7 @@ sub new_org {
 # A user of the admin's organisation with a token: {id, token, email, name, roles}.
 sub new_user {
     my ($self, $admin_token, %o) = @_;
-    my $tag = _tag();
+    my $tag = tag();
     my %user = (
         email => $o{email} // "user-$tag\@example.test",
         name  => $o{name} // "User $tag",

@@ -177,6 +177,22 @@ static long now_ms(void)
 	return t.tv_sec * 1000L + t.tv_nsec / 1000000L;
 }
 
+/* One handle for the process's posts, reset between them: its connection cache keeps the
+ * connection to a receiver open from one event to the next (a new TCP, and for https TLS,
+ * handshake an event was most of the deliverer's work). A kept connection was checked by
+ * open_socket when it was made; the options, the timeout and the body limit are set
+ * afresh for every post. NULL when curl cannot make one. */
+static CURL *handle;
+
+static CURL *reused(void)
+{
+	if (handle)
+		curl_easy_reset(handle);
+	else
+		handle = curl_easy_init();
+	return handle;
+}
+
 void webhook_post(const struct config *cfg, const char *url, const char *secret,
 	const char *id, const char *body, size_t len, struct webhook_result *res)
 {
@@ -189,7 +205,7 @@ void webhook_post(const struct config *cfg, const char *url, const char *secret,
 		snprintf(res->error, sizeof res->error, "the endpoint's secret is unusable");
 		return;
 	}
-	CURL *k = curl_easy_init();
+	CURL *k = reused();
 	struct curl_slist *h = headers_for(id, ts, sig);
 	CURLcode rc = CURLE_FAILED_INIT;
 	if (k && h) {
@@ -208,12 +224,19 @@ void webhook_post(const struct config *cfg, const char *url, const char *secret,
 	else
 		snprintf(res->error, sizeof res->error, "HTTP %ld", res->status);
 	curl_slist_free_all(h);
-	curl_easy_cleanup(k);
 }
 
 int webhook_global_init(void)
 {
 	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+void webhook_global_cleanup(void)
+{
+	if (handle)
+		curl_easy_cleanup(handle);
+	handle = NULL;
+	curl_global_cleanup();
 }
 
 long long webhook_retry_after_ms(long long failures)

@@ -42,6 +42,8 @@ void webhook_post(const struct config *cfg, const char *url, const char *secret,
 
 /* curl_global_init, once per process, before any thread or fork that posts. */
 int webhook_global_init(void);
+/* Frees what webhook_post keeps between posts (its handle, with its open connections). */
+void webhook_global_cleanup(void);
 
 /* The wait after the n-th failure in a row (API §12): 5 s, 30 s, 2 min, 10 min, 1 h, then
  * 6 h; webhooks and mail alike. */

@@ -35,6 +35,11 @@ subtest 'the stack runs a deliverer' => sub {
     ok $s->{pid}{deliver}, 'started with the pool';
     batches('one');
     $s->wait_until('delivered', sub { $rx->received('/hook') >= 1 });
+    # deliver_nice (default 10): the pool's requests come first on shared cores. Field 19
+    # of /proc/PID/stat is the nice value (after the command in parentheses).
+    my $stat = do { local (@ARGV, $/) = ("/proc/$s->{pid}{deliver}/stat"); <> };
+    my @f = split ' ', $stat =~ s/^.*\) //sr;
+    is $f[16], 10, 'it runs at nice 10, below the pool';
 };
 
 subtest 'killed with SIGKILL, it is restarted by supervise' => sub {

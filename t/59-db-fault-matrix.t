@@ -31,9 +31,10 @@ my $approver = $s->new_user($o->{token}, roles => ['APPROVER']);
 
 # The connection is lost (before the server got the statement, or after it ran it), the node
 # is not ready, the server refuses (read-only, no connection left, access denied after a
-# restart, COMMIT failed, query killed), or contention (deadlock, lock wait timeout).
+# restart, COMMIT failed, query killed), or contention (deadlock, lock wait timeout, the
+# AUTO-INC lock's wait failing: 1467).
 my @LOST = (2006, 2013, 2055, 1927, 1047);
-my @FAULTS = ((map { [$_, 0] } @LOST, 1213, 1205, 1290, 1040, 1045, 1180, 1317, 1020),
+my @FAULTS = ((map { [$_, 0] } @LOST, 1213, 1205, 1467, 1290, 1040, 1045, 1180, 1317, 1020),
     map { [$_, 1] } @LOST);
 
 sub one { scalar $root->selectrow_array(@_) }

@@ -80,7 +80,7 @@ sub report_xml {
         WHERE file_id = ? ORDER BY position) x}, undef, $f, $f) };
     my $d = sub { hex substr md5_hex("$SEED-$f-$n-$_[0]"), 0, 8 };
     my $rsn = sub { my $k = $d->("r$_[0]"); my $code = $REASONS[$k % @REASONS];
-        !($k % 5) ? '' : $k % 4 ? "<StsRsnInf><Rsn><Cd>$code</Cd></Rsn></StsRsnInf>"
+        !($k % 5) ? '' : $k % 2 ? "<StsRsnInf><Rsn><Cd>$code</Cd></Rsn></StsRsnInf>"
             : qq{<StsRsnInf><Rsn><Prtry>Bank "$code" \\ $k</Prtry></Rsn></StsRsnInf>} };
     my $tx = join '', map {
         my $e = $e2e[$_];

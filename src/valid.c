@@ -124,6 +124,18 @@ enum v_result v_money(struct ctx *c, const char *field, bool required, int minor
 	return V_OK;
 }
 
+const struct jv *v_string(struct ctx *c, const char *field)
+{
+	const struct jv *v = json_get(c->body, field);
+	if (!v || v->t == J_NULL)
+		detail_str(c, field, "is required");
+	else if (v->t != J_STR)
+		detail_str(c, field, "must be a string");
+	else
+		return v;
+	return NULL;
+}
+
 void v_no_unknown(struct ctx *c, const char *const known[])
 {
 	for (size_t i = 0; i < c->body->n; i++) {

@@ -24,6 +24,10 @@ enum v_result v_currency(struct ctx *c, const char *field, bool required, const 
 enum v_result v_money(struct ctx *c, const char *field, bool required, int minor, bool allow_zero,
 	int64_t *out);
 
+/* A required string member of the body as it is, or NULL with "is required" or "must be a
+ * string" recorded: for what is compared rather than shown (a password, a token). */
+const struct jv *v_string(struct ctx *c, const char *field);
+
 /* Flags every member of the body that is not in `known` (NULL-terminated). */
 void v_no_unknown(struct ctx *c, const char *const known[]);
 

@@ -96,19 +96,6 @@ int h_invitations_create(struct ctx *c)
 	return reply_done(c);
 }
 
-/* A required string member; records the error. */
-static const struct jv *want_str(struct ctx *c, const char *field)
-{
-	const struct jv *v = json_get(c->body, field);
-	if (!v || v->t == J_NULL)
-		detail_str(c, field, "is required");
-	else if (v->t != J_STR)
-		detail_str(c, field, "must be a string");
-	else
-		return v;
-	return NULL;
-}
-
 /* API §7 password rules; records the error under `password`. */
 static bool password_ok(struct ctx *c, const struct jv *pw, const char *email_key)
 {
@@ -132,7 +119,7 @@ int h_invitations_accept(struct ctx *c)
 	static const char *const none[] = { NULL };
 	int rc;
 	q_parse(c, none);
-	const struct jv *tok = want_str(c, "token"), *pw = want_str(c, "password");
+	const struct jv *tok = v_string(c, "token"), *pw = v_string(c, "password");
 	v_no_unknown(c, known);
 	if (c->ndetails)
 		return reply_validation(c);

@@ -25,9 +25,11 @@ enum { PR_ID, PR_STATUS, PR_CURRENCY, PR_AMOUNT, PR_NAME, PR_ACCOUNT, PR_PURPOSE
 int payfile_lock(struct ctx *c, long long *batch_ids, size_t *nb, long long *ids, size_t *n,
 	struct dbres *locked);
 
-/* The ids of `ids` whose request the caller is a maker of (a locking read), as id text for
- * details.requestIds; *nout their number, -1 on a database error. */
-const char **payfile_makers(struct ctx *c, const char *ids_text, size_t *nout);
+/* Separation of duties for money leaving (API §4, §9): when the caller is a maker of any
+ * request of `ids_text` (a JSON array; a locking read), answers 403 SELF_PAYMENT_FORBIDDEN
+ * with those ids in details.requestIds and `message`, and returns its status; else
+ * STEP_GO_ON, or STEP_DB_ERROR. */
+int payfile_makers_or_reply(struct ctx *c, const char *ids_text, const char *message);
 
 /* Marks the requests of a file's PAID items PAID, with their SETTLEMENT entries (`ids`: the
  * JSON array of their ids). 0, or -1 on a database error. */

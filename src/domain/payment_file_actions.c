@@ -89,17 +89,9 @@ static int lock_items(struct ctx *c, struct locked_file *f)
 	return payfile_lock(c, f->batches, &f->nbatches, f->requests, &f->n, &locked);
 }
 
-static int refuse_makers(struct ctx *c, const struct locked_file *f)
+static int makers_or_reply(struct ctx *c, const struct locked_file *f)
 {
-	size_t n;
-	const char **mine = payfile_makers(c, f->ids_text, &n);
-	if (!mine)
-		return STEP_DB_ERROR;
-	if (!n)
-		return STEP_GO_ON;
-	c->ndetails = 0;
-	detail_list(c, "requestIds", mine, n);
-	return reply_error(c, 403, "SELF_PAYMENT_FORBIDDEN",
+	return payfile_makers_or_reply(c, f->ids_text,
 		"you may not pay a request you created, changed or whose batch you submitted");
 }
 
@@ -128,7 +120,7 @@ int h_payment_files_confirm(struct ctx *c)
 		return reply_validation(c);
 	if (strcmp(f.status, "CREATED") != 0)
 		return reply_invalid_state(c, f.status);
-	if ((rc = lock_items(c, &f)) || (rc = refuse_makers(c, &f)))
+	if ((rc = lock_items(c, &f)) || (rc = makers_or_reply(c, &f)))
 		return rc;
 	if (db_exec(c->db, SQL_ITEMS_PAY, "i", f.id) < 0 ||
 	    payfile_pay_requests(c, f.id, f.ids_text) < 0 ||

@@ -260,18 +260,19 @@ int payfile_lock(struct ctx *c, long long *batch_ids, size_t *nb, long long *ids
 	return STEP_GO_ON;
 }
 
-const char **payfile_makers(struct ctx *c, const char *ids_text, size_t *nout)
+int payfile_makers_or_reply(struct ctx *c, const char *ids_text, const char *message)
 {
 	struct dbres r;
-	if (db_query(c->db, c->a, &r, SQL_MAKERS, "si", ids_text, c->me.user_id) < 0) {
-		*nout = (size_t)-1;
-		return NULL;
-	}
-	const char **out = arena_alloc(c->a, (r.nrows + 1) * sizeof *out);
+	if (db_query(c->db, c->a, &r, SQL_MAKERS, "si", ids_text, c->me.user_id) < 0)
+		return STEP_DB_ERROR;
+	if (r.nrows == 0)
+		return STEP_GO_ON;
+	const char **mine = arena_alloc(c->a, r.nrows * sizeof *mine);
 	for (size_t i = 0; i < r.nrows; i++)
-		out[i] = db_s(&r, i, MK_REQUEST);
-	*nout = r.nrows;
-	return out;
+		mine[i] = db_s(&r, i, MK_REQUEST);
+	c->ndetails = 0;
+	detail_list(c, "requestIds", mine, r.nrows);
+	return reply_error(c, 403, "SELF_PAYMENT_FORBIDDEN", message);
 }
 
 /* ---- POST /api/v1/payment-files ---------------------------------------------------------- */
@@ -481,14 +482,8 @@ static int check_debtor_and_makers_or_reply(struct ctx *c, struct create *k)
 	k->debtor_name = db_s(&r, 0, DEB_NAME);
 	k->debtor_iban = db_s(&r, 0, DEB_IBAN);
 	k->debtor_bic = db_s(&r, 0, DEB_BIC);
-	size_t n;
-	const char **mine = payfile_makers(c, k->ids_text, &n);
-	if (!mine)
-		return STEP_DB_ERROR;
-	if (n)
-		return refuse(c, 403, "SELF_PAYMENT_FORBIDDEN", NULL, mine, n,
-			"you may not pay a request you created, changed or whose batch you submitted");
-	return STEP_GO_ON;
+	return payfile_makers_or_reply(c, k->ids_text,
+		"you may not pay a request you created, changed or whose batch you submitted");
 }
 
 /* The exact sum of the amounts as decimal text: two base-10^18 limbs hold 2,000 × 2^63. */

@@ -215,19 +215,6 @@ static int start_session(struct ctx *c, const unsigned char key[SHA256_LEN], con
 	}
 }
 
-/* A required string member; records the error. */
-static const struct jv *want_str(struct ctx *c, const char *field)
-{
-	const struct jv *v = json_get(c->body, field);
-	if (!v || v->t == J_NULL)
-		detail_str(c, field, "is required");
-	else if (v->t != J_STR)
-		detail_str(c, field, "must be a string");
-	else
-		return v;
-	return NULL;
-}
-
 /* The attempt, counted: one Argon2id verification (of a dummy hash when there is no usable
  * one) and, when it matches, the session. Every way to fail runs the same statements and
  * answers the same body. */
@@ -266,8 +253,8 @@ int h_sessions_create(struct ctx *c)
 	static const char *const known[] = { "orgId", "email", "password", NULL };
 	static const char *const none[] = { NULL };
 	q_parse(c, none);
-	const struct jv *org = want_str(c, "orgId"), *email = want_str(c, "email"),
-		*pw = want_str(c, "password");
+	const struct jv *org = v_string(c, "orgId"), *email = v_string(c, "email"),
+		*pw = v_string(c, "password");
 	v_no_unknown(c, known);
 	if (c->ndetails)
 		return reply_validation(c);

@@ -334,21 +334,14 @@ static int apply(struct ctx *c, struct apply *k)
 	return reply_payment_file(c, 200, k->file);
 }
 
-static int refuse_makers(struct ctx *c, const struct apply *k)
+static int makers_or_reply(struct ctx *c, const struct apply *k)
 {
 	long long *ids = arena_alloc(c->a, (k->n + 1) * sizeof *ids);
 	for (size_t i = 0; i < k->n; i++)
 		ids[i] = k->items[i].request;
-	size_t n;
-	const char **mine = payfile_makers(c, ids_json(c->a, ids, k->n), &n);
-	if (!mine)
-		return STEP_DB_ERROR;
-	if (!n)
-		return STEP_GO_ON;
-	c->ndetails = 0;
-	detail_list(c, "requestIds", mine, n);
-	return reply_error(c, 403, "SELF_PAYMENT_FORBIDDEN", "a maker of a request in this file"
-		" may not post the bank's answer for it (a report moves money as a payment does)");
+	return payfile_makers_or_reply(c, ids_json(c->a, ids, k->n), "a maker of a request in"
+		" this file may not post the bank's answer for it (a report moves money as a payment"
+		" does)");
 }
 
 /* The report must answer this file: its OrgnlMsgId, and the OrgnlPmtInfId of each payment
@@ -390,7 +383,7 @@ int h_status_reports_post(struct ctx *c)
 		return reply_invalid_state(c, k.status);
 	if ((rc = same_message_or_reply(c, &k)))
 		return rc;
-	if ((rc = refuse_makers(c, &k)))
+	if ((rc = makers_or_reply(c, &k)))
 		return rc;
 	if (db_query(c->db, c->a, &seen, SQL_SEEN, "is", k.file, k.rp->message_id) < 0)
 		return STEP_DB_ERROR;
